@@ -1,0 +1,207 @@
+// Layout = shape + strides (in elements), as in CuTe.
+//
+// Every tensor npuq touches is described by a Layout, so kernels index through one rule
+// (offset = sum(index[i] * stride[i])) instead of ad-hoc arithmetic per format. Ops use a fixed
+// *logical* dimension order (activations N,H,W,C; conv weights O,H,W,I; matrices rows,cols) and
+// other memory orders are expressed by strides: `nchw(...)` returns a layout whose logical order
+// is still (N,H,W,C) but whose strides walk NCHW memory, and a [N,K] weight matrix is used as a
+// [K,N] operand through `col_major(K, N)`. Slicing and transposing produce new layouts without
+// copying data.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+namespace npuq {
+
+class Layout {
+ public:
+  static constexpr int max_rank = 6;
+
+  Layout() = default;
+
+  // Contiguous row-major (last dimension fastest) layout of the given extents.
+  static Layout row_major(std::initializer_list<std::int64_t> extents) {
+    Layout l;
+    if (extents.size() > max_rank) return too_many_dims();
+    for (std::int64_t e : extents) l.shape_[static_cast<std::size_t>(l.rank_++)] = e;
+    l.make_row_major_strides();
+    return l;
+  }
+  // Explicit shape and strides.
+  static Layout strided(std::initializer_list<std::int64_t> extents, std::initializer_list<std::int64_t> strides) {
+    Layout l;
+    if (extents.size() > max_rank || strides.size() > max_rank) return too_many_dims();
+    for (std::int64_t e : extents) l.shape_[static_cast<std::size_t>(l.rank_++)] = e;
+    int i = 0;
+    for (std::int64_t s : strides) l.stride_[static_cast<std::size_t>(i++)] = s;
+    l.strides_given_ = i;
+    return l;
+  }
+
+  // Matrices: logical (rows, cols).
+  static Layout matrix(std::int64_t rows, std::int64_t cols) { return row_major({rows, cols}); }
+  // Column-major (rows, cols) matrix, i.e. the transpose of a row-major [cols, rows] buffer.
+  static Layout col_major(std::int64_t rows, std::int64_t cols) { return strided({rows, cols}, {1, rows}); }
+
+  // Activations, logical (N, H, W, C).
+  static Layout nhwc(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c) { return row_major({n, h, w, c}); }
+  static Layout nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
+    return strided({n, h, w, c}, {c * h * w, w, 1, h * w});
+  }
+  // Convolution weights, logical (O, KH, KW, I) where I = input channels per group.
+  static Layout ohwi(std::int64_t o, std::int64_t kh, std::int64_t kw, std::int64_t i) { return row_major({o, kh, kw, i}); }
+  static Layout oihw(std::int64_t o, std::int64_t i, std::int64_t kh, std::int64_t kw) {
+    return strided({o, kh, kw, i}, {i * kh * kw, kw, 1, kh * kw});
+  }
+  // Depthwise weights, logical (KH, KW, C*M): output channel oc = c * M + m.
+  static Layout hwc_m(std::int64_t kh, std::int64_t kw, std::int64_t c, std::int64_t m) {
+    return row_major({kh, kw, c * m});
+  }
+
+  int rank() const { return rank_; }
+  std::int64_t dim(int i) const { return shape_[static_cast<std::size_t>(norm(i))]; }
+  std::int64_t stride(int i) const { return stride_[static_cast<std::size_t>(norm(i))]; }
+  const std::int64_t* shape() const { return shape_.data(); }
+  const std::int64_t* strides() const { return stride_.data(); }
+  // True when the factory was given as many strides as extents (always true for named factories).
+  bool well_formed() const {
+    if (rank_ < 0 || rank_ > max_rank) return false;
+    if (strides_given_ >= 0 && strides_given_ != rank_) return false;
+    for (int i = 0; i < rank_; ++i)
+      if (shape_[i] < 0 || stride_[i] < 0) return false;
+    return true;
+  }
+
+  // Number of logical elements.
+  std::int64_t size() const {
+    std::int64_t n = 1;
+    for (int i = 0; i < rank_; ++i) n *= shape_[i];
+    return n;
+  }
+  // One past the largest offset reached (0 for an empty layout). Strides are non-negative.
+  std::int64_t span() const {
+    std::int64_t last = 0;
+    for (int i = 0; i < rank_; ++i) {
+      if (shape_[i] == 0) return 0;
+      last += (shape_[i] - 1) * stride_[i];
+    }
+    return last + 1;
+  }
+  bool is_row_major() const { return *this == row_major_like(); }
+
+  // Offset of a multi-index (elements).
+  template <class... I>
+  std::int64_t operator()(I... idx) const {
+    static_assert(sizeof...(I) <= max_rank, "too many indices");
+    const std::int64_t ix[] = {static_cast<std::int64_t>(idx)...};
+    std::int64_t off = 0;
+    for (std::size_t i = 0; i < sizeof...(I); ++i) off += ix[i] * stride_[i];
+    return off;
+  }
+
+  // Offset of an index array of length rank().
+  std::int64_t offset_of(const std::int64_t* idx) const {
+    std::int64_t off = 0;
+    for (int i = 0; i < rank_; ++i) off += idx[i] * stride_[i];
+    return off;
+  }
+
+  // No two in-range indices map to the same offset (required of outputs).
+  bool is_non_overlapping() const {
+    std::array<int, max_rank> order{};
+    int n = 0;
+    for (int i = 0; i < rank_; ++i)
+      if (shape_[i] > 1) order[static_cast<std::size_t>(n++)] = i;
+    for (int a = 1; a < n; ++a)  // insertion sort by stride
+      for (int b = a; b > 0 && stride_[order[b]] < stride_[order[b - 1]]; --b) std::swap(order[b], order[b - 1]);
+    std::int64_t need = 1;
+    for (int a = 0; a < n; ++a) {
+      if (stride_[order[a]] < need) return false;
+      need = stride_[order[a]] * shape_[order[a]];
+    }
+    return true;
+  }
+
+  // Sub-range [start, start + len) of dimension d; returns the element offset of the new origin.
+  Layout slice(int d, std::int64_t start, std::int64_t len, std::int64_t* offset) const {
+    Layout l = *this;
+    l.shape_[static_cast<std::size_t>(norm(d))] = len;
+    *offset = start * stride(d);
+    return l;
+  }
+  // Swaps two dimensions (a transposed view).
+  Layout transpose(int a, int b) const {
+    Layout l = *this;
+    std::swap(l.shape_[static_cast<std::size_t>(norm(a))], l.shape_[static_cast<std::size_t>(norm(b))]);
+    std::swap(l.stride_[static_cast<std::size_t>(norm(a))], l.stride_[static_cast<std::size_t>(norm(b))]);
+    return l;
+  }
+
+  // "(2,3,4):(12,4,1)"
+  std::string to_string() const {
+    std::string s = "(";
+    for (int i = 0; i < rank_; ++i) s += (i ? "," : "") + std::to_string(shape_[i]);
+    s += "):(";
+    for (int i = 0; i < rank_; ++i) s += (i ? "," : "") + std::to_string(stride_[i]);
+    return s + ")";
+  }
+  std::string shape_string() const {
+    std::string s = "[";
+    for (int i = 0; i < rank_; ++i) s += (i ? "," : "") + std::to_string(shape_[i]);
+    return s + "]";
+  }
+
+  friend bool operator==(const Layout& a, const Layout& b) {
+    if (a.rank_ != b.rank_) return false;
+    for (int i = 0; i < a.rank_; ++i)
+      if (a.shape_[i] != b.shape_[i] || a.stride_[i] != b.stride_[i]) return false;
+    return true;
+  }
+  friend bool operator!=(const Layout& a, const Layout& b) { return !(a == b); }
+
+ private:
+  static Layout too_many_dims() {  // a layout that fails well_formed()
+    Layout l;
+    l.strides_given_ = max_rank + 1;
+    return l;
+  }
+  int norm(int i) const { return i < 0 ? i + rank_ : i; }
+  void make_row_major_strides() {
+    std::int64_t s = 1;
+    for (int i = rank_ - 1; i >= 0; --i) {
+      stride_[static_cast<std::size_t>(i)] = s;
+      s *= shape_[static_cast<std::size_t>(i)];
+    }
+  }
+  Layout row_major_like() const {
+    Layout l = *this;
+    l.make_row_major_strides();
+    return l;
+  }
+
+  int rank_ = 0;
+  int strides_given_ = -1;
+  std::array<std::int64_t, max_rank> shape_{};
+  std::array<std::int64_t, max_rank> stride_{};
+};
+
+// Calls f(index) for every multi-index of the layout, last dimension fastest.
+template <class F>
+void for_each_index(const Layout& l, F&& f) {
+  if (l.size() == 0) return;
+  std::array<std::int64_t, Layout::max_rank> idx{};
+  for (;;) {
+    f(static_cast<const std::int64_t*>(idx.data()));
+    int d = l.rank() - 1;
+    for (; d >= 0; --d) {
+      if (++idx[static_cast<std::size_t>(d)] < l.dim(d)) break;
+      idx[static_cast<std::size_t>(d)] = 0;
+    }
+    if (d < 0) return;
+  }
+}
+
+}  // namespace npuq

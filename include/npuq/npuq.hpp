@@ -1,0 +1,18 @@
+// npuq: quantized neural-network kernels with an NPU's exact integer results on any CPU.
+//
+// Umbrella header: includes the core types, numerics profiles, formats and every op with the
+// backends that are available. Include individual headers to keep compile times down.
+#pragma once
+
+#include "npuq/core/backend.hpp"
+#include "npuq/core/dtype.hpp"
+#include "npuq/core/fixed_point.hpp"
+#include "npuq/core/layout.hpp"
+#include "npuq/core/numerics.hpp"
+#include "npuq/core/quant.hpp"
+#include "npuq/core/status.hpp"
+#include "npuq/core/tensor.hpp"
+#include "npuq/formats/int4.hpp"
+#include "npuq/ops/conv2d.hpp"
+#include "npuq/ops/gemm.hpp"
+#include "npuq/version.hpp"

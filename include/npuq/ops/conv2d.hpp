@@ -1,0 +1,45 @@
+// conv2d and depthwise conv2d entry points: validate, then run on the chosen backend.
+//
+//   npuq::conv2d(npuq::scalar, params, input, weights, bias, out);            // throws npuq::error
+//   npuq::status s = npuq::try_depthwise_conv2d(npuq::scalar, dparams, input, dw_weights, bias, out);
+//
+// Nothing is written when validation fails. The contracts are in conv2d_problem.hpp and
+// depthwise_problem.hpp.
+#pragma once
+
+#include "npuq/backends/scalar/conv2d.hpp"
+#include "npuq/ops/conv2d_problem.hpp"
+#include "npuq/ops/depthwise_problem.hpp"
+
+namespace npuq {
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+status try_conv2d(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
+                  const XO& out) {
+  conv2d_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
+  NPUQ_RETURN_IF_ERROR(make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
+  return execute(backend, problem);
+}
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+void conv2d(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
+            const XO& out) {
+  throw_if_error(try_conv2d(backend, params, input, weights, bias, out));
+}
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+status try_depthwise_conv2d(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
+                            const XBias& bias, const XO& out) {
+  depthwise_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
+  NPUQ_RETURN_IF_ERROR(
+      make_depthwise_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
+  return execute(backend, problem);
+}
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+void depthwise_conv2d(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
+                      const XBias& bias, const XO& out) {
+  throw_if_error(try_depthwise_conv2d(backend, params, input, weights, bias, out));
+}
+
+}  // namespace npuq

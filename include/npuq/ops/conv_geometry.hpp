@@ -1,0 +1,97 @@
+// Sliding-window geometry shared by conv2d and depthwise conv2d: stride, dilation, padding,
+// and the output size they imply.
+//
+// Padding is explicit (top, bottom, left, right), or SAME / VALID as TensorFlow defines them:
+// SAME gives ceil(H / stride) output rows and puts the odd padding row at the bottom; VALID pads
+// nothing. Padded taps contribute nothing to the sum, which is the same as reading the input
+// zero point there (NUMERICS.md section 3).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+
+#include "npuq/core/status.hpp"
+
+namespace npuq {
+
+enum class padding_kind : std::uint8_t { explicit_pad, same, valid };
+
+struct padding_spec {
+  padding_kind kind = padding_kind::explicit_pad;
+  std::int64_t top = 0, bottom = 0, left = 0, right = 0;
+
+  static padding_spec same() { return {padding_kind::same, 0, 0, 0, 0}; }
+  static padding_spec valid() { return {padding_kind::valid, 0, 0, 0, 0}; }
+  static padding_spec symmetric(std::int64_t p) { return {padding_kind::explicit_pad, p, p, p, p}; }
+  static padding_spec explicit_(std::int64_t top, std::int64_t bottom, std::int64_t left, std::int64_t right) {
+    return {padding_kind::explicit_pad, top, bottom, left, right};
+  }
+};
+
+struct window_params {
+  std::int64_t stride_h = 1, stride_w = 1;
+  std::int64_t dilation_h = 1, dilation_w = 1;
+  padding_spec padding{};
+};
+
+// Resolved geometry of one sliding-window op (NHWC input, KH x KW window).
+struct conv_geometry {
+  std::int64_t N = 0, H = 0, W = 0, C = 0;
+  std::int64_t KH = 0, KW = 0;
+  std::int64_t OH = 0, OW = 0;
+  std::int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  std::int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+};
+
+namespace detail {
+
+// Output extent and leading padding along one spatial axis.
+inline status resolve_axis(const char* axis, std::int64_t in, std::int64_t k, std::int64_t stride, std::int64_t dil,
+                           const padding_spec& pad, std::int64_t pad_lo, std::int64_t pad_hi, std::int64_t* out,
+                           std::int64_t* lo, std::int64_t* hi) {
+  const std::int64_t eff = (k - 1) * dil + 1;  // extent of the dilated window
+  switch (pad.kind) {
+    case padding_kind::same: {
+      *out = (in + stride - 1) / stride;
+      const std::int64_t total = std::max<std::int64_t>((*out - 1) * stride + eff - in, 0);
+      *lo = total / 2;
+      *hi = total - *lo;
+      return {};
+    }
+    case padding_kind::valid: *lo = *hi = 0; break;
+    case padding_kind::explicit_pad:
+      if (pad_lo < 0 || pad_hi < 0)
+        return {errc::invalid_argument, std::string("padding: negative padding along ") + axis};
+      *lo = pad_lo;
+      *hi = pad_hi;
+      break;
+  }
+  if (in + *lo + *hi < eff)
+    return {errc::invalid_shape, std::string("input: ") + axis + " extent " + std::to_string(in) + " plus padding " +
+                                     std::to_string(*lo + *hi) + " is smaller than the dilated kernel extent " +
+                                     std::to_string(eff)};
+  *out = (in + *lo + *hi - eff) / stride + 1;
+  return {};
+}
+
+inline status resolve_geometry(const window_params& w, conv_geometry* g) {
+  if (w.stride_h < 1 || w.stride_w < 1)
+    return {errc::invalid_argument, "stride: must be >= 1, got " + std::to_string(w.stride_h) + "x" + std::to_string(w.stride_w)};
+  if (w.dilation_h < 1 || w.dilation_w < 1)
+    return {errc::invalid_argument,
+            "dilation: must be >= 1, got " + std::to_string(w.dilation_h) + "x" + std::to_string(w.dilation_w)};
+  if (g->KH < 1 || g->KW < 1) return {errc::invalid_shape, "weights: kernel extent must be >= 1"};
+  g->stride_h = w.stride_h;
+  g->stride_w = w.stride_w;
+  g->dilation_h = w.dilation_h;
+  g->dilation_w = w.dilation_w;
+  NPUQ_RETURN_IF_ERROR(resolve_axis("height", g->H, g->KH, w.stride_h, w.dilation_h, w.padding, w.padding.top, w.padding.bottom,
+                                    &g->OH, &g->pad_top, &g->pad_bottom));
+  NPUQ_RETURN_IF_ERROR(resolve_axis("width", g->W, g->KW, w.stride_w, w.dilation_w, w.padding, w.padding.left, w.padding.right,
+                                    &g->OW, &g->pad_left, &g->pad_right));
+  return {};
+}
+
+}  // namespace detail
+}  // namespace npuq
