@@ -104,7 +104,7 @@ status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, con
   NPUQ_RETURN_IF_ERROR(detail::validate_weight_zero_points(b, b.rank() - 1, "b"));
   NPUQ_RETURN_IF_ERROR(validate_quant(out.quant(), out.layout(), out.type(), "output", false));
   NPUQ_RETURN_IF_ERROR(detail::validate_bias(bias, N));
-  NPUQ_RETURN_IF_ERROR(detail::make_output_stage(p, a, b, out, N, b.rank() - 1, &pb->stage));
+  NPUQ_RETURN_IF_ERROR(detail::make_output_stage(p, a, b, out, N, b.rank() - 1, &pb->stage, "a", "b"));
   NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, a, b, bias));
 
   pb->a = a;

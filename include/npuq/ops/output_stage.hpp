@@ -62,7 +62,8 @@ namespace detail {
 
 template <class A, class W, class O>
 status make_output_stage(const output_params& p, const TensorView<A>& in, const TensorView<W>& w, const TensorView<O>& out,
-                         std::int64_t channels, int w_channel_axis, output_stage* st) {
+                         std::int64_t channels, int w_channel_axis, output_stage* st, const char* in_name = "input",
+                         const char* w_name = "weights") {
   NPUQ_RETURN_IF_ERROR(p.numerics.validate());
   st->numerics = p.numerics;
   using OT = std::remove_const_t<O>;
@@ -90,13 +91,15 @@ status make_output_stage(const output_params& p, const TensorView<A>& in, const 
     for (std::size_t i = 0; i < p.requant.size(); ++i) NPUQ_RETURN_IF_ERROR(validate_requant_channel(p.numerics, p.requant[i], i));
     st->channel = p.requant;
   } else {
-    if (!in.quant().present()) return {errc::invalid_quantization, "input: a scale is needed to derive the requantization"};
-    if (!w.quant().present()) return {errc::invalid_quantization, "weights: scales are needed to derive the requantization"};
+    if (!in.quant().present())
+      return {errc::invalid_quantization, std::string(in_name) + ": a scale is needed to derive the requantization"};
+    if (!w.quant().present())
+      return {errc::invalid_quantization, std::string(w_name) + ": scales are needed to derive the requantization"};
     const Quant& wq = w.quant();
     if (wq.granularity == quant_granularity::per_group)
-      return {errc::unsupported, "weights: group-wise scales cannot be folded into one output multiplier"};
+      return {errc::unsupported, std::string(w_name) + ": group-wise scales cannot be folded into one output multiplier"};
     if (wq.granularity == quant_granularity::per_axis && wq.axis != w_channel_axis)
-      return {errc::invalid_quantization, "weights: per-channel quantization must be along axis " +
+      return {errc::invalid_quantization, std::string(w_name) + ": per-channel quantization must be along axis " +
                                               std::to_string(w_channel_axis) + " (output channels), got axis " +
                                               std::to_string(wq.axis)};
     const std::size_t n = wq.scales.size();
