@@ -82,6 +82,12 @@ using storage_t = typename element_traits<std::remove_const_t<T>>::storage;
 template <class T>
 using value_t = typename element_traits<std::remove_const_t<T>>::value;
 
+// Operand types of the int8 ops: 8-bit activations/weights, and what an accumulating op may write.
+template <class T>
+constexpr bool is_8bit_v = std::is_same<T, std::int8_t>::value || std::is_same<T, std::uint8_t>::value;
+template <class T>
+constexpr bool is_op_output_v = is_8bit_v<T> || std::is_same<T, std::int32_t>::value;
+
 // Bytes needed to hold n elements of T.
 template <class T>
 constexpr std::int64_t bytes_for(std::int64_t n) {

@@ -3,13 +3,11 @@
 //   npuq::conv2d(npuq::scalar, params, input, weights, bias, out);            // throws npuq::error
 //   npuq::status s = npuq::try_depthwise_conv2d(npuq::scalar, dparams, input, dw_weights, bias, out);
 //
-// Nothing is written when validation fails. The contracts are in conv2d_problem.hpp and
-// depthwise_problem.hpp.
+// Nothing is written when validation fails. The contracts are in conv2d_problem.hpp.
 #pragma once
 
 #include "npuq/backends/scalar/conv2d.hpp"
 #include "npuq/ops/conv2d_problem.hpp"
-#include "npuq/ops/depthwise_problem.hpp"
 
 namespace npuq {
 

@@ -1,13 +1,21 @@
-// conv2d: parameters, validation, and the validated problem every backend executes.
+// conv2d and depthwise conv2d: parameters, validation, and the validated problems every backend
+// executes.
 //
-// out[n, oy, ox, oc] = requant( sum over (ky, kx, ic) inside the image of
-//     (in[n, oy*sh - pad_top + ky*dh, ox*sw - pad_left + kx*dw, g*Cg + ic] - in_zp) * (w[oc, ky, kx, ic] - w_zp[oc])
-//   + bias[oc] ),   g = oc / (OC / groups), Cg = C / groups.
+// conv2d:
+//   out[n, oy, ox, oc] = requant( sum over (ky, kx, ic) inside the image of
+//       (in[n, oy*sh - pad_top + ky*dh, ox*sw - pad_left + kx*dw, g*Cg + ic] - in_zp) * (w[oc, ky, kx, ic] - w_zp[oc])
+//     + bias[oc] ),   g = oc / (OC / groups), Cg = C / groups.
+//   Weights are logical OHWI (Layout::oihw for ONNX order).
 //
-// Input is logical NHWC (an NCHW buffer is passed through Layout::nchw), weights logical OHWI
-// (Layout::oihw for ONNX order), int8 or uint8 with per-tensor or per-output-channel scales and
-// zero points. The reduction runs in (ky, kx, ic) order, which matters only for saturating
-// accumulators.
+// depthwise conv2d:
+//   out[n, oy, ox, c*M + m] = requant( sum over (ky, kx) inside the image of
+//       (in[n, oy*sh - pad_top + ky*dh, ox*sw - pad_left + kx*dw, c] - in_zp) * (w[ky, kx, c*M + m] - w_zp[c*M + m])
+//     + bias[c*M + m] )
+//   Weights are [KH, KW, C*M] (Layout::hwc_m) or TFLite's [1, KH, KW, C*M]; M = OC / C.
+//
+// Input is logical NHWC (an NCHW buffer is passed through Layout::nchw). Inputs and weights are
+// int8 or uint8; weights have per-tensor or per-output-channel scales and zero points. The
+// reduction runs in (ky, kx, ic) order, which matters only for saturating accumulators.
 #pragma once
 
 #include <cstdint>
@@ -23,16 +31,14 @@ namespace npuq {
 struct conv2d_params : output_params, window_params {
   std::int64_t groups = 1;
 };
+struct depthwise_params : output_params, window_params {};
 
+// What conv2d and depthwise share once validated.
 template <class I, class W, class O>
-struct conv2d_problem {
-  static_assert(std::is_same<I, std::int8_t>::value || std::is_same<I, std::uint8_t>::value,
-                "conv2d: input must be int8_t or uint8_t");
-  static_assert(std::is_same<W, std::int8_t>::value || std::is_same<W, std::uint8_t>::value,
-                "conv2d: weights must be int8_t or uint8_t");
-  static_assert(std::is_same<O, std::int8_t>::value || std::is_same<O, std::uint8_t>::value ||
-                    std::is_same<O, std::int32_t>::value,
-                "conv2d: output must be int8_t, uint8_t or int32_t");
+struct window_problem {
+  static_assert(is_8bit_v<I>, "conv2d / depthwise_conv2d: input must be int8_t or uint8_t");
+  static_assert(is_8bit_v<W>, "conv2d / depthwise_conv2d: weights must be int8_t or uint8_t");
+  static_assert(is_op_output_v<O>, "conv2d / depthwise_conv2d: output must be int8_t, uint8_t or int32_t");
 
   TensorView<const I> in;
   TensorView<const W> w;
@@ -40,9 +46,19 @@ struct conv2d_problem {
   TensorView<O> out;
   output_stage stage;
   conv_geometry g;
-  std::int64_t OC = 0, groups = 1, in_per_group = 0, out_per_group = 0;
+  std::int64_t OC = 0;
   std::int32_t in_zero_point = 0;
   std::vector<std::int32_t> w_zero_point;  // OC entries
+};
+
+template <class I, class W, class O>
+struct conv2d_problem : window_problem<I, W, O> {
+  std::int64_t groups = 1, in_per_group = 0, out_per_group = 0;
+};
+
+template <class I, class W, class O>
+struct depthwise_problem : window_problem<I, W, O> {
+  std::int64_t multiplier = 1;  // w is always rank 3 [KH, KW, C*M] here
 };
 
 namespace detail {
@@ -60,11 +76,41 @@ status validate_activation_pair(const TensorView<const I>& in, const TensorView<
   return {};
 }
 
-template <class O>
-status validate_conv_output_shape(const TensorView<O>& out, const conv_geometry& g, std::int64_t oc) {
-  if (out.dim(0) != g.N || out.dim(1) != g.OH || out.dim(2) != g.OW || out.dim(3) != oc)
+inline conv_geometry input_geometry(const Layout& in, std::int64_t kh, std::int64_t kw) {
+  conv_geometry g;
+  g.N = in.dim(0);
+  g.H = in.dim(1);
+  g.W = in.dim(2);
+  g.C = in.dim(3);
+  g.KH = kh;
+  g.KW = kw;
+  return g;
+}
+
+// Geometry, output shape, weight quantization, bias, output stage and aliasing: the checks that
+// follow the op-specific weight shape checks; fills the shared part of the problem.
+template <class I, class W, class O>
+status finish_window_problem(const output_params& p, const window_params& wp, conv_geometry g, const TensorView<const I>& in,
+                             const TensorView<const W>& w, const TensorView<const std::int32_t>& bias, const TensorView<O>& out,
+                             std::int64_t OC, int w_channel_axis, window_problem<I, W, O>* pb) {
+  NPUQ_RETURN_IF_ERROR(resolve_geometry(wp, &g));
+  if (out.dim(0) != g.N || out.dim(1) != g.OH || out.dim(2) != g.OW || out.dim(3) != OC)
     return {errc::invalid_shape, "output: shape " + out.layout().shape_string() + ", expected [" + std::to_string(g.N) + "," +
-                                     std::to_string(g.OH) + "," + std::to_string(g.OW) + "," + std::to_string(oc) + "]"};
+                                     std::to_string(g.OH) + "," + std::to_string(g.OW) + "," + std::to_string(OC) + "]"};
+  NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), w.type(), "weights", false));
+  NPUQ_RETURN_IF_ERROR(validate_weight_zero_points(w, w_channel_axis, "weights"));
+  NPUQ_RETURN_IF_ERROR(validate_bias(bias, OC));
+  NPUQ_RETURN_IF_ERROR(make_output_stage(p, in, w, out, OC, w_channel_axis, &pb->stage));
+  NPUQ_RETURN_IF_ERROR(validate_output_memory(out, in, w, bias));
+  pb->in = in;
+  pb->w = w;
+  pb->bias = bias;
+  pb->out = out;
+  pb->g = g;
+  pb->OC = OC;
+  pb->in_zero_point = in.quant().zero_point();
+  pb->w_zero_point.resize(static_cast<std::size_t>(OC));
+  for (std::int64_t c = 0; c < OC; ++c) pb->w_zero_point[static_cast<std::size_t>(c)] = w.quant().zero_point(c);
   return {};
 }
 
@@ -76,13 +122,7 @@ status make_conv2d_problem(const conv2d_params& p, const TensorView<const I>& in
   NPUQ_RETURN_IF_ERROR(detail::validate_activation_pair(in, out));
   NPUQ_RETURN_IF_ERROR(w.validate("weights"));
   if (w.rank() != 4) return {errc::invalid_shape, "weights: rank " + std::to_string(w.rank()) + ", expected 4 (O, KH, KW, I)"};
-  conv_geometry g;
-  g.N = in.dim(0);
-  g.H = in.dim(1);
-  g.W = in.dim(2);
-  g.C = in.dim(3);
-  g.KH = w.dim(1);
-  g.KW = w.dim(2);
+  const conv_geometry g = detail::input_geometry(in.layout(), w.dim(1), w.dim(2));
   const std::int64_t OC = w.dim(0);
   if (p.groups < 1) return {errc::invalid_argument, "groups: must be >= 1, got " + std::to_string(p.groups)};
   if (g.C % p.groups != 0 || OC % p.groups != 0)
@@ -91,26 +131,37 @@ status make_conv2d_problem(const conv2d_params& p, const TensorView<const I>& in
   if (w.dim(3) != g.C / p.groups)
     return {errc::invalid_shape, "weights: shape " + w.layout().shape_string() + " has " + std::to_string(w.dim(3)) +
                                      " input channels per group, expected " + std::to_string(g.C / p.groups)};
-  NPUQ_RETURN_IF_ERROR(detail::resolve_geometry(p, &g));
-  NPUQ_RETURN_IF_ERROR(detail::validate_conv_output_shape(out, g, OC));
-  NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), w.type(), "weights", false));
-  NPUQ_RETURN_IF_ERROR(detail::validate_weight_zero_points(w, 0, "weights"));
-  NPUQ_RETURN_IF_ERROR(detail::validate_bias(bias, OC));
-  NPUQ_RETURN_IF_ERROR(detail::make_output_stage(p, in, w, out, OC, 0, &pb->stage));
-  NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, in, w, bias));
-
-  pb->in = in;
-  pb->w = w;
-  pb->bias = bias;
-  pb->out = out;
-  pb->g = g;
-  pb->OC = OC;
+  NPUQ_RETURN_IF_ERROR(detail::finish_window_problem(p, p, g, in, w, bias, out, OC, 0, pb));
   pb->groups = p.groups;
   pb->in_per_group = g.C / p.groups;
   pb->out_per_group = OC / p.groups;
-  pb->in_zero_point = in.quant().zero_point();
-  pb->w_zero_point.resize(static_cast<std::size_t>(OC));
-  for (std::int64_t c = 0; c < OC; ++c) pb->w_zero_point[static_cast<std::size_t>(c)] = w.quant().zero_point(c);
+  return {};
+}
+
+template <class I, class W, class O>
+status make_depthwise_problem(const depthwise_params& p, const TensorView<const I>& in, TensorView<const W> w,
+                              const TensorView<const std::int32_t>& bias, const TensorView<O>& out,
+                              depthwise_problem<I, W, O>* pb) {
+  NPUQ_RETURN_IF_ERROR(detail::validate_activation_pair(in, out));
+  NPUQ_RETURN_IF_ERROR(w.validate("weights"));
+  if (w.rank() == 4) {  // TFLite [1, KH, KW, C*M]: drop the leading 1
+    if (w.dim(0) != 1) return {errc::invalid_shape, "weights: shape " + w.layout().shape_string() + ", expected [1, KH, KW, C*M]"};
+    const Layout& l = w.layout();
+    Quant q = w.quant();
+    if (q.axis >= 0) --q.axis;
+    if (q.present() && q.granularity == quant_granularity::per_axis && q.axis < 0)
+      return {errc::invalid_quantization, "weights: per-channel quantization must be along the last axis"};
+    w = TensorView<const W>(w.data(), w.offset(), Layout::strided({l.dim(1), l.dim(2), l.dim(3)}, {l.stride(1), l.stride(2), l.stride(3)}),
+                            q, w.capacity());
+  }
+  if (w.rank() != 3) return {errc::invalid_shape, "weights: rank " + std::to_string(w.rank()) + ", expected 3 (KH, KW, C*M)"};
+  const conv_geometry g = detail::input_geometry(in.layout(), w.dim(0), w.dim(1));
+  const std::int64_t OC = w.dim(2);
+  if (g.C < 1 || OC % g.C != 0)
+    return {errc::invalid_shape, "weights: " + std::to_string(OC) + " output channels is not a multiple of the " +
+                                     std::to_string(g.C) + " input channels"};
+  NPUQ_RETURN_IF_ERROR(detail::finish_window_problem(p, p, g, in, w, bias, out, OC, 2, pb));
+  pb->multiplier = OC / g.C;
   return {};
 }
 

@@ -44,6 +44,21 @@ struct conv_geometry {
   std::int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
 };
 
+// Calls f(ky, kx, iy, ix) for every tap of output pixel (oy, ox) that lands inside the image,
+// in (ky, kx) order. Padded taps are skipped: they contribute (in_zp - in_zp) * w = 0.
+template <class F>
+void for_each_tap(const conv_geometry& g, std::int64_t oy, std::int64_t ox, F&& f) {
+  for (std::int64_t ky = 0; ky < g.KH; ++ky) {
+    const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+    if (iy < 0 || iy >= g.H) continue;
+    for (std::int64_t kx = 0; kx < g.KW; ++kx) {
+      const std::int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
+      if (ix < 0 || ix >= g.W) continue;
+      f(ky, kx, iy, ix);
+    }
+  }
+}
+
 namespace detail {
 
 // Output extent and leading padding along one spatial axis.

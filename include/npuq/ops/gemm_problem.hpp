@@ -23,13 +23,9 @@ struct gemm_params : output_params {};
 
 template <class A, class B, class O>
 struct gemm_problem {
-  static_assert(std::is_same<A, std::int8_t>::value || std::is_same<A, std::uint8_t>::value,
-                "gemm: A must be int8_t or uint8_t");
-  static_assert(std::is_same<B, std::int8_t>::value || std::is_same<B, std::uint8_t>::value,
-                "gemm: B must be int8_t or uint8_t");
-  static_assert(std::is_same<O, std::int8_t>::value || std::is_same<O, std::uint8_t>::value ||
-                    std::is_same<O, std::int32_t>::value,
-                "gemm: output must be int8_t, uint8_t or int32_t");
+  static_assert(is_8bit_v<A>, "gemm: A must be int8_t or uint8_t");
+  static_assert(is_8bit_v<B>, "gemm: B must be int8_t or uint8_t");
+  static_assert(is_op_output_v<O>, "gemm: output must be int8_t, uint8_t or int32_t");
 
   TensorView<const A> a;
   TensorView<const B> b;
