@@ -342,3 +342,25 @@ TEST_CASE("narrow and saturating accumulators change results only when they over
   gemm(scalar, p, a4, b4, no_bias, out);
   CHECK(out.data()[0] == 16638);
 }
+
+TEST_CASE("empty edges: M, N or K of zero", "[gemm][edge]") {
+  Tensor<std::int32_t> bias(Layout::row_major({3}));
+  bias.data()[0] = 5;
+  bias.data()[1] = -7;
+  bias.data()[2] = 100;
+  // K = 0: the output is the bias alone.
+  Tensor<std::int8_t> a0(Layout::matrix(2, 0), Quant::per_tensor(0.1f, 0));
+  Tensor<std::int8_t> b0(Layout::matrix(0, 3), Quant::per_tensor(0.1f, 0));
+  Tensor<std::int32_t> out(Layout::matrix(2, 3));
+  REQUIRE(try_gemm(scalar, gemm_params{}, a0, b0, bias, out).ok());
+  CHECK(values(out) == std::vector<std::int64_t>{5, -7, 100, 5, -7, 100});
+  // M = 0 and N = 0 write nothing and succeed.
+  Tensor<std::int8_t> a(Layout::matrix(0, 4), Quant::per_tensor(0.1f, 0));
+  Tensor<std::int8_t> b(Layout::matrix(4, 3), Quant::per_tensor(0.1f, 0));
+  Tensor<std::int32_t> o0(Layout::matrix(0, 3));
+  CHECK(try_gemm(scalar, gemm_params{}, a, b, bias, o0).ok());
+  Tensor<std::int8_t> a2(Layout::matrix(2, 4), Quant::per_tensor(0.1f, 0));
+  Tensor<std::int8_t> b2(Layout::matrix(4, 0), Quant::per_tensor(0.1f, 0));
+  Tensor<std::int32_t> o2(Layout::matrix(2, 0));
+  CHECK(try_gemm(scalar, gemm_params{}, a2, b2, no_bias, o2).ok());
+}

@@ -13,6 +13,7 @@
 #include "npuq/core/status.hpp"
 #include "npuq/core/tensor.hpp"
 #include "npuq/formats/int4.hpp"
+#include "npuq/formats/sparse.hpp"
 #include "npuq/ops/conv2d.hpp"
 #include "npuq/ops/gemm.hpp"
 #include "npuq/version.hpp"

@@ -30,6 +30,14 @@ class Layout {
     l.make_row_major_strides();
     return l;
   }
+  // Contiguous row-major layout of a runtime number of extents (rank > 6 gives a malformed layout).
+  static Layout row_major(const std::int64_t* extents, int rank) {
+    Layout l;
+    if (rank < 0 || rank > max_rank) return too_many_dims();
+    for (int i = 0; i < rank; ++i) l.shape_[static_cast<std::size_t>(l.rank_++)] = extents[i];
+    l.make_row_major_strides();
+    return l;
+  }
   // Explicit shape and strides.
   static Layout strided(std::initializer_list<std::int64_t> extents, std::initializer_list<std::int64_t> strides) {
     Layout l;
@@ -111,6 +119,7 @@ class Layout {
 
   // No two in-range indices map to the same offset (required of outputs).
   bool is_non_overlapping() const {
+    if (size() == 0) return true;  // nothing is addressed
     std::array<int, max_rank> order{};
     int n = 0;
     for (int i = 0; i < rank_; ++i)

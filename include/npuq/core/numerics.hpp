@@ -195,7 +195,11 @@ inline std::int32_t requantize(const numerics_profile& p, std::int64_t acc, cons
   } else {
     const int ts = 31 - r.shift;  // 1..62
 #if defined(__SIZEOF_INT128__)
-    scaled = static_cast<std::int64_t>(detail::round_shift<__int128>(static_cast<__int128>(acc) * r.multiplier, ts, p.mode));
+    // |acc * m| < 2^79, so the rounded value can exceed int64 (48-bit accumulators, large scales).
+    // It is clamped below anyway: cap it at +-2^62 first instead of letting the conversion wrap.
+    const __int128 v = detail::round_shift<__int128>(static_cast<__int128>(acc) * r.multiplier, ts, p.mode);
+    const __int128 cap = static_cast<__int128>(1) << 62;
+    scaled = static_cast<std::int64_t>(v > cap ? cap : (v < -cap ? -cap : v));
 #else
     scaled = detail::round_shift<std::int64_t>(acc * r.multiplier, ts, p.mode);  // acc <= 32 bits here
 #endif

@@ -121,7 +121,8 @@ class TensorView {
   std::int64_t capacity_ = unknown_capacity;
 };
 
-// True when two views can touch a common byte.
+// True when two views can touch a common byte. Conservative for int4: two views on different
+// nibbles of one byte (neighbouring rows that start mid-byte) count as overlapping.
 template <class A, class B>
 bool overlaps(const TensorView<A>& a, const TensorView<B>& b) {
   auto ra = a.byte_range();

@@ -23,12 +23,13 @@ inline status pack_int4(const TensorView<const std::int8_t>& src, const TensorVi
   if (overlaps(src, dst)) return {errc::aliasing, "dst: memory overlaps src"};
   const int lo = symmetric ? -7 : -8;
   status bad;
+  std::int64_t logical = 0;  // row-major position of the element in the logical shape
   for_each_index(src.layout(), [&](const std::int64_t* i) {
     const int v = src.load(src.offset() + src.layout().offset_of(i));
     if (bad.ok() && (v < lo || v > 7))
-      bad = {errc::invalid_argument, "src: value " + std::to_string(v) + " at flat index " +
-                                         std::to_string(src.layout().offset_of(i)) + " is outside the int4 range [" +
-                                         std::to_string(lo) + ", 7]"};
+      bad = {errc::invalid_argument, "src: value " + std::to_string(v) + " at logical index " + std::to_string(logical) +
+                                         " is outside the int4 range [" + std::to_string(lo) + ", 7]"};
+    ++logical;
   });
   if (!bad.ok()) return bad;
   for_each_index(src.layout(), [&](const std::int64_t* i) {
@@ -43,6 +44,7 @@ inline status unpack_int4(const TensorView<const int4>& src, const TensorView<st
   NPUQ_RETURN_IF_ERROR(dst.validate("dst"));
   if (src.layout().shape_string() != dst.layout().shape_string())
     return {errc::invalid_shape, "dst: shape " + dst.layout().shape_string() + " differs from src " + src.layout().shape_string()};
+  if (!dst.layout().is_non_overlapping()) return {errc::invalid_layout, "dst: layout maps two elements to one address"};
   if (overlaps(src, dst)) return {errc::aliasing, "dst: memory overlaps src"};
   for_each_index(src.layout(), [&](const std::int64_t* i) {
     dst.store(dst.offset() + dst.layout().offset_of(i), src.load(src.offset() + src.layout().offset_of(i)));

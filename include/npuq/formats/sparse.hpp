@@ -68,10 +68,14 @@ inline status validate_sparse_weights(const TensorView<const std::int8_t>& w, co
   return validate_sparse_quant(w.quant(), w.layout(), dtype::s8, name);
 }
 
+// No two elements of a written view share an address. (Layout::is_non_overlapping() is false
+// for empty row-major layouts such as (3,0):(0,1), which hold no elements at all.)
+inline bool writable_layout(const Layout& l) { return l.size() == 0 || l.is_non_overlapping(); }
+
 // A [K, N] weight view that is written in place (pruning).
 inline status validate_sparse_weights_inout(const TensorView<std::int8_t>& w, const char* name) {
   NPUQ_RETURN_IF_ERROR(validate_sparse_weights(w, name));
-  if (!w.layout().is_non_overlapping())
+  if (!writable_layout(w.layout()))
     return {errc::invalid_layout, sparse_arg(name, "layout " + w.layout().to_string() + " maps two elements to one address")};
   return {};
 }
@@ -96,7 +100,7 @@ status validate_dense_out(const TensorView<std::int8_t>& dense, std::int64_t K, 
     return {errc::invalid_shape, sparse_arg(name, "shape " + dense.layout().shape_string() + ", expected [" +
                                                       std::to_string(K) + "," + std::to_string(N) + "]")};
   NPUQ_RETURN_IF_ERROR(validate_sparse_quant(dense.quant(), dense.layout(), dtype::s8, name));
-  if (!dense.layout().is_non_overlapping())
+  if (!writable_layout(dense.layout()))
     return {errc::invalid_layout, sparse_arg(name, "layout " + dense.layout().to_string() + " maps two elements to one address")};
   if ((overlaps_storage(dense, storage) || ...))
     return {errc::aliasing, sparse_arg(name, "memory overlaps the sparse matrix's storage")};
@@ -115,6 +119,7 @@ status sparse_alloc(std::vector<E>& v, std::int64_t n, const char* what) {
     return {errc::invalid_argument, std::string(what) + ": " + std::to_string(n) + " entries exceed the vector limit"};
   }
 #else
+  (void)what;  // without exceptions a failed allocation aborts
   v.assign(static_cast<std::size_t>(n), E{});
 #endif
   return {};
@@ -129,9 +134,11 @@ inline status validate_csr_index(const std::vector<std::int32_t>& row_ptr, const
                                                       std::to_string(rows + 1))};
   if (row_ptr.front() != 0 || static_cast<std::int64_t>(row_ptr.back()) != static_cast<std::int64_t>(col_idx.size()))
     return {errc::invalid_argument, sparse_arg(name, "row_ptr must run from 0 to " + std::to_string(col_idx.size()))};
+  for (std::int64_t r = 0; r < rows; ++r)  // all pointers first, so the loop below stays in bounds
+    if (row_ptr[static_cast<std::size_t>(r + 1)] < row_ptr[static_cast<std::size_t>(r)])
+      return {errc::invalid_argument, sparse_arg(name, "row_ptr decreases at row " + std::to_string(r))};
   for (std::int64_t r = 0; r < rows; ++r) {
     const std::int32_t begin = row_ptr[static_cast<std::size_t>(r)], end = row_ptr[static_cast<std::size_t>(r + 1)];
-    if (end < begin) return {errc::invalid_argument, sparse_arg(name, "row_ptr decreases at row " + std::to_string(r))};
     for (std::int32_t i = begin; i < end; ++i) {
       const std::int32_t c = col_idx[static_cast<std::size_t>(i)];
       if (c < 0 || c >= cols || (i > begin && c <= col_idx[static_cast<std::size_t>(i - 1)]))
@@ -141,6 +148,22 @@ inline status validate_csr_index(const std::vector<std::int32_t>& row_ptr, const
     }
   }
   return {};
+}
+
+// Writes 0 to every element of a [K, N] view.
+inline void zero_fill(const TensorView<std::int8_t>& dense) {
+  for (std::int64_t k = 0; k < dense.dim(0); ++k)
+    for (std::int64_t n = 0; n < dense.dim(1); ++n) dense.set(0, k, n);
+}
+
+// Bytes of int8 values plus int32 row pointers and column indices.
+inline std::int64_t csr_storage_bytes(const std::vector<std::int8_t>& values, const std::vector<std::int32_t>& row_ptr,
+                                      const std::vector<std::int32_t>& col_idx) {
+  return static_cast<std::int64_t>(values.size() + (row_ptr.size() + col_idx.size()) * sizeof(std::int32_t));
+}
+
+inline std::int64_t count_nonzero(const std::vector<std::int8_t>& values) {
+  return std::count_if(values.begin(), values.end(), [](std::int8_t v) { return v != 0; });
 }
 
 // Position of column c in row r of a CSR index, or -1.
@@ -231,24 +254,7 @@ status compress_2_4(const TensorView<const std::int8_t>& w, sparse_2_4_matrix<V>
   NPUQ_RETURN_IF_ERROR(detail::validate_sparse_weights(w, "w"));
   const std::int64_t K = w.dim(0), N = w.dim(1), G = (K + 3) / 4;
   constexpr bool packed = std::is_same<V, int4>::value;
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t g = 0; g < G; ++g) {
-      const std::int64_t k0 = g * 4, k1 = std::min(k0 + 4, K);
-      int nonzeros = 0;
-      for (std::int64_t k = k0; k < k1; ++k) {
-        const int v = w(k, n);
-        nonzeros += v != 0;
-        if (packed && (v < -8 || v > 7))
-          return {errc::invalid_argument, "w: value " + std::to_string(v) + " at (k = " + std::to_string(k) + ", n = " +
-                                              std::to_string(n) + ") is outside the int4 range [-8, 7]"};
-      }
-      if (nonzeros > 2)
-        return {errc::invalid_argument, "w: not 2:4 sparse: column n = " + std::to_string(n) + ", group g = " + std::to_string(g) +
-                                            " (k = " + std::to_string(k0) + ".." + std::to_string(k1 - 1) + ") has " +
-                                            std::to_string(nonzeros) + " nonzeros, at most 2 allowed"};
-    }
-
-  sparse_2_4_matrix<V> r;
+  sparse_2_4_matrix<V> r;  // built aside, moved to *out only on success
   r.K = K;
   r.N = N;
   r.quant = w.quant();
@@ -256,15 +262,23 @@ status compress_2_4(const TensorView<const std::int8_t>& w, sparse_2_4_matrix<V>
   NPUQ_RETURN_IF_ERROR(detail::sparse_alloc(r.indices, N * G, "out"));
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t g = 0; g < G; ++g) {
+      const std::int64_t k0 = g * 4, k1 = std::min(k0 + 4, K);
       std::int8_t v[4] = {0, 0, 0, 0};
-      for (std::int64_t k = g * 4; k < std::min(g * 4 + 4, K); ++k) v[k - g * 4] = w(k, n);
-      // Nonzero positions first, then the lowest zero positions; kept in ascending order.
       bool keep[4] = {false, false, false, false};
       int kept = 0;
-      for (int i = 0; i < 4; ++i) {
-        keep[i] = v[i] != 0;
-        kept += keep[i];
+      for (std::int64_t k = k0; k < k1; ++k) {
+        v[k - k0] = w(k, n);
+        if (packed && (v[k - k0] < -8 || v[k - k0] > 7))
+          return {errc::invalid_argument, "w: value " + std::to_string(v[k - k0]) + " at (k = " + std::to_string(k) +
+                                              ", n = " + std::to_string(n) + ") is outside the int4 range [-8, 7]"};
+        keep[k - k0] = v[k - k0] != 0;
+        kept += keep[k - k0];
       }
+      if (kept > 2)
+        return {errc::invalid_argument, "w: not 2:4 sparse: column n = " + std::to_string(n) + ", group g = " + std::to_string(g) +
+                                            " (k = " + std::to_string(k0) + ".." + std::to_string(k1 - 1) + ") has " +
+                                            std::to_string(kept) + " nonzeros, at most 2 allowed"};
+      // Nonzero positions plus the lowest zero positions, in ascending order.
       for (int i = 0; i < 4 && kept < 2; ++i) {
         kept += !keep[i];
         keep[i] = true;
@@ -428,7 +442,8 @@ inline status compress_block_csr(const TensorView<const std::int8_t>& w, std::in
 }
 
 // Zeroes, in place, the round(target_zero_fraction * blocks) bn x bk blocks of smallest L1 norm
-// (ties: lower block row, then lower block column). Blocks already zero count towards the target.
+// (the nearest whole number of blocks, halves rounded up)
+// Ties: lower block row, then lower block column. Blocks already zero count towards the target.
 inline status prune_blocks(const TensorView<std::int8_t>& w, std::int64_t bn, std::int64_t bk, double target_zero_fraction) {
   NPUQ_RETURN_IF_ERROR(detail::validate_block_shape(bn, bk, "bn, bk"));
   NPUQ_RETURN_IF_ERROR(detail::validate_sparse_weights_inout(w, "w"));
@@ -455,8 +470,7 @@ inline status prune_blocks(const TensorView<std::int8_t>& w, std::int64_t bn, st
 inline status decompress(const block_csr_matrix& sparse, const TensorView<std::int8_t>& dense) {
   NPUQ_RETURN_IF_ERROR(sparse.validate("sparse"));
   NPUQ_RETURN_IF_ERROR(detail::validate_dense_out(dense, sparse.K, sparse.N, "dense", sparse.row_ptr, sparse.col_idx, sparse.values));
-  for (std::int64_t k = 0; k < sparse.K; ++k)
-    for (std::int64_t n = 0; n < sparse.N; ++n) dense.set(0, k, n);
+  detail::zero_fill(dense);
   for (std::int64_t r = 0; r < sparse.block_rows(); ++r)
     for (std::int32_t b = sparse.row_ptr[static_cast<std::size_t>(r)]; b < sparse.row_ptr[static_cast<std::size_t>(r + 1)]; ++b) {
       const std::int64_t c = sparse.col_idx[static_cast<std::size_t>(b)];
@@ -469,10 +483,10 @@ inline status decompress(const block_csr_matrix& sparse, const TensorView<std::i
 
 // Bytes held: block values plus int32 row pointers and block column indices.
 inline std::int64_t storage_bytes(const block_csr_matrix& s) {
-  return static_cast<std::int64_t>(s.values.size() + (s.row_ptr.size() + s.col_idx.size()) * sizeof(std::int32_t));
+  return detail::csr_storage_bytes(s.values, s.row_ptr, s.col_idx);
 }
 inline std::int64_t nonzeros(const block_csr_matrix& s) {
-  return std::count_if(s.values.begin(), s.values.end(), [](std::int8_t v) { return v != 0; });
+  return detail::count_nonzero(s.values);
 }
 // Fraction of the block grid that is not stored.
 inline double block_zero_fraction(const block_csr_matrix& s) {
@@ -539,8 +553,7 @@ inline status compress_csr(const TensorView<const std::int8_t>& w, csr_matrix* o
 inline status decompress(const csr_matrix& sparse, const TensorView<std::int8_t>& dense) {
   NPUQ_RETURN_IF_ERROR(sparse.validate("sparse"));
   NPUQ_RETURN_IF_ERROR(detail::validate_dense_out(dense, sparse.K, sparse.N, "dense", sparse.row_ptr, sparse.col_idx, sparse.values));
-  for (std::int64_t k = 0; k < sparse.K; ++k)
-    for (std::int64_t n = 0; n < sparse.N; ++n) dense.set(0, k, n);
+  detail::zero_fill(dense);
   for (std::int64_t n = 0; n < sparse.N; ++n)
     for (std::int32_t i = sparse.row_ptr[static_cast<std::size_t>(n)]; i < sparse.row_ptr[static_cast<std::size_t>(n + 1)]; ++i)
       dense.set(sparse.values[static_cast<std::size_t>(i)], sparse.col_idx[static_cast<std::size_t>(i)], n);
@@ -549,10 +562,10 @@ inline status decompress(const csr_matrix& sparse, const TensorView<std::int8_t>
 
 // Bytes held: values plus int32 row pointers and k indices.
 inline std::int64_t storage_bytes(const csr_matrix& s) {
-  return static_cast<std::int64_t>(s.values.size() + (s.row_ptr.size() + s.col_idx.size()) * sizeof(std::int32_t));
+  return detail::csr_storage_bytes(s.values, s.row_ptr, s.col_idx);
 }
 inline std::int64_t nonzeros(const csr_matrix& s) {
-  return std::count_if(s.values.begin(), s.values.end(), [](std::int8_t v) { return v != 0; });
+  return detail::count_nonzero(s.values);
 }
 
 template <class S>

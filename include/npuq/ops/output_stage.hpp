@@ -104,8 +104,15 @@ status make_output_stage(const output_params& p, const TensorView<A>& in, const 
                                               std::to_string(wq.axis)};
     const std::size_t n = wq.scales.size();
     st->channel.resize(n);
-    for (std::size_t c = 0; c < n; ++c)
-      st->channel[c] = derive_requant(p.numerics, in.quant().scale(), wq.scales[c], oq.scale());
+    for (std::size_t c = 0; c < n; ++c) {
+      const requant_channel r = derive_requant(p.numerics, in.quant().scale(), wq.scales[c], oq.scale());
+      // Scales the multiplier cannot hold: a float product that overflows to infinity (0 * inf
+      // would be NaN), or a q31 left shift above 30 (above 31 the shift itself is undefined).
+      if (p.numerics.format == multiplier_format::fp32 ? !std::isfinite(r.scale) : r.shift > 30)
+        return {errc::invalid_quantization, "output: effective scale input * weight / output of channel " + std::to_string(c) +
+                                                " is too large for a " + to_string(p.numerics.format) + " multiplier"};
+      st->channel[c] = r;
+    }
   }
 
   std::int32_t lo = qmin, hi = qmax;
