@@ -103,6 +103,10 @@ struct numerics_profile {
       return {errc::invalid_argument, "profile: tflite double rounding needs a q31 multiplier, not fp32"};
     if (format == multiplier_format::q31 && mode == rounding::tflite_double && acc.bits > 32)
       return {errc::unsupported, "profile: tflite double rounding is defined on int32 accumulators only"};
+#if !defined(__SIZEOF_INT128__)
+    if (format == multiplier_format::q31 && acc.bits > 32)
+      return {errc::unsupported, "profile: q31 requantization of accumulators wider than 32 bits needs a compiler with __int128"};
+#endif
     return {};
   }
 };
@@ -201,7 +205,7 @@ inline std::int32_t requantize(const numerics_profile& p, std::int64_t acc, cons
     const __int128 cap = static_cast<__int128>(1) << 62;
     scaled = static_cast<std::int64_t>(v > cap ? cap : (v < -cap ? -cap : v));
 #else
-    scaled = detail::round_shift<std::int64_t>(acc * r.multiplier, ts, p.mode);  // acc <= 32 bits here
+    scaled = detail::round_shift<std::int64_t>(acc * r.multiplier, ts, p.mode);  // validate() keeps acc <= 32 bits here
 #endif
   }
   std::int64_t out = scaled + zero_point;
