@@ -70,8 +70,10 @@ class Layout {
   }
 
   int rank() const { return rank_; }
-  std::int64_t dim(int i) const { return shape_[static_cast<std::size_t>(norm(i))]; }
-  std::int64_t stride(int i) const { return stride_[static_cast<std::size_t>(norm(i))]; }
+  // Dimension i (negative i counts from the back). Out-of-range i is a caller bug; it is clamped
+  // so the access stays inside the arrays (and GCC can see that it does).
+  std::int64_t dim(int i) const { return shape_[index(i)]; }
+  std::int64_t stride(int i) const { return stride_[index(i)]; }
   const std::int64_t* shape() const { return shape_.data(); }
   const std::int64_t* strides() const { return stride_.data(); }
   // True when the factory was given as many strides as extents (always true for named factories).
@@ -178,6 +180,10 @@ class Layout {
     return l;
   }
   int norm(int i) const { return i < 0 ? i + rank_ : i; }
+  std::size_t index(int i) const {
+    const int k = norm(i);
+    return static_cast<std::size_t>(k < 0 ? 0 : (k >= max_rank ? max_rank - 1 : k));
+  }
   void make_row_major_strides() {
     std::int64_t s = 1;
     for (int i = rank_ - 1; i >= 0; --i) {

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds and runs the npuq test suite on Debian bookworm, installing what is missing through apt
+# first. Two passes, both with Ninja and every core:
+#
+#   1. release    RelWithDebInfo, every test (the packaging tests included)
+#   2. sanitize   AddressSanitizer + UndefinedBehaviorSanitizer at -O1, every test except the
+#                 packaging ones (label `packaging`: they build separate consumer projects)
+#
+# Both passes always run; the exit status is non-zero if anything failed, and the last line
+# says what happened. Works from any directory; run it again and it only rebuilds.
+#
+#   bash scripts/test.sh
+#
+# Build directories: $NPUQ_BUILD_ROOT/build-test and build-sanitize (default: the repository root).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib/deps.sh
+source "$repo/scripts/lib/deps.sh"
+# shellcheck source-path=SCRIPTDIR source=lib/build.sh
+source "$repo/scripts/lib/build.sh"
+
+start=$SECONDS
+npuq_ensure_packages "${NPUQ_TEST_PACKAGES[@]}"
+
+root="${NPUQ_BUILD_ROOT:-$repo}"
+jobs=$(nproc)
+sanitize_flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# run_pass <name> <build dir> <ctest args> -- <cmake configure args>...
+# Sets pass_short (e.g. "release 9/9 passed") and pass_long (with timings); returns non-zero on failure.
+run_pass() {
+  local name=$1 build=$2 ctest_args=$3
+  shift 4
+  local t0=$SECONDS t1 ok=1 counts failed total log="$build/ctest.log"
+  echo
+  echo "==== $name: configure + build in $build"
+  npuq_reset_foreign_build_dir "$build" "$repo"
+  if ! cmake -S "$repo" -B "$build" -G Ninja \
+    -DNPUQ_BUILD_TESTS=ON -DNPUQ_BUILD_EXAMPLES=ON -DNPUQ_BUILD_BENCHMARKS=OFF "$@" ||
+    ! cmake --build "$build" -j "$jobs"; then
+    pass_short="$name BUILD FAILED"
+    pass_long="$name: configure or build FAILED after $(duration $((SECONDS - t0)))"
+    echo "==== $pass_long"
+    return 1
+  fi
+  t1=$SECONDS
+  echo "==== $name: ctest $ctest_args"
+  # shellcheck disable=SC2086  # ctest_args is a list of words
+  (cd "$build" && ctest --output-on-failure --timeout 900 -j "$jobs" $ctest_args) 2>&1 | tee "$log" || ok=0
+  counts=$(sed -nE 's/^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)$/\1 \2/p' "$log" | tail -n 1)
+  if [[ -n $counts ]]; then
+    read -r failed total <<<"$counts"
+    pass_short="$name $((total - failed))/$total passed"
+  else
+    ok=0
+    pass_short="$name: no test summary"
+  fi
+  ((ok)) || pass_short="$name FAILED${pass_short#"$name"}"
+  pass_long="$pass_short (build $(duration $((t1 - t0))), tests $(duration $((SECONDS - t1))))"
+  echo "==== $pass_long"
+  ((ok))
+}
+
+overall=PASS
+run_pass release "$root/build-test" "" -- \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo || overall=FAIL
+release_short=$pass_short release_long=$pass_long
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+run_pass sanitize "$root/build-sanitize" "-LE packaging" -- \
+  -DCMAKE_BUILD_TYPE=Debug \
+  "-DCMAKE_CXX_FLAGS=-O1 $sanitize_flags" \
+  "-DCMAKE_EXE_LINKER_FLAGS=$sanitize_flags" || overall=FAIL
+sanitize_short=$pass_short sanitize_long=$pass_long
+
+echo
+echo "==== $release_long"
+echo "==== $sanitize_long"
+echo "npuq test.sh: $overall ($release_short; $sanitize_short) in $(duration $((SECONDS - start)))"
+[[ $overall == PASS ]]
