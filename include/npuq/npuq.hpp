@@ -16,4 +16,5 @@
 #include "npuq/formats/sparse.hpp"
 #include "npuq/ops/conv2d.hpp"
 #include "npuq/ops/gemm.hpp"
+#include "npuq/simd.hpp"
 #include "npuq/version.hpp"

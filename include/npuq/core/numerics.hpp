@@ -214,6 +214,14 @@ inline std::int32_t requantize(const numerics_profile& p, std::int64_t acc, cons
   return static_cast<std::int32_t>(out);
 }
 
+// v reduced modulo 2^bits to a signed bits-wide value (two's complement wrap-around).
+inline std::int64_t wrap_to_bits(std::int64_t v, int bits) {
+  const int drop = 64 - bits;
+  const std::uint64_t u = static_cast<std::uint64_t>(v) << drop;
+  const auto wrapped = static_cast<std::int64_t>(u);  // two's complement (defined in C++20, GCC/Clang/MSVC)
+  return shift_right_floor(wrapped, drop);
+}
+
 // Accumulator arithmetic of a profile, used by the reference kernels.
 class accumulator {
  public:
@@ -227,12 +235,7 @@ class accumulator {
   }
   // The value at the end of the reduction, reduced to the accumulator width.
   std::int64_t result() const {
-    if (spec_.overflow == overflow_rule::wrap) {
-      const int drop = 64 - spec_.bits;
-      const std::uint64_t u = static_cast<std::uint64_t>(value_) << drop;
-      const auto wrapped = static_cast<std::int64_t>(u);  // two's complement (defined in C++20, GCC/Clang/MSVC)
-      return shift_right_floor(wrapped, drop);
-    }
+    if (spec_.overflow == overflow_rule::wrap) return wrap_to_bits(value_, spec_.bits);
     return saturate(value_);
   }
 

@@ -68,9 +68,11 @@ inline std::string dims_mismatch(const char* what, const Layout& got, const std:
 
 template <class A, class B, class O>
 status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, const TensorView<const B>& b,
-                         const TensorView<const std::int32_t>& bias, const TensorView<O>& out, gemm_problem<A, B, O>* pb) {
+                         const TensorView<const std::int32_t>& bias, const TensorView<O>& out, gemm_problem<A, B, O>* pb,
+                         bool b_is_descriptor = false) {
+  // b_is_descriptor: b has no data (packed weights describe their logical [K, N] through it).
   NPUQ_RETURN_IF_ERROR(a.validate("a"));
-  NPUQ_RETURN_IF_ERROR(b.validate("b"));
+  if (!b_is_descriptor) NPUQ_RETURN_IF_ERROR(b.validate("b"));
   NPUQ_RETURN_IF_ERROR(out.validate("output"));
   const int r = a.rank();
   if (r < 2 || r > 6) return {errc::invalid_shape, "a: rank " + std::to_string(r) + ", expected 2..6 ([..., M, K])"};

@@ -1,0 +1,7 @@
+// The simd backend: `npuq::simd` (or `npuq::simd_backend{cap}`) wherever `npuq::scalar` goes,
+// plus weight packing (`pack_gemm_weights`) and the kernel-name query (`simd_last_kernel`).
+#pragma once
+
+#include "npuq/backends/simd/backend.hpp"
+#include "npuq/backends/simd/gemm.hpp"
+#include "npuq/core/cpu_features.hpp"
