@@ -5,3 +5,4 @@
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/gemm.hpp"
 #include "npuq/core/cpu_features.hpp"
+#include "npuq/backends/simd/conv2d.hpp"

@@ -56,17 +56,16 @@ c2_kernels<B> select_c2(isa level) {
   return {{gemm_c2_portable<1, B>, gemm_c2_portable<2, B>, gemm_c2_portable<3, B>, gemm_c2_portable<4, B>}, "portable"};
 }
 
-// Runs C = A x B for M rows: `row(m, k)` reads A, `store(m, n, acc32)` receives each int32 sum
-// (modulo 2^32) of the M x N result.
-template <class B, class RowFn, class StoreFn>
-void run_c2(const c2_kernels<B>& kern, std::int64_t M, std::int32_t a_zero_point, const packed_gemm_weights<B>& w, RowFn&& row,
-            StoreFn&& store) {
-  const std::int64_t K = w.K(), N = w.N(), kp = w.k_pairs();
-  std::vector<std::int32_t> a_block(static_cast<std::size_t>(kp * mr));
+// Runs C = A x B for M rows: `fill(m, v)` writes A row m's K zero-point-corrected values into
+// v, `store(m, n, acc32)` receives each int32 sum (modulo 2^32).
+template <class B, class FillFn, class StoreFn>
+void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w, FillFn&& fill, StoreFn&& store) {
+  const std::int64_t N = w.N(), kp = w.k_pairs();
+  std::vector<std::int32_t> a_block(static_cast<std::size_t>(kp * mr)), scratch(static_cast<std::size_t>(2 * kp + 1));
   alignas(64) std::int32_t c[mr * nr];
   for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
     const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
-    pack_a_block(rows, rows, K, a_zero_point, [&](std::int64_t m, std::int64_t k) { return row(m0 + m, k); }, a_block.data());
+    pack_a_block(rows, w.K(), [&](int m, std::int32_t* v) { fill(m0 + m, v); }, scratch.data(), a_block.data());
     for (std::int64_t p = 0; p < w.panels(); ++p) {
       kern.rows[rows - 1](kp, a_block.data(), w.panel(p), w.panel_zero_points(p), c);
       const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
@@ -113,7 +112,10 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
     const std::int64_t a0 = p.a.offset() + ao, sm = al.stride(ar - 2), sk = al.stride(ar - 1);
     const std::int64_t o0 = p.out.offset() + oo, om = ol.stride(orr - 2), on = ol.stride(orr - 1);
     run_c2(
-        kern, p.M, p.a_zero_point, *w, [&](std::int64_t m, std::int64_t k) { return static_cast<std::int32_t>(p.a.load(a0 + m * sm + k * sk)); },
+        kern, p.M, *w,
+        [&](std::int64_t m, std::int32_t* v) {
+          for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int32_t>(p.a.load(a0 + m * sm + k * sk)) - p.a_zero_point;
+        },
         [&](std::int64_t m, std::int64_t n, std::int32_t sum) {
           p.out.store(o0 + m * om + n * on, static_cast<O>(finish_wrapped(sum, p.stage, p.bias, n)));
         });

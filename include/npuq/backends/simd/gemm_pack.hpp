@@ -62,30 +62,35 @@ class packed_gemm_weights {
     NPUQ_RETURN_IF_ERROR(validate_quant(b.quant(), b.layout(), b.type(), "b", false));
     if (b.quant().zero_points.size() > 1 && (b.quant().granularity != quant_granularity::per_axis || b.quant().axis != 1))
       return {errc::invalid_quantization, "b: per-channel zero points must be along axis 1"};
-    const std::int64_t K = b.dim(0), N = b.dim(1);
+    pack_from(b.dim(0), b.dim(1), b.quant(), [&](std::int64_t k, std::int64_t n) { return b(k, n); });
+    return {};
+  }
+
+  // Packs K x N weights read through value(k, n), with column n's zero point quant.zero_point(n).
+  // No validation: callers pass checked data (conv weights of one group, a validated B).
+  template <class ValueFn>
+  void pack_from(std::int64_t K, std::int64_t N, const Quant& quant, ValueFn&& value) {
     const std::int64_t kp = (K + 1) / 2, np = (N + simd_detail::nr - 1) / simd_detail::nr;
     Tensor<B> data(Layout::row_major({np * kp * simd_detail::panel_pair_bytes}));
     std::vector<std::int16_t> zp(static_cast<std::size_t>(np * 2 * simd_detail::nr), 0);
     bool any_zp = false;
     for (std::int64_t n = 0; n < N; ++n) {
       const std::int64_t p = n / simd_detail::nr, j = n % simd_detail::nr;
-      const auto z = static_cast<std::int16_t>(b.quant().zero_point(n));
+      const auto z = static_cast<std::int16_t>(quant.zero_point(n));
       any_zp = any_zp || z != 0;
       // Register order: column j of a half (j % 8) occupies int16 lanes 2*(j%8) and 2*(j%8)+1.
       const std::int64_t lane = (j / 8) * 16 + (j % 8) * 2;
       zp[static_cast<std::size_t>(p * 2 * simd_detail::nr + lane)] = z;
       zp[static_cast<std::size_t>(p * 2 * simd_detail::nr + lane + 1)] = z;
       B* dst = data.data() + p * kp * simd_detail::panel_pair_bytes + lane;
-      for (std::int64_t k = 0; k < K; ++k)
-        dst[(k / 2) * simd_detail::panel_pair_bytes + (k % 2)] = b(k, n);
+      for (std::int64_t k = 0; k < K; ++k) dst[(k / 2) * simd_detail::panel_pair_bytes + (k % 2)] = static_cast<B>(value(k, n));
     }
     K_ = K;
     N_ = N;
-    quant_ = b.quant();
+    quant_ = quant;
     has_zp_ = any_zp;
     data_ = std::move(data);
     zp_ = std::move(zp);
-    return {};
   }
 
  private:
@@ -96,19 +101,17 @@ class packed_gemm_weights {
   std::vector<std::int16_t> zp_;
 };
 
-// Packs A rows [m0, m0 + MR) (rows past M are zero) as (a[k] - zp) | (a[k+1] - zp) << 16 per K
-// pair. `row(m, k)` returns the activation value (already a plain int).
-template <class RowFn>
-void pack_a_block(std::int64_t mr, std::int64_t rows, std::int64_t K, std::int32_t zp, RowFn&& row, std::int32_t* out) {
+// Packs `rows` rows of A in the c2 layout: for each K pair, one int32 per row holding
+// v[k] | v[k+1] << 16, where fill(m, v) writes row m's K zero-point-corrected values into v
+// (scratch space of K int32). An odd K is padded with 0.
+template <class FillFn>
+void pack_a_block(int rows, std::int64_t K, FillFn&& fill, std::int32_t* scratch, std::int32_t* out) {
   const std::int64_t kp = (K + 1) / 2;
-  for (std::int64_t m = 0; m < mr; ++m) {
+  for (int m = 0; m < rows; ++m) {
+    fill(m, scratch);
     for (std::int64_t p = 0; p < kp; ++p) {
-      std::int32_t lo = 0, hi = 0;
-      if (m < rows) {
-        lo = row(m, 2 * p) - zp;
-        hi = 2 * p + 1 < K ? row(m, 2 * p + 1) - zp : 0;
-      }
-      out[p * mr + m] = static_cast<std::int32_t>((static_cast<std::uint32_t>(lo) & 0xFFFFu) | (static_cast<std::uint32_t>(hi) << 16));
+      const std::int32_t lo = scratch[2 * p], hi = 2 * p + 1 < K ? scratch[2 * p + 1] : 0;
+      out[p * rows + m] = static_cast<std::int32_t>((static_cast<std::uint32_t>(lo) & 0xFFFFu) | (static_cast<std::uint32_t>(hi) << 16));
     }
   }
 }
