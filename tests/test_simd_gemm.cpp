@@ -1,0 +1,297 @@
+// The simd backend's GEMM and conv2d against the scalar reference, bit for bit, at every ISA
+// level this CPU supports (each forced in turn), over edge shapes, deep K, every numerics
+// profile, both signednesses, per-channel zero points, batches and strided views. A level the
+// CPU supports but whose kernel did not run (the name says which ran) fails the test.
+#include "support/catch.hpp"
+#include "support/random.hpp"
+
+#include <set>
+#include <string>
+
+#include <npuq/npuq.hpp>
+
+using namespace npuq;
+using npuq_test::fill;
+using npuq_test::rng;
+using npuq_test::values;
+
+namespace {
+
+const numerics_profile kProfiles[] = {
+    numerics_profile::tflite(),
+    numerics_profile::tosa_single(),
+    numerics_profile::onnx(),
+    numerics_profile::q31(rounding::half_even),
+    numerics_profile::fp32(rounding::floor),
+    numerics_profile::q31(rounding::half_away, {20, overflow_rule::wrap}),
+};
+
+std::vector<float> scales(rng& r, std::int64_t n) {
+  std::vector<float> s(static_cast<std::size_t>(n));
+  for (auto& x : s) x = r.uniform_real(0.0005f, 0.01f);
+  return s;
+}
+
+std::vector<std::int32_t> zero_points(rng& r, std::int64_t n, int lo, int hi) {
+  std::vector<std::int32_t> z(static_cast<std::size_t>(n));
+  for (auto& x : z) x = r.uniform(lo, hi);
+  return z;
+}
+
+// The kernel that ran must belong to the forced level.
+void require_level_ran(isa level, const char* op) {
+  INFO(op << " at " << to_string(level) << " ran " << simd_last_kernel());
+  const std::string name = simd_last_kernel();
+  const std::string suffix = std::string("_") + to_string(level);
+  REQUIRE(name.size() >= suffix.size());
+  REQUIRE(name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0);
+}
+
+template <class A, class B, class O>
+void check_gemm(rng& r, isa level, std::int64_t M, std::int64_t N, std::int64_t K, const numerics_profile& prof) {
+  const int a_lo = element_traits<A>::min, a_hi = element_traits<A>::max;
+  Tensor<A> a(Layout::matrix(M, K), Quant::per_tensor(0.02f, r.uniform(a_lo, a_hi)));
+  Quant bq = std::is_same<B, std::uint8_t>::value
+                 ? Quant::per_axis(1, scales(r, N), zero_points(r, N, 0, 255))
+                 : Quant::per_axis(1, scales(r, N));
+  Tensor<B> b(Layout::matrix(K, N), bq);
+  Tensor<std::int32_t> bias(Layout::row_major({N}));
+  fill(a, r);
+  fill(b, r);
+  fill(bias, r, -20000, 20000);
+  Quant oq = std::is_same<O, std::int32_t>::value ? Quant::none() : Quant::per_tensor(0.05f, std::is_same<O, std::uint8_t>::value ? 128 : -3);
+  Tensor<O> expect(Layout::matrix(M, N), oq), got(Layout::matrix(M, N), oq);
+  gemm_params p;
+  p.numerics = prof;
+  if (!std::is_same<O, std::int32_t>::value) p.clamp = clamp_spec::relu();
+  REQUIRE(try_gemm(scalar, p, a, b, bias, expect).ok());
+  REQUIRE(try_gemm(simd_backend{level}, p, a, b, bias, got).ok());
+  require_level_ran(level, "gemm");
+  INFO("M=" << M << " N=" << N << " K=" << K << " profile " << prof.describe());
+  REQUIRE(values(got) == values(expect));
+}
+
+}  // namespace
+
+TEST_CASE("simd gemm equals scalar at every ISA level over edge shapes", "[simd][gemm]") {
+  rng r(11);
+  std::set<std::string> kernels;
+  for (isa level : cpu().levels()) {
+    for (std::int64_t M : {1, 2, 3, 4, 5, 7, 8, 9}) {
+      for (std::int64_t N : {1, 3, 8, 15, 16, 17, 31, 33}) {
+        for (std::int64_t K : {1, 2, 3, 7, 8, 16, 31, 64, 65}) {
+          check_gemm<std::int8_t, std::int8_t, std::int8_t>(r, level, M, N, K, numerics_profile::tflite());
+          kernels.insert(simd_last_kernel());
+        }
+      }
+    }
+  }
+  CHECK(kernels.size() == cpu().levels().size());
+}
+
+TEST_CASE("simd gemm equals scalar for every profile, signedness and output type", "[simd][gemm][numerics]") {
+  rng r(12);
+  for (isa level : cpu().levels()) {
+    for (const auto& prof : kProfiles) {
+      for (std::int64_t M : {1, 6, 13}) {
+        const std::int64_t N = 19, K = 41;
+        check_gemm<std::int8_t, std::int8_t, std::int8_t>(r, level, M, N, K, prof);
+        check_gemm<std::uint8_t, std::int8_t, std::uint8_t>(r, level, M, N, K, prof);
+        check_gemm<std::int8_t, std::uint8_t, std::int8_t>(r, level, M, N, K, prof);
+        check_gemm<std::uint8_t, std::uint8_t, std::uint8_t>(r, level, M, N, K, prof);
+      }
+    }
+    check_gemm<std::uint8_t, std::int8_t, std::int32_t>(r, level, 5, 33, 77, numerics_profile::tflite());
+    check_gemm<std::int8_t, std::uint8_t, std::int32_t>(r, level, 9, 16, 128, numerics_profile::onnx());
+  }
+}
+
+TEST_CASE("simd gemm is exact for deep K where int32 sums wrap", "[simd][gemm][deep]") {
+  rng r(13);
+  for (isa level : cpu().levels()) {
+    // Extreme values: (255 - 0) * (255 - 0) summed 40000 times passes 2^31.
+    const std::int64_t M = 3, N = 18, K = 40000;
+    Tensor<std::uint8_t> a(Layout::matrix(M, K), Quant::per_tensor(1.0f, 0));
+    Tensor<std::uint8_t> b(Layout::matrix(K, N), Quant::per_tensor(1.0f, 0));
+    fill(a, r, 250, 255);
+    fill(b, r, 250, 255);
+    Tensor<std::int32_t> expect(Layout::matrix(M, N)), got(Layout::matrix(M, N));
+    gemm(scalar, gemm_params{}, a, b, no_bias, expect);
+    gemm(simd_backend{level}, gemm_params{}, a, b, no_bias, got);
+    require_level_ran(level, "gemm");
+    REQUIRE(values(got) == values(expect));
+    for (std::int64_t k : {std::int64_t{4095}, std::int64_t{4096}, std::int64_t{4097}}) {
+      check_gemm<std::int8_t, std::int8_t, std::int8_t>(r, level, 2, 40, k, numerics_profile::tflite());
+    }
+  }
+}
+
+TEST_CASE("simd gemm handles batches, shared and batched B, and strided views", "[simd][gemm][layout]") {
+  rng r(14);
+  for (isa level : cpu().levels()) {
+    Tensor<std::int8_t> a(Layout::row_major({2, 3, 5, 11}), Quant::per_tensor(0.03f, 4));
+    Tensor<std::int8_t> bshared(Layout::matrix(11, 9), Quant::per_tensor(0.01f, 0));
+    Tensor<std::int8_t> bbatched(Layout::row_major({2, 3, 11, 9}), Quant::per_tensor(0.01f, 0));
+    fill(a, r);
+    fill(bshared, r);
+    fill(bbatched, r);
+    for (const Tensor<std::int8_t>* b : {&bshared, &bbatched}) {
+      Tensor<std::int8_t> e(Layout::row_major({2, 3, 5, 9}), Quant::per_tensor(0.1f, 0)), g(Layout::row_major({2, 3, 5, 9}), Quant::per_tensor(0.1f, 0));
+      gemm(scalar, gemm_params{}, a, *b, no_bias, e);
+      gemm(simd_backend{level}, gemm_params{}, a, *b, no_bias, g);
+      REQUIRE(values(g) == values(e));
+    }
+    // B stored [N, K] (column-major view), A transposed view, output written with a row stride.
+    Tensor<std::int8_t> bnk(Layout::matrix(9, 11));
+    Tensor<std::int8_t> akm(Layout::matrix(11, 5));
+    fill(bnk, r);
+    fill(akm, r);
+    TensorView<const std::int8_t> bt(bnk.data(), Layout::col_major(11, 9), Quant::per_tensor(0.01f, 0));
+    TensorView<const std::int8_t> at(akm.data(), Layout::col_major(5, 11), Quant::per_tensor(0.02f, -1));
+    Tensor<std::int8_t> big_e(Layout::matrix(5, 20)), big_g(Layout::matrix(5, 20));
+    TensorView<std::int8_t> oe(big_e.data(), Layout::strided({5, 9}, {20, 1}), Quant::per_tensor(0.1f, 2));
+    TensorView<std::int8_t> og(big_g.data(), Layout::strided({5, 9}, {20, 1}), Quant::per_tensor(0.1f, 2));
+    gemm(scalar, gemm_params{}, at, bt, no_bias, oe);
+    gemm(simd_backend{level}, gemm_params{}, at, bt, no_bias, og);
+    REQUIRE(values(big_g) == values(big_e));
+  }
+}
+
+TEST_CASE("packed weights are reusable and validated like unpacked ones", "[simd][gemm][pack]") {
+  rng r(15);
+  Tensor<std::int8_t> b(Layout::matrix(50, 21), Quant::per_axis(1, scales(r, 21)));
+  fill(b, r);
+  packed_gemm_weights<std::int8_t> packed;
+  REQUIRE(pack_gemm_weights(simd, b, &packed).ok());
+  CHECK(packed.packed_bytes() == 2 * 25 * 32);
+  for (isa level : cpu().levels()) {
+    for (std::int64_t M : {1, 4, 10}) {
+      Tensor<std::int8_t> a(Layout::matrix(M, 50), Quant::per_tensor(0.02f, 7));
+      fill(a, r);
+      Tensor<std::int8_t> e(Layout::matrix(M, 21), Quant::per_tensor(0.04f, -5)), g(Layout::matrix(M, 21), Quant::per_tensor(0.04f, -5));
+      gemm(scalar, gemm_params{}, a, b, no_bias, e);
+      gemm(simd_backend{level}, gemm_params{}, a, packed, no_bias, g);
+      require_level_ran(level, "packed gemm");
+      REQUIRE(values(g) == values(e));
+    }
+  }
+  Tensor<std::int8_t> a(Layout::matrix(3, 49), Quant::per_tensor(0.02f, 7));
+  Tensor<std::int8_t> out(Layout::matrix(3, 21), Quant::per_tensor(0.04f, -5));
+  const status s = try_gemm(simd, gemm_params{}, a, packed, no_bias, out);
+  CHECK(s.code() == errc::invalid_shape);
+  CHECK(s.message().find("has K = 50, a has K = 49") != std::string::npos);
+  gemm_params sat;
+  sat.numerics = numerics_profile::tflite().with_accumulator(24, overflow_rule::saturate_each_add);
+  Tensor<std::int8_t> a50(Layout::matrix(3, 50), Quant::per_tensor(0.02f, 7));
+  CHECK(try_gemm(simd, sat, a50, packed, no_bias, out).code() == errc::unsupported);
+  Tensor<std::int8_t> bad(Layout::matrix(5, 5), Quant::per_tensor(-1.0f, 0));
+  CHECK(pack_gemm_weights(simd, bad, &packed).code() == errc::invalid_quantization);
+  CHECK(packed.K() == 50);  // a failed pack leaves the old weights in place
+}
+
+TEST_CASE("saturating and wide accumulators run on the reference path with the reference's result", "[simd][gemm][fallback]") {
+  rng r(16);
+  Tensor<std::int8_t> a(Layout::matrix(4, 300), Quant::per_tensor(1.0f, 0));
+  Tensor<std::int8_t> b(Layout::matrix(300, 5), Quant::per_tensor(1.0f, 0));
+  fill(a, r, 100, 127);
+  fill(b, r, 100, 127);
+  for (const auto& prof : {numerics_profile::tflite().with_accumulator(20, overflow_rule::saturate_each_add),
+                           numerics_profile::q31(rounding::half_up, {40, overflow_rule::wrap})}) {
+    gemm_params p;
+    p.numerics = prof;
+    Tensor<std::int8_t> e(Layout::matrix(4, 5), Quant::per_tensor(1000.0f, 0)), g(Layout::matrix(4, 5), Quant::per_tensor(1000.0f, 0));
+    gemm(scalar, p, a, b, no_bias, e);
+    gemm(simd, p, a, b, no_bias, g);
+    CHECK(simd_last_kernel() == "gemm_reference");
+    REQUIRE(values(g) == values(e));
+  }
+}
+
+TEST_CASE("simd conv2d equals scalar at every ISA level", "[simd][conv2d]") {
+  rng r(17);
+  struct cfg {
+    std::int64_t N, H, W, C, OC, KH, KW, sh, sw, dh, dw, groups;
+    padding_spec pad;
+  };
+  const cfg cases[] = {
+      {1, 5, 5, 3, 4, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
+      {2, 7, 6, 4, 6, 3, 3, 2, 2, 1, 1, 2, padding_spec::explicit_(1, 0, 0, 1)},
+      {1, 9, 9, 2, 17, 3, 3, 1, 2, 2, 2, 1, padding_spec::symmetric(2)},
+      {1, 4, 4, 8, 8, 1, 1, 1, 1, 1, 1, 4, padding_spec::valid()},
+      {1, 10, 3, 5, 7, 5, 1, 3, 1, 1, 1, 1, padding_spec::explicit_(2, 3, 0, 0)},
+      {3, 1, 1, 16, 33, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 16, 16, 3, 32, 3, 3, 2, 2, 1, 1, 1, padding_spec::same()},
+      {1, 8, 8, 64, 16, 3, 3, 1, 1, 1, 1, 1, padding_spec::symmetric(1)},
+  };
+  for (isa level : cpu().levels()) {
+    for (const cfg& c : cases) {
+      for (const auto& prof : kProfiles) {
+        conv2d_params p;
+        p.numerics = prof;
+        p.stride_h = c.sh;
+        p.stride_w = c.sw;
+        p.dilation_h = c.dh;
+        p.dilation_w = c.dw;
+        p.padding = c.pad;
+        p.groups = c.groups;
+        conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.KH, c.KW);
+        REQUIRE(detail::resolve_geometry(p, &g).ok());
+        Tensor<std::uint8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, 117));
+        Tensor<std::uint8_t> w(Layout::ohwi(c.OC, c.KH, c.KW, c.C / c.groups), Quant::per_axis(0, scales(r, c.OC), zero_points(r, c.OC, 0, 255)));
+        Tensor<std::int32_t> bias(Layout::row_major({c.OC}));
+        fill(in, r);
+        fill(w, r);
+        fill(bias, r, -3000, 3000);
+        Tensor<std::int8_t> e(Layout::nhwc(c.N, g.OH, g.OW, c.OC), Quant::per_tensor(0.07f, -20));
+        Tensor<std::int8_t> got(Layout::nhwc(c.N, g.OH, g.OW, c.OC), Quant::per_tensor(0.07f, -20));
+        conv2d(scalar, p, in, w, bias, e);
+        conv2d(simd_backend{level}, p, in, w, bias, got);
+        require_level_ran(level, "conv2d");
+        REQUIRE(values(got) == values(e));
+      }
+    }
+  }
+}
+
+TEST_CASE("simd conv2d reads NCHW input and OIHW weights through layouts", "[simd][conv2d][layout]") {
+  rng r(18);
+  const std::int64_t N = 2, C = 5, H = 6, W = 7, O = 9;
+  Tensor<std::int8_t> nchw(Layout::row_major({N, C, H, W}));
+  Tensor<std::int8_t> oihw(Layout::row_major({O, C, 3, 3}));
+  fill(nchw, r);
+  fill(oihw, r);
+  TensorView<const std::int8_t> in(nchw.data(), Layout::nchw(N, C, H, W), Quant::per_tensor(0.05f, 3));
+  TensorView<const std::int8_t> w(oihw.data(), Layout::oihw(O, C, 3, 3), Quant::per_axis(0, scales(r, O)));
+  conv2d_params p;
+  p.padding = padding_spec::symmetric(1);
+  p.numerics = numerics_profile::onnx();
+  for (isa level : cpu().levels()) {
+    Tensor<std::int8_t> e(Layout::nhwc(N, H, W, O), Quant::per_tensor(0.2f, 0)), g(Layout::nhwc(N, H, W, O), Quant::per_tensor(0.2f, 0));
+    conv2d(scalar, p, in, w, no_bias, e);
+    conv2d(simd_backend{level}, p, in, w, no_bias, g);
+    REQUIRE(values(g) == values(e));
+  }
+}
+
+TEST_CASE("the ISA cap: process-wide and per backend value", "[simd][dispatch]") {
+  const isa best = active_isa();
+  CHECK(simd.level() == best);
+  CHECK(simd_backend{isa::portable}.level() == isa::portable);
+  const isa saved = isa_cap();
+  set_isa_cap(isa::portable);
+  CHECK(simd.level() == isa::portable);
+  set_isa_cap(saved);
+  CHECK(simd.level() == best);
+  isa parsed = isa::best;
+  CHECK(parse_isa("avx512_vnni", &parsed));
+  CHECK(parsed == isa::avx512_vnni);
+  CHECK_FALSE(parse_isa("avx9000", &parsed));
+  // The detected levels are what the CPU reports: the first is always the portable one.
+  REQUIRE_FALSE(cpu().levels().empty());
+  CHECK(cpu().levels().front() == isa::portable);
+#if defined(__x86_64__)
+  CHECK(cpu().supports(isa::avx2) == (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
+  CHECK(cpu().supports(isa::avx512_vnni) == (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+                                             __builtin_cpu_supports("avx512vl")));
+#endif
+}
