@@ -5,6 +5,7 @@
 #include "support/catch.hpp"
 #include "support/random.hpp"
 
+#include <cmath>
 #include <set>
 #include <string>
 
@@ -24,6 +25,9 @@ const numerics_profile kProfiles[] = {
     numerics_profile::q31(rounding::half_even),
     numerics_profile::fp32(rounding::floor),
     numerics_profile::q31(rounding::half_away, {20, overflow_rule::wrap}),
+    numerics_profile::tflite().with_accumulator(24, overflow_rule::wrap),
+    numerics_profile::onnx().with_accumulator(16, overflow_rule::wrap),
+    numerics_profile::tosa_single().with_accumulator(18, overflow_rule::wrap),
 };
 
 std::vector<float> scales(rng& r, std::int64_t n) {
@@ -294,4 +298,50 @@ TEST_CASE("the ISA cap: process-wide and per backend value", "[simd][dispatch]")
   CHECK(cpu().supports(isa::avx512_vnni) == (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
                                              __builtin_cpu_supports("avx512vl")));
 #endif
+}
+
+TEST_CASE("vectorized output stages equal the reference's over the full parameter range", "[simd][requant]") {
+  rng r(19);
+  const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
+                                       numerics_profile::tflite().with_accumulator(12, overflow_rule::wrap),
+                                       numerics_profile::onnx().with_accumulator(20, overflow_rule::wrap)};
+  for (isa level : cpu().levels()) {
+    const simd_detail::c2_kernels<std::int8_t> kern = simd_detail::select_c2<std::int8_t>(level);
+    for (const auto& prof : profiles) {
+      for (int trial = 0; trial < 300; ++trial) {
+        output_stage st;
+        st.numerics = prof;
+        st.raw = trial % 10 == 0;
+        st.zero_point = r.uniform(-128, 127);
+        st.lo = r.uniform(-128, 0);
+        st.hi = r.uniform(0, 127);
+        for (int c = 0; c < 16; ++c) {
+          requant_channel ch;
+          // m = 2^30 makes x * m land exactly on SRDHM's rounding tie for every odd x.
+          ch.multiplier = trial % 11 == 0 ? (1 << 30) : trial % 7 == 0 ? INT32_MAX - r.uniform(0, 3) : r.uniform(1 << 30, INT32_MAX);
+          ch.shift = trial % 5 == 0 ? r.uniform(-31, 30) : r.uniform(-12, 3);
+          if (prof.mode != rounding::tflite_double && ch.shift > 30) ch.shift = 30;
+          const int e = trial % 3 == 0 ? r.uniform(-40, 40) : r.uniform(-16, 2);
+          ch.scale = std::ldexp(r.uniform_real(1.0f, 2.0f), e);
+          st.channel.push_back(ch);
+        }
+        Tensor<std::int32_t> bias(Layout::row_major({16}));
+        fill(bias, r, INT32_MIN, INT32_MAX);
+        const simd_detail::tile_output_stage t(st, bias.cview(), 16);
+        std::int32_t c[4 * 16], e_out[4 * 16], g_out[4 * 16];
+        for (int i = 0; i < 64; ++i) {
+          const int kind = r.uniform(0, 3);
+          c[i] = kind == 0 ? r.uniform(INT32_MIN, INT32_MAX) : kind == 1 ? r.uniform(-300000, 300000) : r.uniform(-100, 100);
+        }
+        simd_detail::apply_tile_portable(t, c, 4, 0, 0, 16, e_out);
+        kern.apply(t, c, 4, 0, 0, 16, g_out);
+        for (int i = 0; i < 64; ++i) {
+          INFO(prof.describe() << " sum " << c[i] << " channel " << i % 16 << " m " << st.channel[i % 16].multiplier << " shift "
+                               << st.channel[i % 16].shift << " scale " << st.channel[i % 16].scale << " zp " << st.zero_point
+                               << " bias " << bias.data()[i % 16]);
+          REQUIRE(g_out[i] == e_out[i]);
+        }
+      }
+    }
+  }
 }

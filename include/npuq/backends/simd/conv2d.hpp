@@ -45,6 +45,7 @@ status execute(const simd_backend& be, const conv2d_problem<I, W, O>& p) {
   packed_gemm_weights<W> w;
   for (std::int64_t grp = 0; grp < p.groups; ++grp) {
     const std::int64_t oc0 = grp * ocg;
+    const simd_detail::tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     Quant zq;  // only the zero points matter to the packer
     zq.granularity = quant_granularity::per_axis;
     zq.zero_points.assign(p.w_zero_point.begin() + oc0, p.w_zero_point.begin() + oc0 + ocg);
@@ -53,23 +54,15 @@ status execute(const simd_backend& be, const conv2d_problem<I, W, O>& p) {
       return p.w(oc0 + n, ky, kx, ic);
     });
     simd_detail::run_c2(
-        kern, M, w,
+        kern, M, w, stage, oc0,
         [&](std::int64_t m, std::int32_t* v) { simd_detail::gather_pixel(p, m, grp * cg, cg, v); },
-        [&](std::int64_t m, std::int64_t n, std::int32_t sum) {
+        [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
           const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
-          p.out.set(static_cast<O>(simd_detail::finish_wrapped(sum, p.stage, p.bias, oc0 + n)), b, oy, ox, oc0 + n);
+          simd_detail::store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
         });
   }
   detail::simd_last_kernel_storage() =
       std::string("conv2d_") + simd_detail::type_code(p.in.type()) + simd_detail::type_code(p.w.type()) + "_4x16c2_" + kern.suffix;
-  return {};
-}
-
-// Depthwise on the reference loops until the dedicated depthwise kernels land.
-template <class I, class W, class O>
-status execute(const simd_backend&, const depthwise_problem<I, W, O>& p) {
-  NPUQ_RETURN_IF_ERROR(execute(scalar, p));
-  detail::simd_last_kernel_storage() = "dwconv_reference";
   return {};
 }
 

@@ -20,7 +20,9 @@
 #include "npuq/backends/scalar/gemm.hpp"
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/gemm_pack.hpp"
+#include "npuq/backends/simd/output_stage.hpp"
 #include "npuq/backends/simd/portable/gemm_c2.hpp"
+#include "npuq/backends/simd/arm/gemm_c2_neon.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
 #include "npuq/ops/gemm_problem.hpp"
 
@@ -40,9 +42,13 @@ template <class B>
 using c2_kernel = void (*)(std::int64_t, const std::int32_t*, const B*, const std::int16_t*, std::int32_t*);
 
 // The c2 microkernels for 1..4 rows at the best level allowed; `suffix` names the ISA.
+using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
+                               std::int32_t*);
+
 template <class B>
 struct c2_kernels {
   c2_kernel<B> rows[mr];
+  tile_apply_fn apply;  // the output stage for a tile of sums
   const char* suffix;
 };
 
@@ -50,39 +56,53 @@ template <class B>
 c2_kernels<B> select_c2(isa level) {
 #if defined(NPUQ_ARCH_X86_64)
   if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
-    return {{gemm_c2_avx2<1, B>, gemm_c2_avx2<2, B>, gemm_c2_avx2<3, B>, gemm_c2_avx2<4, B>}, "avx2"};
+    return {{gemm_c2_avx2<1, B>, gemm_c2_avx2<2, B>, gemm_c2_avx2<3, B>, gemm_c2_avx2<4, B>}, apply_tile_avx2, "avx2"};
+#elif defined(NPUQ_ARCH_AARCH64)
+  if (static_cast<int>(level) >= static_cast<int>(isa::neon) && static_cast<int>(level) <= static_cast<int>(isa::neon_i8mm))
+    return {{gemm_c2_neon<1, B>, gemm_c2_neon<2, B>, gemm_c2_neon<3, B>, gemm_c2_neon<4, B>}, apply_tile_portable, "neon"};
 #endif
   (void)level;
-  return {{gemm_c2_portable<1, B>, gemm_c2_portable<2, B>, gemm_c2_portable<3, B>, gemm_c2_portable<4, B>}, "portable"};
+  return {{gemm_c2_portable<1, B>, gemm_c2_portable<2, B>, gemm_c2_portable<3, B>, gemm_c2_portable<4, B>}, apply_tile_portable,
+          "portable"};
 }
 
-// Runs C = A x B for M rows: `fill(m, v)` writes A row m's K zero-point-corrected values into
-// v, `store(m, n, acc32)` receives each int32 sum (modulo 2^32).
+// Runs C = A x B for M rows and the output stage: `fill(m, v)` writes A row m's K
+// zero-point-corrected values into v; `store(m, n0, cols, values)` receives output row m's
+// values for columns [n0, n0 + cols).
+// Column n of this product is channel first_channel + n of the stage.
 template <class B, class FillFn, class StoreFn>
-void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w, FillFn&& fill, StoreFn&& store) {
+void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w, const tile_output_stage& stage,
+            std::int64_t first_channel, FillFn&& fill, StoreFn&& store) {
   const std::int64_t N = w.N(), kp = w.k_pairs();
   std::vector<std::int32_t> a_block(static_cast<std::size_t>(kp * mr)), scratch(static_cast<std::size_t>(2 * kp + 1));
   alignas(64) std::int32_t c[mr * nr];
+  alignas(64) std::int32_t out[mr * nr];
   for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
     const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
     pack_a_block(rows, w.K(), [&](int m, std::int32_t* v) { fill(m0 + m, v); }, scratch.data(), a_block.data());
     for (std::int64_t p = 0; p < w.panels(); ++p) {
       kern.rows[rows - 1](kp, a_block.data(), w.panel(p), w.panel_zero_points(p), c);
       const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
-      for (int m = 0; m < rows; ++m)
-        for (std::int64_t j = 0; j < cols; ++j) store(m0 + m, n0 + j, c[m * nr + j]);
+      kern.apply(stage, c, rows, n0, first_channel, cols, out);
+      for (int m = 0; m < rows; ++m) store(m0 + m, n0, cols, out + m * nr);
     }
   }
 }
 
-// Bias (int32 wrap-around), accumulator width, output stage: the reference's finish step for a
-// sum already reduced modulo 2^32.
-inline std::int32_t finish_wrapped(std::int32_t sum, const output_stage& st, const TensorView<const std::int32_t>& bias,
-                                   std::int64_t channel) {
-  std::uint32_t v = static_cast<std::uint32_t>(sum);
-  if (bias.rank() == 1) v += static_cast<std::uint32_t>(bias(channel));
-  const std::int64_t acc = wrap_to_bits(static_cast<std::int32_t>(v), st.numerics.acc.bits);
-  return st.apply(acc, channel);
+// Writes `cols` values to out at element offset `at` with stride `step` (unit stride runs as a
+// plain loop the compiler vectorizes).
+template <class O>
+void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std::int64_t cols, const std::int32_t* v) {
+  if constexpr (!element_traits<O>::packed) {
+    O* dst = out.data() + at;
+    if (step == 1) {
+      for (std::int64_t j = 0; j < cols; ++j) dst[j] = static_cast<O>(v[j]);
+    } else {
+      for (std::int64_t j = 0; j < cols; ++j) dst[j * step] = static_cast<O>(v[j]);
+    }
+  } else {
+    for (std::int64_t j = 0; j < cols; ++j) out.store(at + j * step, static_cast<typename TensorView<O>::value_type>(v[j]));
+  }
 }
 
 inline std::string gemm_kernel_name(dtype a, dtype b, const char* suffix) {
@@ -97,6 +117,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
   const Layout& ol = p.out.layout();
   const int ar = al.rank(), orr = ol.rank();
   packed_gemm_weights<B> own;
+  const tile_output_stage stage(p.stage, p.bias, p.N);
   for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
     std::int64_t ao = 0, bo = 0, oo = 0;
     p.batch_offsets(batch, &ao, &bo, &oo);
@@ -112,12 +133,12 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
     const std::int64_t a0 = p.a.offset() + ao, sm = al.stride(ar - 2), sk = al.stride(ar - 1);
     const std::int64_t o0 = p.out.offset() + oo, om = ol.stride(orr - 2), on = ol.stride(orr - 1);
     run_c2(
-        kern, p.M, *w,
+        kern, p.M, *w, stage, 0,
         [&](std::int64_t m, std::int32_t* v) {
           for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int32_t>(p.a.load(a0 + m * sm + k * sk)) - p.a_zero_point;
         },
-        [&](std::int64_t m, std::int64_t n, std::int32_t sum) {
-          p.out.store(o0 + m * om + n * on, static_cast<O>(finish_wrapped(sum, p.stage, p.bias, n)));
+        [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
+          store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
         });
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name(p.a.type(), p.b.type(), kern.suffix);

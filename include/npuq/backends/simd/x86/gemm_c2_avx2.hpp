@@ -27,7 +27,9 @@ NPUQ_TARGET_AVX2 inline __m256i widen_avx2(__m128i v) {
 template <int MR, class B>
 NPUQ_TARGET_AVX2 void gemm_c2_avx2(std::int64_t k_pairs, const std::int32_t* a, const B* b, const std::int16_t* zb,
                                    std::int32_t* c) {
+  // Fully unrolled over MR (GCC keeps the accumulator arrays in registers only when unrolled).
   __m256i acc0[MR], acc1[MR];
+#pragma GCC unroll 4
   for (int m = 0; m < MR; ++m) acc0[m] = acc1[m] = _mm256_setzero_si256();
   const __m256i z0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zb));
   const __m256i z1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zb + 16));
@@ -35,12 +37,14 @@ NPUQ_TARGET_AVX2 void gemm_c2_avx2(std::int64_t k_pairs, const std::int32_t* a, 
     const __m128i* bp = reinterpret_cast<const __m128i*>(b + p * 32);
     const __m256i b0 = _mm256_sub_epi16(widen_avx2<B>(_mm_loadu_si128(bp)), z0);
     const __m256i b1 = _mm256_sub_epi16(widen_avx2<B>(_mm_loadu_si128(bp + 1)), z1);
+#pragma GCC unroll 4
     for (int m = 0; m < MR; ++m) {
       const __m256i av = _mm256_set1_epi32(a[p * MR + m]);
       acc0[m] = _mm256_add_epi32(acc0[m], _mm256_madd_epi16(av, b0));
       acc1[m] = _mm256_add_epi32(acc1[m], _mm256_madd_epi16(av, b1));
     }
   }
+#pragma GCC unroll 4
   for (int m = 0; m < MR; ++m) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + m * 16), acc0[m]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + m * 16 + 8), acc1[m]);

@@ -1,0 +1,184 @@
+// The simd backends' output stage: bias, accumulator width, requantization and clamp applied to
+// a tile of int32 sums (modulo 2^32), 16 output channels at a time.
+//
+// `tile_output_stage` lays the per-channel parameters out in panel order once per call. The
+// portable path applies the reference's output_stage element by element. The AVX2 path
+// vectorizes the three contracts users pick most (tflite double rounding, single rounding ties
+// up, fp32 ties to even) with arithmetic that is the reference's step for step; every other
+// profile takes the portable path, so results never depend on the path.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "npuq/core/cpu_features.hpp"
+#include "npuq/ops/output_stage.hpp"
+
+#if defined(NPUQ_ARCH_X86_64)
+#include <immintrin.h>
+#endif
+
+namespace npuq {
+namespace simd_detail {
+
+enum class tile_requant : std::uint8_t { reference, raw, q31_double, q31_half_up, fp32_half_even };
+
+// Output-stage parameters for channels [0, N) padded to whole 16-channel panels.
+struct tile_output_stage {
+  const output_stage* st = nullptr;
+  tile_requant kind = tile_requant::reference;
+  std::vector<std::int32_t> bias, multiplier, shift;
+  std::vector<float> scale;
+
+  tile_output_stage(const output_stage& stage, const TensorView<const std::int32_t>& b, std::int64_t n, std::int64_t first_channel = 0)
+      : st(&stage) {
+    const std::size_t padded = static_cast<std::size_t>((n + 15) / 16 * 16);
+    bias.assign(padded, 0);
+    multiplier.assign(padded, 0);
+    shift.assign(padded, 0);
+    scale.assign(padded, 1.0f);
+    for (std::int64_t c = 0; c < n; ++c) {
+      const std::int64_t ch = first_channel + c;
+      if (b.rank() == 1) bias[static_cast<std::size_t>(c)] = b(ch);
+      if (!stage.raw) {
+        const requant_channel& r = stage.at(ch);
+        multiplier[static_cast<std::size_t>(c)] = r.multiplier;
+        shift[static_cast<std::size_t>(c)] = r.shift;
+        scale[static_cast<std::size_t>(c)] = r.scale;
+      }
+    }
+    const numerics_profile& p = stage.numerics;
+    if (stage.raw) kind = tile_requant::raw;
+    else if (p.format == multiplier_format::q31 && p.mode == rounding::tflite_double) kind = tile_requant::q31_double;
+    else if (p.format == multiplier_format::q31 && p.mode == rounding::half_up) kind = tile_requant::q31_half_up;
+    else if (p.format == multiplier_format::fp32 && p.mode == rounding::half_even) kind = tile_requant::fp32_half_even;
+  }
+
+  // Reference path for one element: sum (mod 2^32) of channel c -> stored value.
+  std::int32_t apply_one(std::int32_t sum, std::int64_t c, std::int64_t first_channel) const {
+    const auto v = static_cast<std::int32_t>(static_cast<std::uint32_t>(sum) + static_cast<std::uint32_t>(bias[static_cast<std::size_t>(c)]));
+    return st->apply(wrap_to_bits(v, st->numerics.acc.bits), first_channel + c);
+  }
+};
+
+// One element through the reference's finish step, for a sum already reduced modulo 2^32:
+// bias (int32 wrap-around), accumulator width, output stage.
+inline std::int32_t finish_wrapped(std::int32_t sum, const output_stage& st, const TensorView<const std::int32_t>& bias,
+                                   std::int64_t channel) {
+  std::uint32_t v = static_cast<std::uint32_t>(sum);
+  if (bias.rank() == 1) v += static_cast<std::uint32_t>(bias(channel));
+  return st.apply(wrap_to_bits(static_cast<std::int32_t>(v), st.numerics.acc.bits), channel);
+}
+
+// out[m][j] = stage(c[m][j]) for `rows` rows of 16 sums, channels [n0, n0 + 16).
+inline void apply_tile_portable(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t first_channel,
+                                std::int64_t cols, std::int32_t* out) {
+  for (int m = 0; m < rows; ++m)
+    for (std::int64_t j = 0; j < cols; ++j) out[m * 16 + j] = t.apply_one(c[m * 16 + j], n0 + j, first_channel);
+}
+
+#if defined(NPUQ_ARCH_X86_64)
+
+#define NPUQ_TARGET_AVX2_OUT __attribute__((target("avx2,fma")))
+
+// floor(v / 2^s) for signed 64-bit lanes (AVX2 has no 64-bit arithmetic shift).
+NPUQ_TARGET_AVX2_OUT inline __m256i sra_epi64_avx2(__m256i v, __m256i s) {
+  const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
+  return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, sign), s), sign);
+}
+
+// Low 32 bits of floor((x * m + 2^30) / 2^31) per lane: gemmlowp's SRDHM for m >= 0.
+NPUQ_TARGET_AVX2_OUT inline __m256i srdhm_avx2(__m256i x, __m256i m) {
+  const __m256i nudge = _mm256_set1_epi64x(std::int64_t{1} << 30);
+  const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), nudge), 31);
+  const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)), nudge), 31);
+  return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+// RoundingDivideByPOT with per-lane exponents e in [0, 31].
+NPUQ_TARGET_AVX2_OUT inline __m256i rdbpot_avx2(__m256i x, __m256i e) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
+  const __m256i rem = _mm256_and_si256(x, mask);
+  const __m256i neg = _mm256_srli_epi32(x, 31);  // 1 where x < 0
+  const __m256i threshold = _mm256_add_epi32(_mm256_srai_epi32(mask, 1), neg);
+  const __m256i up = _mm256_and_si256(_mm256_cmpgt_epi32(rem, threshold), one);
+  return _mm256_add_epi32(_mm256_srav_epi32(x, e), up);
+}
+
+// Single rounding on the low 32 bits of each 64-bit lane: ((int64)x * m + 2^(t-1)) >> t,
+// clamped to [lo, hi] in 64 bits (the rounded value can exceed int32 before the clamp).
+NPUQ_TARGET_AVX2_OUT inline __m256i single_round_lanes_avx2(__m256i x, __m256i m, __m256i t32, __m256i lo64, __m256i hi64) {
+  const __m256i one64 = _mm256_set1_epi64x(1);
+  const __m256i t = _mm256_and_si256(t32, _mm256_set1_epi64x(0xFFFFFFFF));
+  const __m256i round = _mm256_sllv_epi64(one64, _mm256_sub_epi64(t, one64));
+  __m256i v = sra_epi64_avx2(_mm256_add_epi64(_mm256_mul_epi32(x, m), round), t);
+  v = _mm256_blendv_epi8(v, lo64, _mm256_cmpgt_epi64(lo64, v));
+  return _mm256_blendv_epi8(v, hi64, _mm256_cmpgt_epi64(v, hi64));
+}
+
+// The same for all 8 lanes, with ts = 31 - shift.
+NPUQ_TARGET_AVX2_OUT inline __m256i single_round_avx2(__m256i x, __m256i m, __m256i shift, std::int32_t lo, std::int32_t hi) {
+  const __m256i ts = _mm256_sub_epi32(_mm256_set1_epi32(31), shift);
+  const __m256i lo64 = _mm256_set1_epi64x(lo), hi64 = _mm256_set1_epi64x(hi);
+  const __m256i even = single_round_lanes_avx2(x, m, ts, lo64, hi64);
+  const __m256i odd =
+      single_round_lanes_avx2(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32), _mm256_srli_epi64(ts, 32), lo64, hi64);
+  return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+}
+
+template <tile_requant Kind>
+NPUQ_TARGET_AVX2_OUT inline void apply_tile_avx2_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
+                                                      std::int32_t* out) {
+  const output_stage& st = *t.st;
+  const __m256i vdrop = _mm256_set1_epi32(32 - st.numerics.acc.bits);
+  // Clamp relative to the zero point, then add it: scaled + zp could overflow int32 first.
+  const std::int32_t lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
+  const __m256i zp = _mm256_set1_epi32(st.zero_point);
+  const __m256i vlo = _mm256_set1_epi32(lo_rel), vhi = _mm256_set1_epi32(hi_rel);
+  const __m256 flo = _mm256_set1_ps(static_cast<float>(lo_rel)), fhi = _mm256_set1_ps(static_cast<float>(hi_rel));
+  const __m256i zero = _mm256_setzero_si256();
+  for (int h = 0; h < 2; ++h) {
+    const std::size_t ch = static_cast<std::size_t>(n0 + 8 * h);
+    const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.bias[ch]));
+    const __m256i mult = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.multiplier[ch]));
+    const __m256i shift = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.shift[ch]));
+    const __m256 scale = _mm256_loadu_ps(&t.scale[ch]);
+    const __m256i left = _mm256_max_epi32(shift, zero), right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    for (int m = 0; m < rows; ++m) {
+      __m256i v = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + m * 16 + 8 * h)), bias);
+      v = _mm256_srav_epi32(_mm256_sllv_epi32(v, vdrop), vdrop);  // accumulator width (wrap)
+      __m256i r = v;
+      if (Kind == tile_requant::q31_double) {
+        r = rdbpot_avx2(srdhm_avx2(_mm256_sllv_epi32(v, left), mult), right);
+        r = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi), zp);
+      } else if (Kind == tile_requant::q31_half_up) {
+        r = _mm256_add_epi32(single_round_avx2(v, mult, shift, lo_rel, hi_rel), zp);
+      } else if (Kind == tile_requant::fp32_half_even) {
+        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale);
+        f = _mm256_min_ps(_mm256_max_ps(f, flo), fhi);
+        f = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        r = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp);
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + m * 16 + 8 * h), r);
+    }
+  }
+}
+
+inline void apply_tile_avx2(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t first_channel,
+                            std::int64_t cols, std::int32_t* out) {
+  switch (t.kind) {
+    case tile_requant::raw: return apply_tile_avx2_kind<tile_requant::raw>(t, c, rows, n0, out);
+    case tile_requant::q31_double: return apply_tile_avx2_kind<tile_requant::q31_double>(t, c, rows, n0, out);
+    case tile_requant::q31_half_up: return apply_tile_avx2_kind<tile_requant::q31_half_up>(t, c, rows, n0, out);
+    case tile_requant::fp32_half_even: return apply_tile_avx2_kind<tile_requant::fp32_half_even>(t, c, rows, n0, out);
+    case tile_requant::reference: break;
+  }
+  apply_tile_portable(t, c, rows, n0, first_channel, cols, out);
+}
+
+#endif
+
+}  // namespace simd_detail
+}  // namespace npuq

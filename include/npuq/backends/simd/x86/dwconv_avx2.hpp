@@ -1,0 +1,209 @@
+// AVX2 depthwise conv2d: the row kernel on the packed layout of portable/dwconv.hpp, and a
+// vectorized output stage.
+//
+// Row kernel: 16 channels per block. Per tap, 16 input bytes are widened to int16 (vpmovzxbw /
+// vpmovsxbw); two taps are interleaved (vpunpcklwd / vpunpckhwd) and multiplied with the packed
+// (w - w_zp) pairs by vpmaddwd, which sums two exact 32-bit products and never saturates. The
+// 3x3 and 5x5 instances have the tap count fixed, so the tap loop unrolls and the 3x3 weights
+// (10 vectors) stay in registers across the pixels of a row.
+//
+// Output stage: the requantization of the tflite (double rounding) and fp32 profiles and the raw
+// int32 output, 8 channels at a time, integer operation for integer operation the same as
+// npuq::requantize (see the comments in dw_requant8_avx2); the single-rounding q31 profiles
+// keep the scalar output stage. Everything is compiled with a target attribute, so the header
+// works in a program built without -mavx2; it only runs after CPU detection says so.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "npuq/backends/simd/portable/dwconv.hpp"
+#include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
+#include "npuq/ops/output_stage.hpp"
+
+#if defined(NPUQ_ARCH_X86_64)
+#include <immintrin.h>
+
+namespace npuq {
+namespace simd_detail {
+
+template <bool Tail, class I>
+NPUQ_TARGET_AVX2 inline __m256i dw_load_avx2(const I* x, int nch) {
+  if constexpr (Tail) {
+    alignas(16) I buf[dw_block] = {};
+    std::memcpy(buf, x, static_cast<std::size_t>(nch));
+    return widen_avx2<I>(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)));
+  } else {
+    (void)nch;
+    return widen_avx2<I>(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+  }
+}
+
+// Same contract as dwconv_row_portable. Tail: the block has fewer than 16 channels, so inputs
+// are copied to a 16-byte buffer instead of read past the last channel.
+template <int KT, bool Tail, class I>
+NPUQ_TARGET_AVX2 void dwconv_row_avx2(std::int64_t npix, std::int64_t taps, const I* const* ind, std::int64_t c0, int nch,
+                                      const std::int16_t* w, const std::int32_t* start, std::int32_t* acc, std::int64_t acc_stride) {
+  const std::int64_t T = KT > 0 ? KT : taps;
+  const __m256i* wv = reinterpret_cast<const __m256i*>(w);
+  const __m256i s0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(start));
+  const __m256i s1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(start + 8));
+  for (std::int64_t p = 0; p < npix; ++p) {
+    const I* const* tp = ind + p * T;
+    __m256i a0 = s0, a1 = s1;
+    std::int64_t t = 0;
+#pragma GCC unroll 16
+    for (; t + 1 < T; t += 2) {
+      const __m256i x0 = dw_load_avx2<Tail>(tp[t] + c0, nch);
+      const __m256i x1 = dw_load_avx2<Tail>(tp[t + 1] + c0, nch);
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), _mm256_loadu_si256(wv + t)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), _mm256_loadu_si256(wv + t + 1)));
+    }
+    if (t < T) {  // odd tap count: the last tap pairs with zeros
+      const __m256i x0 = dw_load_avx2<Tail>(tp[t] + c0, nch), z = _mm256_setzero_si256();
+      a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, z), _mm256_loadu_si256(wv + t)));
+      a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, z), _mm256_loadu_si256(wv + t + 1)));
+    }
+    // a0 holds channels 0-3 | 8-11, a1 channels 4-7 | 12-15.
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + p * acc_stride), _mm256_permute2x128_si256(a0, a1, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + p * acc_stride + 8), _mm256_permute2x128_si256(a0, a1, 0x31));
+  }
+}
+
+// The output stage of one call, laid out per channel for the vector code (padded to a multiple
+// of 16 channels).
+struct dw_requant_table {
+  enum class kind : std::uint8_t { raw, q31_double, fp32 };
+  kind k = kind::raw;
+  rounding mode = rounding::half_even;
+  int wrap_shift = 0;  // 32 - accumulator bits
+  std::int32_t zero_point = 0, qlo = 0, qhi = 0;  // clamp bounds before the zero point is added
+  std::vector<std::int32_t> multiplier, left, right, mask;
+  std::vector<float> scale;
+
+  // False when the profile has no vector output stage here (single-rounding q31).
+  bool build(const output_stage& st, std::int64_t channels) {
+    wrap_shift = 32 - st.numerics.acc.bits;
+    mode = st.numerics.mode;
+    if (st.raw) {
+      k = kind::raw;
+      return true;
+    }
+    const std::size_t n = static_cast<std::size_t>((channels + dw_block - 1) / dw_block * dw_block);
+    zero_point = st.zero_point;
+    qlo = st.lo - st.zero_point;
+    qhi = st.hi - st.zero_point;
+    if (st.numerics.format == multiplier_format::fp32) {
+      k = kind::fp32;
+      scale.assign(n, 1.0f);
+      for (std::int64_t c = 0; c < channels; ++c) scale[static_cast<std::size_t>(c)] = st.at(c).scale;
+      return true;
+    }
+    if (st.numerics.mode != rounding::tflite_double) return false;
+    k = kind::q31_double;
+    multiplier.assign(n, 0);
+    left.assign(n, 0);
+    right.assign(n, 0);
+    mask.assign(n, 0);
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const requant_channel& r = st.at(c);
+      const std::size_t i = static_cast<std::size_t>(c);
+      multiplier[i] = r.multiplier;
+      left[i] = r.shift > 0 ? r.shift : 0;
+      right[i] = r.shift > 0 ? 0 : -r.shift;
+      mask[i] = static_cast<std::int32_t>((std::int64_t{1} << right[i]) - 1);
+    }
+    return true;
+  }
+};
+
+// Requantizes 8 accumulators of channels c .. c + 7 to int32 values inside [lo, hi].
+NPUQ_TARGET_AVX2 inline __m256i dw_requant8_avx2(const dw_requant_table& r, const std::int32_t* acc, std::int64_t c) {
+  __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc));
+  if (r.wrap_shift > 0) {  // wrap_to_bits: two's complement at the accumulator width
+    const __m128i s = _mm_cvtsi32_si128(r.wrap_shift);
+    v = _mm256_sra_epi32(_mm256_sll_epi32(v, s), s);
+  }
+  __m256i y;
+  switch (r.k) {
+    case dw_requant_table::kind::raw: return v;
+    case dw_requant_table::kind::q31_double: {
+      // wrapping_shift_left, then srdhm: (a * m + nudge) / 2^31 truncated equals
+      // floor((a * m + 2^30) / 2^31) for both signs of a * m (m >= 0, so no INT32_MIN * INT32_MIN);
+      // bits 31..62 of the 64-bit sum are the int32 result.
+      const __m256i x = _mm256_sllv_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.left.data() + c)));
+      const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.multiplier.data() + c));
+      const __m256i half = _mm256_set1_epi64x(std::int64_t{1} << 30);
+      const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(x, m), half);
+      const __m256i po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)), half);
+      const __m256i s = _mm256_blend_epi32(_mm256_srli_epi64(pe, 31), _mm256_slli_epi64(po, 1), 0xAA);
+      // rounding_divide_by_pot: floor shift, plus 1 when the remainder exceeds the threshold.
+      const __m256i rs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.right.data() + c));
+      const __m256i mk = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.mask.data() + c));
+      const __m256i rem = _mm256_and_si256(s, mk);
+      const __m256i thr = _mm256_add_epi32(_mm256_srli_epi32(mk, 1), _mm256_srli_epi32(s, 31));
+      y = _mm256_sub_epi32(_mm256_srav_epi32(s, rs), _mm256_cmpgt_epi32(rem, thr));
+      y = _mm256_min_epi32(_mm256_max_epi32(y, _mm256_set1_epi32(r.qlo)), _mm256_set1_epi32(r.qhi));
+      break;
+    }
+    case dw_requant_table::kind::fp32: {
+      // (float)acc * scale, one rounding to float each (as requantize); rounding the float to an
+      // integer is exact, so doing it in float equals doing it on the double.
+      const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(r.scale.data() + c));
+      __m256 q;
+      switch (r.mode) {
+        case rounding::half_even: q = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); break;
+        case rounding::floor: q = _mm256_round_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); break;
+        case rounding::truncate: q = _mm256_round_ps(f, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC); break;
+        case rounding::half_up: {  // floor, +1 when the (exact) fraction is >= 0.5; inf: NaN fraction, no +1
+          const __m256 fl = _mm256_round_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+          const __m256 up = _mm256_cmp_ps(_mm256_sub_ps(f, fl), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+          q = _mm256_add_ps(fl, _mm256_and_ps(up, _mm256_set1_ps(1.0f)));
+          break;
+        }
+        default: {  // half_away (std::round): truncate, then +-1 when |fraction| >= 0.5
+          const __m256 tr = _mm256_round_ps(f, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+          const __m256 sign = _mm256_set1_ps(-0.0f);
+          const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(f, tr));
+          const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), _mm256_set1_ps(1.0f));
+          q = _mm256_add_ps(tr, _mm256_or_ps(up, _mm256_and_ps(f, sign)));
+          break;
+        }
+      }
+      // Clamp before converting (f may be huge or infinite); the bounds are small integers.
+      q = _mm256_min_ps(_mm256_max_ps(q, _mm256_set1_ps(static_cast<float>(r.qlo))), _mm256_set1_ps(static_cast<float>(r.qhi)));
+      y = _mm256_cvttps_epi32(q);
+      break;
+    }
+    default: return v;
+  }
+  return _mm256_add_epi32(y, _mm256_set1_epi32(r.zero_point));
+}
+
+// Output stage for n channels of one pixel: acc (padded to a multiple of 16) -> out (contiguous).
+template <class O>
+NPUQ_TARGET_AVX2 void dw_requant_avx2(const dw_requant_table& r, const std::int32_t* acc, std::int64_t n, O* out) {
+  for (std::int64_t c = 0; c < n; c += dw_block) {
+    const __m256i y0 = dw_requant8_avx2(r, acc + c, c), y1 = dw_requant8_avx2(r, acc + c + 8, c + 8);
+    alignas(32) O buf[dw_block];
+    O* dst = c + dw_block <= n ? out + c : buf;
+    if constexpr (std::is_same<O, std::int32_t>::value) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), y0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 8), y1);
+    } else {
+      // Values are already inside the output type's range: the saturating packs are exact.
+      const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(y0, y1), 0xD8);
+      const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+      const __m128i b = std::is_same<O, std::int8_t>::value ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), b);
+    }
+    if (dst == buf) std::memcpy(out + c, buf, static_cast<std::size_t>(n - c) * sizeof(O));
+  }
+}
+
+}  // namespace simd_detail
+}  // namespace npuq
+
+#endif
