@@ -345,3 +345,35 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
     }
   }
 }
+
+TEST_CASE("packed conv2d weights are reusable and validated like unpacked ones", "[simd][conv2d][pack]") {
+  rng r(20);
+  conv2d_params p;
+  p.groups = 2;
+  p.padding = padding_spec::same();
+  p.stride_h = 2;
+  Tensor<std::int8_t> w(Layout::ohwi(6, 3, 3, 4), Quant::per_axis(0, scales(r, 6)));
+  fill(w, r);
+  packed_conv2d_weights<std::int8_t> packed;
+  REQUIRE(pack_conv2d_weights(simd, p, w, &packed).ok());
+  CHECK(packed.groups() == 2);
+  for (isa level : cpu().levels()) {
+    Tensor<std::int8_t> in(Layout::nhwc(2, 7, 5, 8), Quant::per_tensor(0.05f, -4));
+    fill(in, r);
+    Tensor<std::int8_t> e(Layout::nhwc(2, 4, 5, 6), Quant::per_tensor(0.1f, 3)), g(Layout::nhwc(2, 4, 5, 6), Quant::per_tensor(0.1f, 3));
+    conv2d(scalar, p, in, w, no_bias, e);
+    conv2d(simd_backend{level}, p, in, packed, no_bias, g);
+    require_level_ran(level, "packed conv2d");
+    REQUIRE(values(g) == values(e));
+  }
+  Tensor<std::int8_t> in(Layout::nhwc(1, 7, 5, 8), Quant::per_tensor(0.05f, -4));
+  Tensor<std::int8_t> out(Layout::nhwc(1, 4, 5, 6), Quant::per_tensor(0.1f, 3));
+  conv2d_params other = p;
+  other.groups = 1;
+  CHECK(try_conv2d(simd, other, in, packed, no_bias, out).message() == "groups: params say 1, the weights were packed for 2");
+  Tensor<std::int8_t> in_bad(Layout::nhwc(1, 7, 5, 6), Quant::per_tensor(0.05f, -4));
+  CHECK(try_conv2d(simd, p, in_bad, packed, no_bias, out).message() ==
+        "weights: shape [6,3,3,4] has 4 input channels per group, expected 3");
+  CHECK(pack_conv2d_weights(simd, other, Tensor<std::int8_t>(Layout::row_major({6, 3, 3})), &packed).code() == errc::invalid_shape);
+  CHECK(packed.groups() == 2);
+}

@@ -118,9 +118,11 @@ status finish_window_problem(const output_params& p, const window_params& wp, co
 
 template <class I, class W, class O>
 status make_conv2d_problem(const conv2d_params& p, const TensorView<const I>& in, const TensorView<const W>& w,
-                           const TensorView<const std::int32_t>& bias, const TensorView<O>& out, conv2d_problem<I, W, O>* pb) {
+                           const TensorView<const std::int32_t>& bias, const TensorView<O>& out, conv2d_problem<I, W, O>* pb,
+                           bool w_is_descriptor = false) {
+  // w_is_descriptor: w has no data (packed weights describe their logical OHWI shape through it).
   NPUQ_RETURN_IF_ERROR(detail::validate_activation_pair(in, out));
-  NPUQ_RETURN_IF_ERROR(w.validate("weights"));
+  if (!w_is_descriptor) NPUQ_RETURN_IF_ERROR(w.validate("weights"));
   if (w.rank() != 4) return {errc::invalid_shape, "weights: rank " + std::to_string(w.rank()) + ", expected 4 (O, KH, KW, I)"};
   const conv_geometry g = detail::input_geometry(in.layout(), w.dim(1), w.dim(2));
   const std::int64_t OC = w.dim(0);

@@ -32,6 +32,79 @@ void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int
 
 }  // namespace simd_detail
 
+// conv2d weights packed once per layer: one c2 GEMM operand per group ([KH*KW*Cg, OC/groups]).
+template <class W>
+class packed_conv2d_weights {
+  static_assert(is_8bit_v<W>, "packed_conv2d_weights: weights must be int8_t or uint8_t");
+
+ public:
+  // Packs OHWI weights (any strides) for `groups` groups. On failure *this is unchanged.
+  status pack(const TensorView<const W>& w, std::int64_t groups) {
+    NPUQ_RETURN_IF_ERROR(w.validate("weights"));
+    if (w.rank() != 4) return {errc::invalid_shape, "weights: rank " + std::to_string(w.rank()) + ", expected 4 (O, KH, KW, I)"};
+    if (groups < 1 || w.dim(0) % groups != 0)
+      return {errc::invalid_argument, "groups: " + std::to_string(groups) + " does not divide the " + std::to_string(w.dim(0)) +
+                                          " output channels"};
+    NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), w.type(), "weights", false));
+    if (w.quant().zero_points.size() > 1 && (w.quant().granularity != quant_granularity::per_axis || w.quant().axis != 0))
+      return {errc::invalid_quantization, "weights: per-channel zero points must be along axis 0"};
+    std::vector<packed_gemm_weights<W>> packed(static_cast<std::size_t>(groups));
+    const std::int64_t ocg = w.dim(0) / groups;
+    for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)]);
+    groups_ = std::move(packed);
+    layout_ = Layout::ohwi(w.dim(0), w.dim(1), w.dim(2), w.dim(3));
+    quant_ = w.quant();
+    return {};
+  }
+
+  std::int64_t groups() const { return static_cast<std::int64_t>(groups_.size()); }
+  const packed_gemm_weights<W>& group(std::int64_t g) const { return groups_[static_cast<std::size_t>(g)]; }
+  // A view describing the logical OHWI weights (no data), for validation and messages.
+  TensorView<const W> descriptor() const { return {nullptr, layout_, quant_}; }
+
+  // Packs the OHWI rows [oc0, oc0 + ocg) as a [KH*KW*I, ocg] GEMM operand.
+  static void pack_group(const TensorView<const W>& w, std::int64_t oc0, std::int64_t ocg, packed_gemm_weights<W>* out) {
+    const std::int64_t kw = w.dim(2), cg = w.dim(3);
+    Quant zq;  // only the zero points matter to the packer
+    zq.granularity = quant_granularity::per_axis;
+    for (std::int64_t c = 0; c < ocg; ++c) zq.zero_points.push_back(w.quant().zero_point(oc0 + c));
+    out->pack_from(w.dim(1) * kw * cg, ocg, zq, [&](std::int64_t k, std::int64_t n) {
+      return w(oc0 + n, k / (cg * kw), (k / cg) % kw, k % cg);
+    });
+  }
+
+ private:
+  std::vector<packed_gemm_weights<W>> groups_;
+  Layout layout_;
+  Quant quant_;
+};
+
+namespace simd_detail {
+
+// conv2d on the c2 kernels; `packed` null: the weights are packed here, one group at a time.
+template <class I, class W, class O>
+void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const packed_conv2d_weights<W>* packed) {
+  const conv_geometry& g = p.g;
+  const c2_kernels<W> kern = select_c2<W>(be.level());
+  const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW;
+  packed_gemm_weights<W> own;
+  for (std::int64_t grp = 0; grp < p.groups; ++grp) {
+    const std::int64_t oc0 = grp * ocg;
+    const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
+    if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own);
+    const packed_gemm_weights<W>& w = packed != nullptr ? packed->group(grp) : own;
+    run_c2(
+        kern, M, w, stage, oc0, [&](std::int64_t m, std::int32_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
+        [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
+          const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
+          store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
+        });
+  }
+  detail::simd_last_kernel_storage() = std::string("conv2d_") + type_code(p.in.type()) + type_code(p.w.type()) + "_4x16c2_" + kern.suffix;
+}
+
+}  // namespace simd_detail
+
 template <class I, class W, class O>
 status execute(const simd_backend& be, const conv2d_problem<I, W, O>& p) {
   if (!simd_detail::wraps_within_32_bits(p.stage.numerics)) {
@@ -39,31 +112,37 @@ status execute(const simd_backend& be, const conv2d_problem<I, W, O>& p) {
     detail::simd_last_kernel_storage() = "conv2d_reference";
     return {};
   }
-  const conv_geometry& g = p.g;
-  const simd_detail::c2_kernels<W> kern = simd_detail::select_c2<W>(be.level());
-  const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, K = g.KH * g.KW * cg, M = g.N * g.OH * g.OW;
-  packed_gemm_weights<W> w;
-  for (std::int64_t grp = 0; grp < p.groups; ++grp) {
-    const std::int64_t oc0 = grp * ocg;
-    const simd_detail::tile_output_stage stage(p.stage, p.bias, ocg, oc0);
-    Quant zq;  // only the zero points matter to the packer
-    zq.granularity = quant_granularity::per_axis;
-    zq.zero_points.assign(p.w_zero_point.begin() + oc0, p.w_zero_point.begin() + oc0 + ocg);
-    w.pack_from(K, ocg, zq, [&](std::int64_t k, std::int64_t n) {
-      const std::int64_t ic = k % cg, kx = (k / cg) % g.KW, ky = k / (cg * g.KW);
-      return p.w(oc0 + n, ky, kx, ic);
-    });
-    simd_detail::run_c2(
-        kern, M, w, stage, oc0,
-        [&](std::int64_t m, std::int32_t* v) { simd_detail::gather_pixel(p, m, grp * cg, cg, v); },
-        [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
-          const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
-          simd_detail::store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
-        });
-  }
-  detail::simd_last_kernel_storage() =
-      std::string("conv2d_") + simd_detail::type_code(p.in.type()) + simd_detail::type_code(p.w.type()) + "_4x16c2_" + kern.suffix;
+  simd_detail::run_conv2d(be, p, static_cast<const packed_conv2d_weights<W>*>(nullptr));
   return {};
+}
+
+// Packs conv2d weights once per layer for `conv2d(simd, params, input, packed, bias, out)`.
+template <class XW>
+status pack_conv2d_weights(const simd_backend&, const conv2d_params& params, const XW& weights,
+                           packed_conv2d_weights<detail::element_of<XW>>* out) {
+  return out->pack(input_view(weights), params.groups);
+}
+
+// conv2d against packed weights: validated exactly like the unpacked call.
+template <class XI, class W, class XBias, class XO>
+status try_conv2d(const simd_backend& be, const conv2d_params& params, const XI& input, const packed_conv2d_weights<W>& w,
+                  const XBias& bias, const XO& out) {
+  conv2d_problem<detail::element_of<XI>, W, detail::element_of<XO>> problem;
+  if (params.groups != w.groups())
+    return {errc::invalid_argument, "groups: params say " + std::to_string(params.groups) + ", the weights were packed for " +
+                                        std::to_string(w.groups())};
+  NPUQ_RETURN_IF_ERROR(make_conv2d_problem(params, input_view(input), w.descriptor(), input_view(bias), output_view(out), &problem, true));
+  if (!simd_detail::wraps_within_32_bits(problem.stage.numerics))
+    return {errc::unsupported, "params: packed weights need an accumulator that wraps at <= 32 bits; pass unpacked weights to "
+                               "run saturating or wider accumulators on the reference path"};
+  simd_detail::run_conv2d(be, problem, &w);
+  return {};
+}
+
+template <class XI, class W, class XBias, class XO>
+void conv2d(const simd_backend& be, const conv2d_params& params, const XI& input, const packed_conv2d_weights<W>& w, const XBias& bias,
+            const XO& out) {
+  throw_if_error(try_conv2d(be, params, input, w, bias, out));
 }
 
 }  // namespace npuq
