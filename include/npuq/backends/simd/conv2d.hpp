@@ -22,11 +22,17 @@ template <class I, class W, class O>
 void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int64_t c0, std::int64_t cg, std::int32_t* row) {
   const conv_geometry& g = p.g;
   const std::int64_t ox = pixel % g.OW, oy = (pixel / g.OW) % g.OH, n = pixel / (g.OW * g.OH);
-  const std::int64_t K = g.KH * g.KW * cg;
+  const std::int64_t K = g.KH * g.KW * cg, sc = p.in.layout().stride(3);
+  const std::int32_t zp = p.in_zero_point;
   for (std::int64_t k = 0; k < K; ++k) row[k] = 0;
   for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
     std::int32_t* dst = row + (ky * g.KW + kx) * cg;
-    for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int32_t>(p.in(n, iy, ix, c0 + c)) - p.in_zero_point;
+    const I* src = p.in.data() + p.in.offset() + p.in.layout()(n, iy, ix, c0);
+    if (sc == 1) {
+      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int32_t>(src[c]) - zp;
+    } else {
+      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int32_t>(src[c * sc]) - zp;
+    }
   });
 }
 
