@@ -10,6 +10,14 @@ NPUQ_DEMO_PACKAGES=(build-essential g++ cmake ninja-build pkg-config libxsimd-de
 # backend test data. pkg-config is for the packaging tests.
 # shellcheck disable=SC2034
 NPUQ_TEST_PACKAGES=("${NPUQ_DEMO_PACKAGES[@]}" catch2 libgemmlowp-dev libonnx-testdata)
+# The aarch64 pass (scripts/test-aarch64.sh): the test suite cross-compiled with Debian's aarch64
+# g++ (its header-only dependencies come from the host) and run under qemu-user.
+# shellcheck disable=SC2034
+NPUQ_ARM_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}" g++-aarch64-linux-gnu qemu-user)
+# scripts/bench.sh adds Google Benchmark and the peers it compares against: oneDNN, and
+# XNNPACK (whose header includes pthreadpool.h from libpthreadpool-dev).
+# shellcheck disable=SC2034
+NPUQ_BENCH_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}" libbenchmark-dev libdnnl-dev libxnnpack-dev libpthreadpool-dev)
 
 # npuq_package_installed <package>: true when dpkg has it fully installed.
 npuq_package_installed() {

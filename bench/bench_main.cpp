@@ -1,0 +1,74 @@
+// npuq_bench: every benchmark shape of PERF.md on npuq (scalar and simd at each ISA level) and on
+// the peers found at configure time, registered shape by shape so the variants of one shape run
+// and print side by side, then the per-instruction int8 peak. Usual Google Benchmark flags
+// apply (--benchmark_filter=REGEX, --benchmark_min_time=0.5, --benchmark_out=FILE ...).
+// The CPU's ISA levels and the peers built in are printed first and stored in the JSON context.
+// Everything runs on one thread: OMP_NUM_THREADS defaults to 1 (see main).
+#include <npuq/simd.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#if defined(__linux__)
+#include <unistd.h>
+#endif
+
+#include "bench_common.hpp"
+
+int main(int argc, char** argv) {
+  using namespace npuq_bench;
+#if defined(__linux__)
+  // Single-thread numbers: Debian's oneDNN runs on OpenMP, which reads OMP_NUM_THREADS when it
+  // is loaded, before main. Without it, start again with OMP_NUM_THREADS=1.
+  if (std::getenv("OMP_NUM_THREADS") == nullptr) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    execv("/proc/self/exe", argv);
+    std::perror("npuq_bench: re-exec with OMP_NUM_THREADS=1 failed");
+    return 1;
+  }
+#endif
+  std::string levels;
+  for (npuq::isa l : npuq::cpu().levels()) levels += std::string(levels.empty() ? "" : " ") + npuq::to_string(l);
+  std::string peers;
+#if defined(NPUQ_BENCH_HAVE_ONEDNN)
+  peers += "oneDNN ";
+#endif
+#if defined(NPUQ_BENCH_HAVE_XNNPACK)
+  peers += "XNNPACK ";
+#endif
+  if (peers.empty()) peers = "none ";
+  peers.pop_back();
+  const char* omp = std::getenv("OMP_NUM_THREADS");
+  std::fprintf(stderr, "npuq_bench: ISA levels %s; peers: %s; OMP_NUM_THREADS=%s\n", levels.c_str(), peers.c_str(),
+               omp != nullptr ? omp : "(unset)");
+  benchmark::AddCustomContext("npuq_isa_levels", levels);
+  benchmark::AddCustomContext("npuq_peers", peers);
+  benchmark::AddCustomContext("OMP_NUM_THREADS", omp != nullptr ? omp : "(unset)");
+
+  for (const gemm_shape& s : gemm_shapes()) {
+    register_npuq(s);
+#if defined(NPUQ_BENCH_HAVE_ONEDNN)
+    register_onednn(s);
+#endif
+#if defined(NPUQ_BENCH_HAVE_XNNPACK)
+    register_xnnpack(s);
+#endif
+  }
+  for (const conv_shape& s : conv_shapes()) {
+    register_npuq(s);
+#if defined(NPUQ_BENCH_HAVE_ONEDNN)
+    register_onednn(s);
+#endif
+#if defined(NPUQ_BENCH_HAVE_XNNPACK)
+    register_xnnpack(s);
+#endif
+  }
+  register_peak();
+
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
