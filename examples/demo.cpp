@@ -7,12 +7,16 @@
 //   -> GEMM: the 64 pixels x 32 channels times a [32, 10] classifier -> 64x10
 //
 // Weights and inputs are deterministic, so the printed checksum is the same on every machine
-// for a given numerics profile. Usage: npuq_demo [tflite|tosa_single|onnx]
+// for a given numerics profile. The network then runs on the NPU tile emulator with two presets
+// (Arm Ethos-U55-256 and NVDLA nv_full, each under its own numerics), checks that the outputs are
+// bit-exact with the scalar reference under the same numerics, and prints what the NPU would
+// spend. Usage: npuq_demo [tflite|tosa_single|onnx]
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include <npuq/npu.hpp>
 #include <npuq/npuq.hpp>
 
 namespace {
@@ -54,17 +58,19 @@ std::uint32_t checksum(const npuq::Tensor<T>& t) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  using namespace npuq;
-  numerics_profile profile = numerics_profile::tflite();
-  if (argc > 1) {
-    if (std::strcmp(argv[1], "tosa_single") == 0) profile = numerics_profile::tosa_single();
-    else if (std::strcmp(argv[1], "onnx") == 0) profile = numerics_profile::onnx();
-    else if (std::strcmp(argv[1], "tflite") != 0) {
-      std::fprintf(stderr, "usage: %s [tflite|tosa_single|onnx]\n", argv[0]);
-      return 2;
-    }
+// The four layers' outputs.
+struct activations {
+  npuq::Tensor<std::int8_t> a0, a1, a2, logits;
+  bool operator==(const activations& o) const {
+    return checksum(a0) == checksum(o.a0) && checksum(a1) == checksum(o.a1) && checksum(a2) == checksum(o.a2) &&
+           checksum(logits) == checksum(o.logits);
   }
+};
+
+// The network on any backend under the given numerics.
+template <class Backend>
+activations run_network(const Backend& backend, const npuq::numerics_profile& profile) {
+  using namespace npuq;
   lcg g{12345u};
 
   Tensor<std::int8_t> input(Layout::nhwc(1, 16, 16, 3), Quant::per_tensor(0.02f, -5));
@@ -79,7 +85,7 @@ int main(int argc, char** argv) {
   c0.stride_h = c0.stride_w = 2;
   c0.padding = padding_spec::same();
   c0.clamp = clamp_spec::relu();
-  conv2d(scalar, c0, input, w0, b0, a0);
+  conv2d(backend, c0, input, w0, b0, a0);
 
   Tensor<std::int8_t> w1(Layout::hwc_m(3, 3, 16, 1), Quant::per_axis(2, channel_scales(16, 0.01f)));
   fill(w1, g, -127, 127);
@@ -89,7 +95,7 @@ int main(int argc, char** argv) {
   d1.numerics = profile;
   d1.padding = padding_spec::symmetric(1);
   d1.clamp = clamp_spec::relu6();
-  depthwise_conv2d(scalar, d1, a0, w1, b1, a1);
+  depthwise_conv2d(backend, d1, a0, w1, b1, a1);
 
   Tensor<std::int8_t> w2(Layout::ohwi(32, 1, 1, 16), Quant::per_axis(0, channel_scales(32, 0.006f)));
   fill(w2, g, -127, 127);
@@ -97,7 +103,7 @@ int main(int argc, char** argv) {
   Tensor<std::int8_t> a2(Layout::nhwc(1, 8, 8, 32), Quant::per_tensor(0.08f, 3));
   conv2d_params c2;
   c2.numerics = profile;
-  conv2d(scalar, c2, a1, w2, b2, a2);
+  conv2d(backend, c2, a1, w2, b2, a2);
 
   // The 1x8x8x32 activation viewed as a 64x32 matrix, without a copy.
   TensorView<const std::int8_t> pixels = a2.cview().with_layout(Layout::matrix(64, 32));
@@ -107,17 +113,50 @@ int main(int argc, char** argv) {
   Tensor<std::int8_t> logits(Layout::matrix(64, 10), Quant::per_tensor(0.1f, 0));
   gemm_params p3;
   p3.numerics = profile;
-  gemm(scalar, p3, pixels, w3, b3, logits);
+  gemm(backend, p3, pixels, w3, b3, logits);
+
+  return {std::move(a0), std::move(a1), std::move(a2), std::move(logits)};
+}
+
+int main(int argc, char** argv) {
+  using namespace npuq;
+  numerics_profile profile = numerics_profile::tflite();
+  if (argc > 1) {
+    if (std::strcmp(argv[1], "tosa_single") == 0) profile = numerics_profile::tosa_single();
+    else if (std::strcmp(argv[1], "onnx") == 0) profile = numerics_profile::onnx();
+    else if (std::strcmp(argv[1], "tflite") != 0) {
+      std::fprintf(stderr, "usage: %s [tflite|tosa_single|onnx]\n", argv[0]);
+      return 2;
+    }
+  }
+  const activations r = run_network(scalar, profile);
+  const Tensor<std::int8_t>& a0 = r.a0;
+  const Tensor<std::int8_t>& a1 = r.a1;
+  const Tensor<std::int8_t>& a2 = r.a2;
+  const Tensor<std::int8_t>& logits = r.logits;
+  const Layout input_layout = Layout::nhwc(1, 16, 16, 3), pixels_layout = Layout::matrix(64, 32), w3_layout = Layout::matrix(32, 10);
 
   std::printf("npuq %s demo, backend %s\n", NPUQ_VERSION_STRING, scalar_backend::name());
   std::printf("numerics profile: %s\n", profile.describe().c_str());
-  std::printf("conv2d 3x3 s2      %s -> %s  checksum %08x\n", input.layout().shape_string().c_str(), a0.layout().shape_string().c_str(), checksum(a0));
+  std::printf("conv2d 3x3 s2      %s -> %s  checksum %08x\n", input_layout.shape_string().c_str(), a0.layout().shape_string().c_str(), checksum(a0));
   std::printf("depthwise 3x3 s1   %s -> %s  checksum %08x\n", a0.layout().shape_string().c_str(), a1.layout().shape_string().c_str(), checksum(a1));
   std::printf("conv2d 1x1         %s -> %s  checksum %08x\n", a1.layout().shape_string().c_str(), a2.layout().shape_string().c_str(), checksum(a2));
-  std::printf("gemm               %s x %s -> %s  checksum %08x\n", pixels.layout().shape_string().c_str(),
-              w3.layout().shape_string().c_str(), logits.layout().shape_string().c_str(), checksum(logits));
+  std::printf("gemm               %s x %s -> %s  checksum %08x\n", pixels_layout.shape_string().c_str(),
+              w3_layout.shape_string().c_str(), logits.layout().shape_string().c_str(), checksum(logits));
   std::printf("logits[0] =");
   for (int i = 0; i < 10; ++i) std::printf(" %d", logits.data()[i]);
   std::printf("\n");
-  return 0;
+
+  // The same network on the NPU tile emulator, each preset under its own fixed numerics.
+  int status = 0;
+  for (const char* name : {"ethos_u55_256", "nvdla_full"}) {
+    npu::profile prof;
+    if (!npu::presets::by_name(name, &prof).ok()) return 1;
+    npu::emulator emu(prof);
+    const bool exact = run_network(emu, prof.numerics) == run_network(scalar, prof.numerics);
+    std::printf("\n%s\n  outputs bit-exact with scalar under %s: %s\n", emu.summary().c_str(), prof.numerics.name,
+                exact ? "yes" : "NO");
+    if (!exact) status = 1;
+  }
+  return status;
 }

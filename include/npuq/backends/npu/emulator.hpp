@@ -1,0 +1,391 @@
+// The NPU tile emulator: a backend object that runs ops the way an NPU would and records what
+// that costs.
+//
+//   npuq::npu::emulator emu(npuq::npu::presets::ethos_u55_256());
+//   npuq::gemm(emu, params, a, b, bias, out);   // params.numerics must be the profile's
+//   std::puts(emu.summary().c_str());
+//
+// Per tile: DMA the operands the previous tile did not already hold into the modeled buffers
+// (the host packs them, zero points subtracted, into the int16 rows compute_tile reads), run the
+// array over the tile (exact int32 sums, then the profile's partial-sum and accumulator rules),
+// and after the last K tile run the PPU (bias, requantization, clamp) and DMA the outputs out.
+// Cycles, bytes and energy are charged per tile from closed forms (cost_model.hpp), never per
+// MAC. An emulator keeps its statistics in mutable members: it is not thread-safe, use one per
+// thread.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <ostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "npuq/backends/npu/compute.hpp"
+#include "npuq/backends/npu/cost_model.hpp"
+#include "npuq/backends/npu/presets.hpp"
+#include "npuq/backends/npu/profile.hpp"
+#include "npuq/backends/npu/stats.hpp"
+#include "npuq/backends/npu/tiler.hpp"
+#include "npuq/ops/output_stage.hpp"
+
+namespace npuq {
+namespace npu {
+
+namespace detail {
+
+// Adds v to an accumulator value under a width and overflow rule; flags a change from the exact sum.
+inline std::int64_t add_under(const accumulator_spec& spec, std::int64_t prev, std::int64_t v, std::int64_t* events) {
+  accumulator a(spec);
+  a.add(prev);
+  a.add(v);
+  const std::int64_t r = a.result();
+  if (r != prev + v) ++*events;
+  return r;
+}
+
+inline bool same_numerics(const numerics_profile& a, const numerics_profile& b) {
+  return a.format == b.format && a.mode == b.mode && a.acc.bits == b.acc.bits && a.acc.overflow == b.acc.overflow;
+}
+
+struct scratch {
+  std::vector<std::int16_t> a, b;
+  std::vector<std::int32_t> part, out;
+  std::vector<std::int64_t> acc, bias, channel;
+};
+
+}  // namespace detail
+
+class emulator {
+ public:
+  explicit emulator(profile p = presets::generic()) : prof_(std::move(p)), valid_(prof_.validate()) {}
+
+  static constexpr const char* name() { return "npu"; }
+  const profile& config() const { return prof_; }
+  // ok() when the profile is valid; otherwise every op returns this error and writes nothing.
+  const status& profile_status() const { return valid_; }
+
+  // One record per op executed since construction or reset().
+  const std::vector<op_stats>& ops() const { return ops_; }
+  const op_stats& last() const { return ops_.back(); }  // requires !ops().empty()
+  op_stats totals() const {
+    op_stats t;
+    t.op = "total";
+    t.instances = 0;
+    for (const op_stats& o : ops_) t.add(o);
+    return t;
+  }
+  void reset() { ops_.clear(); }
+
+  std::string summary() const {
+    return summarize("npu emulator " + prof_.describe() + "\n  numerics: " +
+                         (prof_.fixed_numerics ? prof_.numerics.describe() + " (fixed by the profile)" : std::string("the op's own")),
+                     ops_, prof_.clock_mhz);
+  }
+  void write_trace_csv(std::ostream& os) const { npu::write_trace_csv(os, ops_); }
+  void write_trace_json(std::ostream& os) const { npu::write_trace_json(os, prof_.name, ops_); }
+
+  // Checks that the op's output stage is one the profile implements.
+  status check_stage(const char* op, const output_stage& st) const {
+    if (!valid_.ok()) return {valid_.code(), "npu: " + valid_.message()};
+    if (prof_.fixed_numerics && !detail::same_numerics(prof_.numerics, st.numerics))
+      return {errc::unsupported, std::string("numerics: ") + op + " asks for " + st.numerics.describe() + ", NPU profile " + prof_.name +
+                                     " implements " + prof_.numerics.describe() +
+                                     "; set params.numerics = emulator.config().numerics"};
+    if (!prof_.per_channel_requant && !st.raw) {
+      for (const requant_channel& r : st.channel)
+        if (r.multiplier != st.channel[0].multiplier || r.shift != st.channel[0].shift || r.scale != st.channel[0].scale)
+          return {errc::unsupported, std::string("requant: ") + op + " has " + std::to_string(st.channel.size()) +
+                                         " different per-channel multipliers, NPU profile " + prof_.name +
+                                         " requantizes with one multiplier per op (per tensor)"};
+    }
+    return {};
+  }
+
+  // Runs an op described by `shape` whose operands `src` provides (see npu/gemm.hpp and
+  // npu/conv2d.hpp for the interface). Used by the execute overloads.
+  template <class Operands>
+  status run(op_shape shape, const Operands& src, const output_stage& st) const {
+    NPUQ_RETURN_IF_ERROR(check_stage(shape.op, st));
+    shape.acc_bits = st.numerics.acc.bits;
+    tile_plan plan;
+    NPUQ_RETURN_IF_ERROR(plan_tiles(prof_, shape, &plan));
+    op_stats rec;
+    rec.op = shape.op;
+    rec.shape = src.shape_string();
+    rec.tiling = describe(shape, plan);
+    rec.instances = shape.instances;
+    rec.macs = shape.macs();
+    execute_plan(shape, plan, src, st, &rec);
+    ops_.push_back(std::move(rec));
+    return {};
+  }
+
+ private:
+  template <class Operands>
+  void execute_plan(const op_shape& s, const tile_plan& plan, const Operands& src, const output_stage& st, op_stats* rec) const {
+    const profile& P = prof_;
+    const numerics_profile& num = st.numerics;
+    detail::scratch& sc = scratch_;
+    const std::int64_t kt_max = plan.kt(s);
+    const std::int64_t M = s.M();
+    const std::int64_t k_blocks = s.k_units > 0 ? ceil_div(s.k_units, plan.kc) : 1;
+    sc.a.resize(static_cast<std::size_t>(M * s.K() * (s.depthwise ? s.N / s.n_step : 1)));
+    sc.b.resize(static_cast<std::size_t>(s.N * s.K()));
+    sc.part.resize(static_cast<std::size_t>(plan.th * plan.tw * plan.nt));
+    sc.acc.resize(sc.part.size());
+    sc.out.resize(sc.part.size());
+
+    // Partial sums inside the array are checked only when they can overflow.
+    const std::int64_t max_product = src.max_abs_a() * src.max_abs_b();
+    const std::int64_t fold_k = P.array.flow == dataflow::output_stationary ? kt_max : P.array.rows * P.array.depth;
+    const bool psum_checked = P.array_psum.bits > 0 && (fold_k < kt_max ? fold_k : kt_max) * max_product >=
+                                                              (std::int64_t{1} << (P.array_psum.bits - 1));
+    const std::int64_t chunk = psum_checked ? fold_k : kt_max;
+    const bool sat_each = num.acc.overflow == overflow_rule::saturate_each_add;
+    // When no sum of K products plus the bias can leave the accumulator, the PPU skips the rule.
+    const bool acc_safe = static_cast<double>(s.K()) * static_cast<double>(max_product) + static_cast<double>(src.max_abs_bias()) <
+                          static_cast<double>(std::int64_t{1} << (num.acc.bits - 1));
+    const bool spill_narrow = P.memory.psums == psum_mode::spill && P.memory.spill_bits < num.acc.bits;
+    const int acc_bytes = (num.acc.bits + 7) / 8;
+    const bool unified = P.memory.unified_bytes > 0;
+    const double pj_in = unified ? P.pj_unified() : P.pj_ifmap(), pj_w = unified ? P.pj_unified() : P.pj_weight();
+    const std::int64_t mpc = P.macs_per_cycle();
+
+    // DMA reuse: what the buffers hold now.
+    std::int64_t a_key[5] = {-1, -1, -1, -1, -1}, b_key[3] = {-1, -1, -1};
+    std::int64_t clock = 0, prev_busy = 0, prev_dma_out = 0;
+    // Each tile is committed when the next one starts, so the last one can still be adjusted.
+    tile_stats pending;
+    bool has_pending = false;
+    auto commit = [&] {
+      pending.mac_slots = pending.cycles.total() * mpc;
+      rec->add(pending);
+      if (P.record_tiles) rec->tiles.push_back(pending);
+    };
+
+    auto tile_body = [&](const tile_ref& t, bool first_k, bool last_k) {
+      const std::int64_t mt = t.mt(), nt = t.nt, kt = t.kcn * s.k_unit;
+      tile_stats ts;
+      ts.instance = t.inst;
+      ts.m0 = t.oy0 * s.OW + t.ox0;
+      ts.mt = mt;
+      ts.n0 = t.n0;
+      ts.nt = nt;
+      ts.k0 = t.kc0 * s.k_unit;
+      ts.kt = kt;
+      // DMA in.
+      std::int64_t in_bytes = 0;
+      const std::int64_t ak[5] = {t.inst, t.oy0, t.ox0, t.kc0, s.depthwise ? t.n0 : 0};
+      if (!std::equal(ak, ak + 5, a_key)) {
+        std::copy(ak, ak + 5, a_key);
+        const std::int64_t bytes = ifmap_dram_bytes(s, t);
+        ts.dram.input_read = bytes;
+        ts.sram.ifmap.written = bytes;
+        in_bytes += bytes;
+      }
+      const std::int64_t bk[3] = {src.b_instance(t.inst), t.n0, t.kc0};
+      if (!std::equal(bk, bk + 3, b_key)) {
+        std::copy(bk, bk + 3, b_key);
+        const std::int64_t bytes = bits_to_bytes(nt * kt, s.w_bits);
+        ts.dram.weight_read = bytes;
+        ts.sram.weight.written = bytes;
+        in_bytes += bytes;
+        if (src.has_bias() && first_k) {
+          ts.dram.bias_read = 4 * nt;
+          in_bytes += 4 * nt;
+        }
+      }
+      // MAC array: exact int32 sums per chunk, then the partial-sum and accumulator rules.
+      std::int64_t* acc = sc.acc.data();
+      std::int32_t* part = sc.part.data();
+      if (first_k) std::fill(acc, acc + mt * nt, std::int64_t{0});
+      const std::int64_t groups = s.depthwise ? nt / s.n_step : 1, gcols = nt / groups;
+      const std::int16_t* a_blk = sc.a.data() + M * t.kc0 * s.k_unit;
+      const std::int16_t* b_blk = sc.b.data() + s.N * t.kc0 * s.k_unit + t.n0 * kt;
+      for (std::int64_t k0 = 0; k0 < kt; k0 += chunk) {
+        const std::int64_t len = kt - k0 < chunk ? kt - k0 : chunk;
+        for (std::int64_t g = 0; g < groups; ++g) {
+          const std::int16_t* a_g = a_blk + (s.depthwise ? (t.n0 / s.n_step + g) * M * kt : 0);
+          for (std::int64_t r = 0; r < t.th; ++r)  // one call per output row of the pixel rectangle
+            compute_tile(a_g + ((t.oy0 + r) * s.OW + t.ox0) * kt + k0, kt, b_blk + g * gcols * kt + k0, kt, t.tw, gcols, len,
+                         part + r * t.tw * nt + g * gcols, nt);
+        }
+        for (std::int64_t e = 0; e < mt * nt; ++e) {
+          std::int64_t v = part[e];
+          if (psum_checked) v = detail::add_under(P.array_psum, 0, v, &rec->numerics.array_psum_overflows);
+          acc[e] = sat_each ? detail::add_under(num.acc, acc[e], v, &rec->numerics.accumulator_overflows) : acc[e] + v;
+        }
+      }
+      if (spill_narrow && !last_k)
+        for (std::int64_t e = 0; e < mt * nt; ++e) {
+          const std::int64_t w = detail::add_under(num.acc, 0, acc[e], &rec->numerics.accumulator_overflows);
+          acc[e] = detail::add_under({P.memory.spill_bits, overflow_rule::saturate_at_end}, 0, w, &rec->numerics.spill_saturations);
+        }
+      // Analytic costs of the pass.
+      const array_pass_cost pc = s.depthwise && !P.array.native_depthwise ? array_pass(P.array, mt, s.n_step, kt)
+                                                                          : array_pass(P.array, mt, nt, kt);
+      const std::int64_t reps = s.depthwise && !P.array.native_depthwise ? groups : 1;
+      ts.folds = pc.folds * reps;
+      ts.cycles.compute = pc.compute * reps;
+      ts.cycles.fill_drain = pc.fill_drain * reps;
+      ts.mapping_sum = pc.mapping_sum * static_cast<double>(reps);
+      ts.useful_macs = mt * nt * kt;
+      ts.sram.ifmap.read = bits_to_bytes(pc.a_reads * reps, s.in_bits);
+      ts.sram.weight.read = bits_to_bytes(pc.b_reads * reps, s.w_bits);
+      const std::int64_t outs = mt * nt;
+      if (P.memory.psums == psum_mode::accumulator) {
+        ts.sram.accumulator.written = outs * acc_bytes;
+        ts.sram.accumulator.read = (first_k ? 0 : outs * acc_bytes) + (last_k ? outs * acc_bytes : 0);
+      } else {
+        if (!last_k) ts.sram.ofmap.written += bits_to_bytes(outs, P.memory.spill_bits);
+        if (!first_k) ts.sram.ofmap.read += bits_to_bytes(outs, P.memory.spill_bits);
+      }
+      // PPU and DMA out after the last K tile.
+      std::int64_t out_bytes = 0;
+      if (last_k) {
+        ppu(t, st, src, acc_safe, rec);
+        out_bytes = bits_to_bytes(outs, s.out_bits);
+        ts.outputs = outs;
+        ts.dram.output_written = out_bytes;
+        if (P.memory.ofmap_bytes > 0) {
+          ts.sram.ofmap.written += out_bytes;
+          ts.sram.ofmap.read += out_bytes;
+        }
+      }
+      // Timeline: DMA overlaps the previous tile's compute when double buffered.
+      ts.dma_in_cycles = dma_cycles(P.dram, in_bytes);
+      ts.dma_out_cycles = dma_cycles(P.dram, out_bytes);
+      const std::int64_t wait = ts.dma_in_cycles + prev_dma_out;
+      ts.cycles.dma_stall = P.memory.double_buffer ? (wait > prev_busy ? wait - prev_busy : 0) : wait;
+      prev_busy = ts.cycles.compute + ts.cycles.fill_drain;
+      prev_dma_out = ts.dma_out_cycles;
+      // Energy of the tile's actions.
+      ts.energy.mac = static_cast<double>(ts.useful_macs) * P.energy.mac_pj;
+      ts.energy.sram = static_cast<double>(ts.sram.ifmap.read + ts.sram.ifmap.written) * pj_in +
+                       static_cast<double>(ts.sram.weight.read + ts.sram.weight.written) * pj_w +
+                       static_cast<double>(ts.sram.ofmap.read + ts.sram.ofmap.written) * P.pj_ofmap() +
+                       static_cast<double>(ts.sram.accumulator.read + ts.sram.accumulator.written) * P.pj_accumulator();
+      ts.energy.dram = static_cast<double>(ts.dram.total()) * P.energy.dram_pj_per_byte;
+      ts.energy.ppu = static_cast<double>(ts.outputs) * P.energy.ppu_pj_per_output;
+      ts.start_cycle = clock;
+      clock += ts.cycles.total();
+      if (has_pending) commit();
+      pending = ts;
+      has_pending = true;
+    };
+
+    // The host packs each operand once per instance (the DMA accounting above is separate): one
+    // [pixels][kt] block of A and one [channels][kt] block of B per K tile, depthwise A as
+    // [channels][pixels][taps].
+    auto pack_whole = [&](std::int64_t inst, bool a_side) {
+      for (std::int64_t kb = 0; kb < k_blocks; ++kb) {
+        tile_ref w;
+        w.inst = inst;
+        w.th = s.OH;
+        w.tw = s.OW;
+        w.nt = s.N;
+        w.kc0 = kb * plan.kc;
+        w.kcn = s.k_units - w.kc0 < plan.kc ? s.k_units - w.kc0 : plan.kc;
+        if (a_side) src.load_a(w, sc.a.data() + M * w.kc0 * s.k_unit);
+        else src.load_b(w, sc.b.data() + s.N * w.kc0 * s.k_unit);
+      }
+    };
+    const std::int64_t kunits = s.k_units;
+    std::int64_t packed_b = -1;
+    for (std::int64_t inst = 0; inst < s.instances; ++inst) {
+      pack_whole(inst, true);
+      if (src.b_instance(inst) != packed_b) {
+        packed_b = src.b_instance(inst);
+        pack_whole(inst, false);
+      }
+      auto run_mn = [&](std::int64_t oy0, std::int64_t ox0, std::int64_t n0) {
+        tile_ref t;
+        t.inst = inst;
+        t.oy0 = oy0;
+        t.th = s.OH - oy0 < plan.th ? s.OH - oy0 : plan.th;
+        t.ox0 = ox0;
+        t.tw = s.OW - ox0 < plan.tw ? s.OW - ox0 : plan.tw;
+        t.n0 = n0;
+        t.nt = s.N - n0 < plan.nt ? s.N - n0 : plan.nt;
+        std::int64_t kc0 = 0;
+        do {  // at least one K tile, so K = 0 still produces bias-only outputs
+          t.kc0 = kc0;
+          t.kcn = kunits - kc0 < plan.kc ? kunits - kc0 : plan.kc;
+          tile_body(t, kc0 == 0, kc0 + plan.kc >= kunits);
+          kc0 += plan.kc;
+        } while (kc0 < kunits);
+      };
+      if (plan.n_outer) {
+        for (std::int64_t n0 = 0; n0 < s.N; n0 += plan.nt)
+          for (std::int64_t oy0 = 0; oy0 < s.OH; oy0 += plan.th)
+            for (std::int64_t ox0 = 0; ox0 < s.OW; ox0 += plan.tw) run_mn(oy0, ox0, n0);
+      } else {
+        for (std::int64_t oy0 = 0; oy0 < s.OH; oy0 += plan.th)
+          for (std::int64_t ox0 = 0; ox0 < s.OW; ox0 += plan.tw)
+            for (std::int64_t n0 = 0; n0 < s.N; n0 += plan.nt) run_mn(oy0, ox0, n0);
+      }
+    }
+    // The last outputs leave after the last tile; SCALE-Sim counts one cycle less per layer.
+    if (has_pending) {
+      pending.cycles.dma_stall += pending.dma_out_cycles;
+      if (P.array.kind == array_kind::systolic && pending.cycles.fill_drain > 0) pending.cycles.fill_drain -= 1;
+      commit();
+    }
+  }
+
+  // Bias, accumulator width, requantization and clamp for one finished (pixels x channels) tile,
+  // then the store to the output tensor.
+  template <class Operands>
+  void ppu(const tile_ref& t, const output_stage& st, const Operands& src, bool acc_safe, op_stats* rec) const {
+    detail::scratch& sc = scratch_;
+    const numerics_profile& num = st.numerics;
+    const std::int64_t mt = t.mt(), nt = t.nt;
+    numeric_counters& nc = rec->numerics;
+    sc.bias.resize(static_cast<std::size_t>(nt));
+    sc.channel.resize(static_cast<std::size_t>(nt));
+    for (std::int64_t j = 0; j < nt; ++j) {
+      const std::int64_t ch = src.channel(t.inst, t.n0 + j);
+      sc.channel[static_cast<std::size_t>(j)] = ch;
+      sc.bias[static_cast<std::size_t>(j)] = src.has_bias() ? src.bias(ch) : 0;
+    }
+    for (std::int64_t i = 0; i < mt; ++i)
+      for (std::int64_t j = 0; j < nt; ++j) {
+        const std::size_t e = static_cast<std::size_t>(i * nt + j);
+        const std::int64_t v = sc.acc[e], bias = sc.bias[static_cast<std::size_t>(j)];
+        const std::int64_t exact = v + bias;
+        std::int64_t r = exact;
+        if (!acc_safe) {
+          accumulator a(num.acc);
+          a.add(v);
+          if (src.has_bias()) a.add(bias);
+          r = a.result();
+          if (r != exact) ++nc.accumulator_overflows;
+        }
+        const std::int64_t mag = exact < 0 ? -exact : exact;
+        if (mag > nc.max_abs_acc) nc.max_abs_acc = mag;
+        std::int32_t o = static_cast<std::int32_t>(r);
+        if (!st.raw) {
+          o = requantize(num, r, st.at(sc.channel[static_cast<std::size_t>(j)]), st.zero_point, INT32_MIN, INT32_MAX);
+          if (o < st.lo) {
+            o = st.lo;
+            ++nc.clamped_low;
+          } else if (o > st.hi) {
+            o = st.hi;
+            ++nc.clamped_high;
+          }
+        }
+        sc.out[e] = o;
+      }
+    src.store(t, sc.out.data());
+  }
+
+  profile prof_;
+  status valid_;
+  mutable std::vector<op_stats> ops_;
+  mutable detail::scratch scratch_;
+};
+
+}  // namespace npu
+}  // namespace npuq

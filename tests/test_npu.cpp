@@ -1,0 +1,617 @@
+// The NPU tile emulator: bit-exact against the scalar reference on every preset (and on shrunken
+// buffers that force many tiles and K splits), SCALE-Sim v2 cycle vectors, numeric differences
+// of narrow / saturating accumulators on purpose-built inputs, profile validation, traces and
+// statistics consistency.
+#include "support/catch.hpp"
+#include "support/random.hpp"
+
+#include <npuq/npu.hpp>
+#include <npuq/npuq.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using namespace npuq;
+using npuq_test::fill;
+using npuq_test::rng;
+using npuq_test::values;
+
+namespace {
+
+npu::profile preset(const std::string& name) {
+  npu::profile p;
+  REQUIRE(npu::presets::by_name(name, &p).ok());
+  return p;
+}
+
+// The same NPU with buffers so small that ops split into many tiles, K included.
+npu::profile shrunk(npu::profile p) {
+  p.name += "/small";
+  npu::memory_config& m = p.memory;
+  if (m.unified_bytes > 0) m.unified_bytes = 4096;
+  else m.ifmap_bytes = m.weight_bytes = 2048;
+  if (m.ofmap_bytes > 0) m.ofmap_bytes = 4096;
+  if (m.accumulator_bytes > 0) m.accumulator_bytes = 1024;
+  return p;
+}
+
+std::vector<npu::profile> all_profiles() {
+  std::vector<npu::profile> v;
+  for (const auto& n : npu::presets::names()) {
+    v.push_back(preset(n));
+    v.push_back(shrunk(preset(n)));
+  }
+  return v;
+}
+
+// The numerics an op may ask of a profile: its own when fixed, a spread otherwise.
+std::vector<numerics_profile> numerics_for(const npu::profile& p) {
+  if (p.fixed_numerics) return {p.numerics};
+  return {numerics_profile::tflite(), numerics_profile::onnx(), numerics_profile::q31(rounding::half_even)};
+}
+
+Quant weight_quant(const npu::profile& p, rng& r, std::int64_t channels, int axis) {
+  if (!p.per_channel_requant) return Quant::per_tensor(0.01f);
+  std::vector<float> s(static_cast<std::size_t>(channels));
+  for (auto& x : s) x = r.uniform_real(0.002f, 0.02f);
+  return Quant::per_axis(axis, s);
+}
+
+// Runs the same call on scalar and on the emulator and requires identical outputs.
+template <class Out, class Call>
+void require_same(const npu::emulator& emu, const Layout& out_layout, const Quant& out_q, Call&& call) {
+  Tensor<Out> ref(out_layout, out_q), got(out_layout, out_q);
+  REQUIRE(call(scalar, ref.view()).ok());
+  const status s = call(emu, got.view());
+  INFO(emu.config().name << ": " << s.to_string());
+  REQUIRE(s.ok());
+  REQUIRE(values(ref) == values(got));
+  const npu::op_stats& st = emu.last();
+  REQUIRE(st.useful_macs == st.macs);
+}
+
+}  // namespace
+
+TEST_CASE("every preset is a valid profile", "[npu][profile]") {
+  for (const auto& p : all_profiles()) {
+    INFO(p.name);
+    REQUIRE(p.validate().ok());
+    REQUIRE(npu::emulator(p).profile_status().ok());
+  }
+  npu::profile p;
+  REQUIRE(npu::presets::by_name("tpu_9000", &p).message().find("tpu_256x256") != std::string::npos);
+}
+
+TEST_CASE("gemm on every preset equals scalar bit for bit", "[npu][gemm]") {
+  rng r(11);
+  for (const auto& prof : all_profiles()) {
+    npu::emulator emu(prof);
+    for (const auto& num : numerics_for(prof)) {
+      struct dims { std::int64_t m, n, k; };
+      for (dims d : {dims{1, 1, 1}, dims{7, 13, 37}, dims{33, 17, 300}, dims{64, 40, 1100}}) {
+        INFO(prof.name << " " << num.describe() << " M=" << d.m << " N=" << d.n << " K=" << d.k);
+        Tensor<std::int8_t> a(Layout::matrix(d.m, d.k), Quant::per_tensor(0.02f, -3));
+        Tensor<std::int8_t> b(Layout::matrix(d.k, d.n), weight_quant(prof, r, d.n, 1));
+        Tensor<std::int32_t> bias(Layout::row_major({d.n}));
+        fill(a, r);
+        fill(b, r, -127, 127);
+        fill(bias, r, -5000, 5000);
+        gemm_params p;
+        p.numerics = num;
+        p.clamp = d.m % 2 ? clamp_spec::relu() : clamp_spec::none();
+        require_same<std::int8_t>(emu, Layout::matrix(d.m, d.n), Quant::per_tensor(0.05f, 4), [&](const auto& be, const auto& out) {
+          return try_gemm(be, p, a, b, bias, out);
+        });
+        // B stored [N, K] and passed through a column-major view.
+        Tensor<std::int8_t> bnk(Layout::matrix(d.n, d.k));
+        fill(bnk, r, -127, 127);
+        TensorView<const std::int8_t> bt(bnk.data(), Layout::col_major(d.k, d.n), b.quant(), d.n * d.k);
+        require_same<std::int8_t>(emu, Layout::matrix(d.m, d.n), Quant::per_tensor(0.05f, 4), [&](const auto& be, const auto& out) {
+          return try_gemm(be, p, a, bt, no_bias, out);
+        });
+        if (num.acc.bits <= 32) {  // raw accumulators
+          gemm_params raw;
+          raw.numerics = num;
+          require_same<std::int32_t>(emu, Layout::matrix(d.m, d.n), Quant::none(), [&](const auto& be, const auto& out) {
+            return try_gemm(be, raw, a, b, bias, out);
+          });
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("uint8 and batched gemm on every preset equal scalar", "[npu][gemm][batch]") {
+  rng r(12);
+  for (const auto& prof : all_profiles()) {
+    npu::emulator emu(prof);
+    const numerics_profile num = numerics_for(prof).front();
+    INFO(prof.name);
+    const std::int64_t B0 = 2, B1 = 3, m = 9, k = 70, n = 11;
+    Tensor<std::uint8_t> a(Layout::row_major({B0, B1, m, k}), Quant::per_tensor(0.03f, 128));
+    Tensor<std::uint8_t> bshared(Layout::matrix(k, n), Quant::per_tensor(0.01f, 120));
+    Tensor<std::uint8_t> bbatched(Layout::row_major({B0, B1, k, n}), Quant::per_tensor(0.01f, 0));
+    fill(a, r);
+    fill(bshared, r);
+    fill(bbatched, r);
+    gemm_params p;
+    p.numerics = num;
+    const Layout ol = Layout::row_major({B0, B1, m, n});
+    require_same<std::uint8_t>(emu, ol, Quant::per_tensor(0.2f, 128),
+                               [&](const auto& be, const auto& out) { return try_gemm(be, p, a, bshared, no_bias, out); });
+    require_same<std::uint8_t>(emu, ol, Quant::per_tensor(0.2f, 128),
+                               [&](const auto& be, const auto& out) { return try_gemm(be, p, a, bbatched, no_bias, out); });
+    REQUIRE(emu.last().instances == B0 * B1);
+  }
+}
+
+TEST_CASE("conv2d with stride, dilation, padding, groups and NCHW on every preset equals scalar", "[npu][conv]") {
+  rng r(13);
+  struct cfg {
+    std::int64_t n, h, w, c, oc, kh, kw, groups, stride, dil;
+    padding_spec pad;
+    bool nchw;
+  };
+  const cfg cases[] = {
+      {2, 9, 11, 6, 8, 3, 3, 1, 2, 1, padding_spec::same(), false},
+      {1, 10, 10, 8, 4, 3, 3, 2, 1, 2, padding_spec::explicit_(1, 2, 0, 1), true},
+      {1, 6, 7, 16, 24, 1, 1, 1, 1, 1, padding_spec::valid(), false},
+      {1, 8, 8, 40, 12, 3, 3, 1, 1, 1, padding_spec::symmetric(1), false},
+  };
+  for (const auto& prof : all_profiles()) {
+    npu::emulator emu(prof);
+    for (const auto& num : numerics_for(prof)) {
+      for (const cfg& c : cases) {
+        INFO(prof.name << " " << num.describe() << " conv " << c.h << "x" << c.w << "x" << c.c << " -> " << c.oc << " groups "
+                       << c.groups);
+        const Quant iq = Quant::per_tensor(0.05f, 7);
+        Tensor<std::int8_t> in(c.nchw ? Layout::nchw(c.n, c.c, c.h, c.w) : Layout::nhwc(c.n, c.h, c.w, c.c), iq);
+        Tensor<std::int8_t> w(c.nchw ? Layout::oihw(c.oc, c.c / c.groups, c.kh, c.kw) : Layout::ohwi(c.oc, c.kh, c.kw, c.c / c.groups),
+                              weight_quant(prof, r, c.oc, 0));
+        Tensor<std::int32_t> bias(Layout::row_major({c.oc}));
+        fill(in, r);
+        fill(w, r, -127, 127);
+        fill(bias, r, -3000, 3000);
+        conv2d_params p;
+        p.numerics = num;
+        p.groups = c.groups;
+        p.stride_h = p.stride_w = c.stride;
+        p.dilation_h = p.dilation_w = c.dil;
+        p.padding = c.pad;
+        p.clamp = clamp_spec::relu6();
+        conv_geometry g = detail::input_geometry(in.layout(), c.kh, c.kw);
+        REQUIRE(detail::resolve_geometry(p, &g).ok());
+        require_same<std::int8_t>(emu, Layout::nhwc(c.n, g.OH, g.OW, c.oc), Quant::per_tensor(0.1f, -20),
+                                  [&](const auto& be, const auto& out) { return try_conv2d(be, p, in, w, bias, out); });
+      }
+    }
+  }
+}
+
+TEST_CASE("depthwise conv2d with a channel multiplier on every preset equals scalar", "[npu][depthwise]") {
+  rng r(14);
+  struct cfg {
+    std::int64_t n, h, w, c, mult, k, stride, dil;
+    padding_spec pad;
+  };
+  const cfg cases[] = {{1, 9, 9, 5, 2, 3, 1, 1, padding_spec::same()},
+                       {2, 12, 10, 8, 1, 3, 2, 2, padding_spec::explicit_(2, 1, 2, 0)},
+                       {1, 16, 16, 48, 1, 5, 1, 1, padding_spec::symmetric(2)}};
+  for (const auto& prof : all_profiles()) {
+    npu::emulator emu(prof);
+    for (const auto& num : numerics_for(prof)) {
+      for (const cfg& c : cases) {
+        INFO(prof.name << " " << num.describe() << " depthwise C=" << c.c << " M=" << c.mult);
+        Tensor<std::int8_t> in(Layout::nhwc(c.n, c.h, c.w, c.c), Quant::per_tensor(0.05f, -1));
+        Tensor<std::int8_t> w(Layout::hwc_m(c.k, c.k, c.c, c.mult), weight_quant(prof, r, c.c * c.mult, 2));
+        Tensor<std::int32_t> bias(Layout::row_major({c.c * c.mult}));
+        fill(in, r);
+        fill(w, r, -127, 127);
+        fill(bias, r, -3000, 3000);
+        depthwise_params p;
+        p.numerics = num;
+        p.stride_h = p.stride_w = c.stride;
+        p.dilation_h = p.dilation_w = c.dil;
+        p.padding = c.pad;
+        conv_geometry g = detail::input_geometry(in.layout(), c.k, c.k);
+        REQUIRE(detail::resolve_geometry(p, &g).ok());
+        require_same<std::int8_t>(emu, Layout::nhwc(c.n, g.OH, g.OW, c.c * c.mult), Quant::per_tensor(0.1f, 3),
+                                  [&](const auto& be, const auto& out) { return try_depthwise_conv2d(be, p, in, w, bias, out); });
+      }
+    }
+  }
+}
+
+namespace {
+
+// GEMM of the given shape on a scalesim_compat emulator; returns the op's total cycles.
+std::int64_t scalesim_cycles(std::int64_t rows, std::int64_t cols, npu::dataflow flow, std::int64_t M, std::int64_t N,
+                             std::int64_t K, npu::op_stats* st = nullptr) {
+  npu::emulator emu(npu::presets::scalesim_compat(rows, cols, flow));
+  Tensor<std::int8_t> a(Layout::matrix(M, K), Quant::per_tensor(1.0f));
+  Tensor<std::int8_t> b(Layout::matrix(K, N), Quant::per_tensor(1.0f));
+  Tensor<std::int32_t> out(Layout::matrix(M, N));
+  gemm(emu, gemm_params{}, a, b, no_bias, out);
+  if (st) *st = emu.last();
+  REQUIRE(emu.last().tile_count == 1);
+  return emu.last().cycles.total();
+}
+
+}  // namespace
+
+TEST_CASE("scalesim_compat reproduces SCALE-Sim v2 GEMM cycle counts", "[npu][scalesim]") {
+  using npu::dataflow;
+  const dataflow os = dataflow::output_stationary, ws = dataflow::weight_stationary, is = dataflow::input_stationary;
+  // NPU_MODEL.md vectors.
+  CHECK(scalesim_cycles(32, 32, os, 128, 64, 256) == 2543);
+  CHECK(scalesim_cycles(32, 32, ws, 128, 64, 256) == 3551);
+  CHECK(scalesim_cycles(32, 32, is, 128, 64, 256) == 5055);
+  CHECK(scalesim_cycles(8, 8, os, 128, 64, 256) == 34559);
+  CHECK(scalesim_cycles(8, 8, ws, 128, 64, 256) == 38399);
+  CHECK(scalesim_cycles(8, 8, is, 128, 64, 256) == 44031);
+  CHECK(scalesim_cycles(32, 32, os, 64, 64, 64) == 503);
+  CHECK(scalesim_cycles(32, 32, ws, 64, 64, 64) == 631);
+  CHECK(scalesim_cycles(32, 32, is, 64, 64, 64) == 631);
+  // The closed form itself, on shapes that do not divide the array.
+  for (dataflow f : {os, ws, is})
+    for (std::int64_t m : {1, 5, 33, 100})
+      for (std::int64_t n : {3, 32, 70})
+        CHECK(scalesim_cycles(16, 8, f, m, n, 45) == npu::scalesim_gemm_cycles(16, 8, f, m, n, 45));
+
+  // Utilisation = MACs / (cycles * rows * cols); mapping efficiency = mean fraction of PEs used per fold.
+  npu::op_stats st;
+  scalesim_cycles(32, 32, os, 40, 20, 50, &st);  // 2 x 1 folds: 32 x 20 and 8 x 20 PEs
+  CHECK(st.folds == 2);
+  CHECK(st.mapping_efficiency() == Approx((32.0 * 20 + 8.0 * 20) / (2 * 1024)));
+  CHECK(st.utilisation() == Approx(40.0 * 20 * 50 / (static_cast<double>(st.cycles.total()) * 1024)));
+  CHECK(st.cycles.dma_stall == 0);
+}
+
+TEST_CASE("scalesim_compat maps conv layers by im2col (M = pixels, K = R*S*C, N = filters)", "[npu][scalesim][conv]") {
+  struct layer {
+    std::int64_t h, w, r, s, c, filters, stride;
+  };
+  // (H - R) divisible by the stride: the real output size equals SCALE-Sim's ceil((H - R + S) / S).
+  for (const layer& l : {layer{16, 16, 3, 3, 8, 16, 1}, layer{15, 15, 3, 3, 4, 24, 2}, layer{12, 10, 1, 1, 32, 40, 1},
+                         layer{27, 27, 7, 7, 3, 64, 4}}) {
+    for (npu::dataflow f : {npu::dataflow::output_stationary, npu::dataflow::weight_stationary, npu::dataflow::input_stationary}) {
+      npu::emulator emu(npu::presets::scalesim_compat(32, 32, f));
+      Tensor<std::int8_t> in(Layout::nhwc(1, l.h, l.w, l.c), Quant::per_tensor(1.0f));
+      Tensor<std::int8_t> w(Layout::ohwi(l.filters, l.r, l.s, l.c), Quant::per_tensor(1.0f));
+      const npu::scalesim_conv_gemm g = npu::scalesim_conv_mapping(l.h, l.w, l.r, l.s, l.c, l.filters, l.stride);
+      const std::int64_t eh = (l.h - l.r) / l.stride + 1, ew = (l.w - l.s) / l.stride + 1;
+      REQUIRE(g.M == eh * ew);
+      Tensor<std::int32_t> out(Layout::nhwc(1, eh, ew, l.filters));
+      conv2d_params p;
+      p.stride_h = p.stride_w = l.stride;
+      p.padding = padding_spec::valid();
+      conv2d(emu, p, in, w, no_bias, out);
+      INFO("conv " << l.h << "x" << l.w << "x" << l.c << " R=" << l.r << " filters " << l.filters << " " << npu::to_string(f));
+      CHECK(emu.last().cycles.total() == npu::scalesim_gemm_cycles(32, 32, f, g.M, g.N, g.K));
+      CHECK(emu.last().macs == g.M * g.N * g.K);
+    }
+  }
+  // SCALE-Sim's output size rounds up where a real VALID conv rounds down: 8 - 3 = 5 is odd at stride 2.
+  CHECK(npu::scalesim_conv_mapping(8, 8, 3, 3, 1, 1, 2).M == 16);  // real output is 3 x 3 = 9 pixels
+}
+
+TEST_CASE("Gemmini's 20-bit array partial sums wrap where the 32-bit reference does not", "[npu][overflow]") {
+  // uint8 x uint8 with zero points 0: every product is 255 * 255 = 65025; a 16-row fold sums 16 of them,
+  // 1040400, beyond 2^19 - 1, so Gemmini's truncating 20-bit partial sum wraps to 1040400 - 2^20 = -8176.
+  npu::emulator emu(npu::presets::gemmini_16x16());
+  const std::int64_t M = 4, N = 3, K = 40;  // folds of 16, 16 and 8 rows
+  Tensor<std::uint8_t> a(Layout::matrix(M, K), Quant::per_tensor(1.0f, 0));
+  Tensor<std::uint8_t> b(Layout::matrix(K, N), Quant::per_tensor(1.0f, 0));
+  for (std::int64_t i = 0; i < M * K; ++i) a.data()[i] = 255;
+  for (std::int64_t i = 0; i < K * N; ++i) b.data()[i] = 255;
+  gemm_params p;
+  p.numerics = emu.config().numerics;
+  Tensor<std::int32_t> ref(Layout::matrix(M, N)), got(Layout::matrix(M, N));
+  gemm(scalar, p, a, b, no_bias, ref);
+  gemm(emu, p, a, b, no_bias, got);
+  const std::int64_t wrapped = 16 * 65025 - (1 << 20);
+  for (std::int64_t i = 0; i < M * N; ++i) {
+    REQUIRE(ref.data()[i] == 40 * 65025);
+    REQUIRE(got.data()[i] == 2 * wrapped + 8 * 65025);
+  }
+  REQUIRE(emu.last().numerics.array_psum_overflows == 2 * M * N);  // two full folds per output overflow
+  REQUIRE(emu.last().numerics.accumulator_overflows == 0);
+
+  // Inputs whose folds fit (int8 weights, |w| <= 127) stay bit-exact and count nothing.
+  for (std::int64_t i = 0; i < K * N; ++i) b.data()[i] = 127;
+  gemm(scalar, p, a, b, no_bias, ref);
+  gemm(emu, p, a, b, no_bias, got);
+  REQUIRE(values(ref) == values(got));
+  REQUIRE(emu.last().numerics.array_psum_overflows == 0);
+}
+
+TEST_CASE("a saturating accumulator adds per tile, not per product: different result, counted", "[npu][overflow]") {
+  // NUMERICS.md example: 16-bit accumulator saturating at each add, products 16129 x 3 then -16256.
+  // The reference saturates after the third product (16511); the emulator adds the tile's exact
+  // partial sum (32131) once, which fits.
+  npu::emulator emu(npu::presets::generic());
+  Tensor<std::int8_t> a(Layout::matrix(1, 4), Quant::per_tensor(1.0f, 0));
+  Tensor<std::int8_t> b(Layout::matrix(4, 1), Quant::per_tensor(1.0f, 0));
+  const std::int8_t av[] = {127, 127, 127, -128}, bv[] = {127, 127, 127, 127};
+  std::copy(av, av + 4, a.data());
+  std::copy(bv, bv + 4, b.data());
+  gemm_params p;
+  p.numerics = numerics_profile::tflite().with_accumulator(16, overflow_rule::saturate_each_add);
+  Tensor<std::int32_t> ref(Layout::matrix(1, 1)), got(Layout::matrix(1, 1));
+  gemm(scalar, p, a, b, no_bias, ref);
+  gemm(emu, p, a, b, no_bias, got);
+  REQUIRE(ref.data()[0] == 16511);
+  REQUIRE(got.data()[0] == 32131);
+  REQUIRE(emu.last().numerics.accumulator_overflows == 0);
+  REQUIRE(emu.last().numerics.max_abs_acc == 32131);
+  // All products positive: both saturate at 32767, and the emulator counts the event.
+  a.data()[3] = 127;
+  gemm(scalar, p, a, b, no_bias, ref);
+  gemm(emu, p, a, b, no_bias, got);
+  REQUIRE(ref.data()[0] == 32767);
+  REQUIRE(got.data()[0] == 32767);
+  REQUIRE(emu.last().numerics.accumulator_overflows == 1);
+}
+
+TEST_CASE("partial sums spilled at a narrower width saturate between K tiles", "[npu][overflow][spill]") {
+  npu::profile prof = npu::presets::generic();
+  prof.name = "spill16";
+  prof.memory.psums = npu::psum_mode::spill;
+  prof.memory.spill_bits = 16;
+  prof.memory.ifmap_bytes = prof.memory.weight_bytes = 32;  // K tiles of 16 bytes (double buffered)
+  npu::emulator emu(prof);
+  const std::int64_t K = 64;
+  Tensor<std::int8_t> a(Layout::matrix(1, K), Quant::per_tensor(1.0f, 0));
+  Tensor<std::int8_t> b(Layout::matrix(K, 1), Quant::per_tensor(1.0f, 0));
+  for (std::int64_t i = 0; i < K; ++i) a.data()[i] = b.data()[i] = 127;
+  gemm_params p;  // int32 wrap accumulator
+  Tensor<std::int32_t> ref(Layout::matrix(1, 1)), got(Layout::matrix(1, 1));
+  gemm(scalar, p, a, b, no_bias, ref);
+  gemm(emu, p, a, b, no_bias, got);
+  const npu::op_stats& st = emu.last();
+  const std::int64_t kt = st.tiles.at(0).kt;
+  REQUIRE(kt < K);
+  // Model: after every K tile but the last, the partial sum is clipped to [-32768, 32767].
+  std::int64_t acc = 0;
+  for (std::int64_t k0 = 0; k0 < K; k0 += kt) {
+    acc += std::min(kt, K - k0) * 16129;
+    if (k0 + kt < K) acc = std::min<std::int64_t>(acc, 32767);
+  }
+  REQUIRE(ref.data()[0] == K * 16129);
+  REQUIRE(got.data()[0] == acc);
+  REQUIRE(got.data()[0] != ref.data()[0]);
+  REQUIRE(st.numerics.spill_saturations == (K + kt - 1) / kt - 1);
+}
+
+TEST_CASE("bad profiles are rejected naming the knob, and nothing is written", "[npu][validation]") {
+  struct bad {
+    const char* knob;
+    void (*edit)(npu::profile&);
+  };
+  const bad cases[] = {
+      {"array.rows", [](npu::profile& p) { p.array.rows = 0; }},
+      {"array.cols", [](npu::profile& p) { p.array.cols = -4; }},
+      {"array.depth", [](npu::profile& p) { p.array.depth = 4; }},  // systolic
+      {"memory.ifmap_bytes", [](npu::profile& p) { p.memory.ifmap_bytes = 0; }},
+      {"memory.weight_bytes", [](npu::profile& p) { p.memory.weight_bytes = 0; }},
+      {"memory.unified_bytes", [](npu::profile& p) { p.memory.unified_bytes = 4096; }},
+      {"memory.accumulator_bytes", [](npu::profile& p) { p.memory.accumulator_bytes = 0; }},
+      {"memory.spill_bits", [](npu::profile& p) { p.memory.psums = npu::psum_mode::spill; p.memory.spill_bits = 4; }},
+      {"dram.bytes_per_cycle", [](npu::profile& p) { p.dram.bytes_per_cycle = 0; }},
+      {"dram.bytes_per_cycle", [](npu::profile& p) { p.dram.bytes_per_cycle = std::nan(""); }},
+      {"clock_mhz", [](npu::profile& p) { p.clock_mhz = 0; }},
+      {"clock_mhz", [](npu::profile& p) { p.clock_mhz = 1e12; }},
+      {"array_psum.bits", [](npu::profile& p) { p.array_psum.bits = 4; }},
+      {"energy", [](npu::profile& p) { p.energy.mac_pj = -1; }},
+      {"numerics", [](npu::profile& p) { p.fixed_numerics = true; p.numerics = numerics_profile::fp32(rounding::tflite_double); }},
+  };
+  Tensor<std::int8_t> a(Layout::matrix(2, 3), Quant::per_tensor(1.0f));
+  Tensor<std::int8_t> b(Layout::matrix(3, 2), Quant::per_tensor(1.0f));
+  for (const bad& c : cases) {
+    npu::profile p = npu::presets::generic();
+    c.edit(p);
+    const status s = p.validate();
+    INFO(c.knob << ": " << s.to_string());
+    REQUIRE(!s.ok());
+    REQUIRE(s.message().find(c.knob) != std::string::npos);
+    npu::emulator emu(p);
+    Tensor<std::int32_t> out(Layout::matrix(2, 2));
+    for (int i = 0; i < 4; ++i) out.data()[i] = 77;
+    const status r = try_gemm(emu, gemm_params{}, a, b, no_bias, out);
+    REQUIRE(r.code() == s.code());
+    REQUIRE(values(out) == std::vector<std::int64_t>(4, 77));
+    REQUIRE(emu.ops().empty());
+  }
+}
+
+TEST_CASE("an op that fits no tile, or asks for other numerics, is refused without writing", "[npu][validation]") {
+  rng r(15);
+  Tensor<std::int8_t> in(Layout::nhwc(1, 8, 8, 64), Quant::per_tensor(0.05f));
+  Tensor<std::int8_t> w(Layout::ohwi(8, 3, 3, 64), Quant::per_tensor(0.01f));
+  fill(in, r);
+  fill(w, r, -127, 127);
+  conv2d_params p;
+  p.padding = padding_spec::same();
+  Tensor<std::int8_t> out(Layout::nhwc(1, 8, 8, 8), Quant::per_tensor(0.1f));
+  for (std::int64_t i = 0; i < 512; ++i) out.data()[i] = 99;
+
+  npu::profile tiny = npu::presets::gemmini_16x16();
+  tiny.memory.unified_bytes = 32;  // a 3x3 patch of one channel plus 9 weights, double buffered, needs 36
+  npu::emulator emu(tiny);
+  p.numerics = tiny.numerics;
+  const status s = try_conv2d(emu, p, in, w, no_bias, out);
+  INFO(s.to_string());
+  REQUIRE(s.code() == errc::unsupported);
+  REQUIRE(s.message().find("memory.unified_bytes") != std::string::npos);
+
+  npu::emulator ethos(npu::presets::ethos_u55_256());
+  p.numerics = numerics_profile::onnx();
+  const status n = try_conv2d(ethos, p, in, w, no_bias, out);
+  INFO(n.to_string());
+  REQUIRE(n.code() == errc::unsupported);
+  REQUIRE(n.message().find("onnx") != std::string::npos);
+  REQUIRE(n.message().find("tflite") != std::string::npos);
+
+  npu::emulator gemmini(npu::presets::gemmini_16x16());
+  p.numerics = gemmini.config().numerics;
+  std::vector<float> scales(8);
+  for (std::size_t i = 0; i < 8; ++i) scales[i] = 0.01f * static_cast<float>(i + 1);
+  const status g = try_conv2d(gemmini, p, in, w.cview().with_quant(Quant::per_axis(0, scales)), no_bias, out);
+  INFO(g.to_string());
+  REQUIRE(g.code() == errc::unsupported);
+  REQUIRE(g.message().find("per tensor") != std::string::npos);
+
+  REQUIRE(values(out) == std::vector<std::int64_t>(512, 99));
+  REQUIRE(emu.ops().empty());
+  REQUIRE(ethos.ops().empty());
+  REQUIRE(gemmini.ops().empty());
+}
+
+namespace {
+std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream is(text);
+  std::string line;
+  while (std::getline(is, line)) {
+    std::vector<std::string> cells;
+    std::string cell;
+    std::istringstream ls(line);
+    while (std::getline(ls, cell, ',')) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  return rows;
+}
+}  // namespace
+
+TEST_CASE("the CSV trace has one row per tile and adds up to the op totals", "[npu][trace]") {
+  rng r(16);
+  npu::emulator emu(shrunk(npu::presets::ethos_u55_256()));
+  Tensor<std::int8_t> in(Layout::nhwc(1, 12, 12, 24), Quant::per_tensor(0.05f));
+  Tensor<std::int8_t> w(Layout::ohwi(20, 3, 3, 24), Quant::per_tensor(0.01f));
+  fill(in, r);
+  fill(w, r, -127, 127);
+  conv2d_params p;
+  p.padding = padding_spec::same();
+  Tensor<std::int8_t> out(Layout::nhwc(1, 12, 12, 20), Quant::per_tensor(0.1f));
+  conv2d(emu, p, in, w, no_bias, out);
+  Tensor<std::int8_t> a(Layout::matrix(144, 20), Quant::per_tensor(0.1f));
+  Tensor<std::int8_t> b(Layout::matrix(20, 10), Quant::per_tensor(0.01f));
+  Tensor<std::int8_t> o2(Layout::matrix(144, 10), Quant::per_tensor(0.1f));
+  gemm(emu, gemm_params{}, a, b, no_bias, o2);
+
+  std::ostringstream csv;
+  emu.write_trace_csv(csv);
+  const auto rows = parse_csv(csv.str());
+  REQUIRE(rows.size() == 1 + emu.ops()[0].tiles.size() + emu.ops()[1].tiles.size());
+  REQUIRE(emu.ops()[0].tile_count > 4);
+  const auto& hdr = rows[0];
+  auto col = [&](const char* name) {
+    const auto it = std::find(hdr.begin(), hdr.end(), name);
+    REQUIRE(it != hdr.end());
+    return static_cast<std::size_t>(it - hdr.begin());
+  };
+  for (std::size_t op = 0; op < 2; ++op) {
+    std::int64_t cycles = 0, macs = 0, expect_start = 0, dram = 0;
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+      if (std::stoll(rows[i][col("op_index")]) != static_cast<long long>(op)) continue;
+      REQUIRE(rows[i].size() == hdr.size());
+      const std::int64_t total = std::stoll(rows[i][col("total_cycles")]);
+      REQUIRE(total == std::stoll(rows[i][col("dma_stall")]) + std::stoll(rows[i][col("compute")]) + std::stoll(rows[i][col("fill_drain")]));
+      REQUIRE(std::stoll(rows[i][col("start_cycle")]) == expect_start);
+      expect_start += total;
+      cycles += total;
+      macs += std::stoll(rows[i][col("useful_macs")]);
+      dram += std::stoll(rows[i][col("dram_read")]) + std::stoll(rows[i][col("dram_written")]);
+    }
+    const npu::op_stats& st = emu.ops()[op];
+    REQUIRE(cycles == st.cycles.total());
+    REQUIRE(macs == st.macs);
+    REQUIRE(dram == st.dram.total());
+  }
+
+  std::ostringstream js;
+  emu.write_trace_json(js);
+  const std::string j = js.str();
+  REQUIRE(std::count(j.begin(), j.end(), '{') == std::count(j.begin(), j.end(), '}'));
+  std::size_t tiles = 0;
+  for (std::size_t pos = 0; (pos = j.find("\"instance\":", pos)) != std::string::npos; ++pos) ++tiles;
+  REQUIRE(tiles == rows.size() - 1);
+  REQUIRE(j.find("\"profile\":\"ethos_u55_256/small\"") != std::string::npos);
+
+  const std::string s = emu.summary();
+  REQUIRE(s.find("ethos_u55_256/small") != std::string::npos);
+  REQUIRE(s.find("pJ/MAC") != std::string::npos);
+  REQUIRE(s.find("conv2d") != std::string::npos);
+}
+
+TEST_CASE("statistics are consistent with the tensors for single-tile ops", "[npu][stats]") {
+  rng r(17);
+  npu::emulator emu(npu::presets::generic());
+  const std::int64_t M = 20, N = 12, K = 50;
+  Tensor<std::int8_t> a(Layout::matrix(M, K), Quant::per_tensor(0.1f));
+  Tensor<std::int8_t> b(Layout::matrix(K, N), Quant::per_tensor(0.01f));
+  Tensor<std::int32_t> bias(Layout::row_major({N}));
+  Tensor<std::int8_t> out(Layout::matrix(M, N), Quant::per_tensor(0.1f));
+  fill(a, r);
+  fill(b, r, -127, 127);
+  gemm(emu, gemm_params{}, a, b, bias, out);
+  const npu::op_stats& st = emu.last();
+  REQUIRE(st.tile_count == 1);
+  REQUIRE(st.dram.input_read == M * K);
+  REQUIRE(st.dram.weight_read == K * N);
+  REQUIRE(st.dram.bias_read == 4 * N);
+  REQUIRE(st.dram.output_written == M * N);
+  REQUIRE(st.useful_macs == M * N * K);
+  REQUIRE(st.mac_slots == st.cycles.total() * 256);
+  REQUIRE(st.outputs == M * N);
+  REQUIRE(st.energy.total() > 0);
+  REQUIRE(st.energy.dram == Approx(static_cast<double>(st.dram.total()) * 162.5));
+  REQUIRE(st.energy.mac == Approx(static_cast<double>(M * N * K) * 0.3));
+  REQUIRE(st.pj_per_mac() == Approx(st.energy.total() / static_cast<double>(M * N * K)));
+  REQUIRE(st.cycles.dma_stall > 0);  // the first load and the last store cannot be hidden
+
+  // Conv: the input patch of a SAME conv is the whole image.
+  Tensor<std::int8_t> in(Layout::nhwc(1, 10, 9, 6), Quant::per_tensor(0.05f));
+  Tensor<std::int8_t> w(Layout::ohwi(8, 3, 3, 6), Quant::per_tensor(0.01f));
+  Tensor<std::int8_t> co(Layout::nhwc(1, 10, 9, 8), Quant::per_tensor(0.1f));
+  conv2d_params cp;
+  cp.padding = padding_spec::same();
+  conv2d(emu, cp, in, w, no_bias, co);
+  const npu::op_stats& cs = emu.last();
+  REQUIRE(cs.tile_count == 1);
+  REQUIRE(cs.dram.input_read == 10 * 9 * 6);
+  REQUIRE(cs.dram.weight_read == 8 * 3 * 3 * 6);
+  REQUIRE(cs.dram.output_written == 10 * 9 * 8);
+  REQUIRE(cs.macs == 10 * 9 * 8 * 3 * 3 * 6);
+
+  // Clamps are counted: relu on an output whose zero point is the type minimum clamps nothing
+  // below; a narrow range clamps.
+  gemm_params narrow;
+  narrow.clamp = clamp_spec::range(-1, 1);
+  gemm(emu, narrow, a, b, bias, out);
+  const npu::numeric_counters& nc = emu.last().numerics;
+  std::int64_t at_bounds = 0;
+  for (std::int64_t i = 0; i < M * N; ++i) at_bounds += (out.data()[i] == -1 || out.data()[i] == 1);
+  REQUIRE(nc.clamped_low + nc.clamped_high > 0);
+  REQUIRE(nc.clamped_low + nc.clamped_high <= at_bounds);
+
+  // Double buffering hides DMA: never more stall than without it.
+  npu::profile single = shrunk(npu::presets::generic());
+  single.memory.double_buffer = false;
+  npu::emulator e1(shrunk(npu::presets::generic())), e2(single);
+  Tensor<std::int8_t> big_a(Layout::matrix(64, 200), Quant::per_tensor(0.1f));
+  Tensor<std::int8_t> big_b(Layout::matrix(200, 40), Quant::per_tensor(0.01f));
+  Tensor<std::int8_t> big_o(Layout::matrix(64, 40), Quant::per_tensor(0.1f));
+  gemm(e1, gemm_params{}, big_a, big_b, no_bias, big_o);
+  gemm(e2, gemm_params{}, big_a, big_b, no_bias, big_o);
+  REQUIRE(e1.last().tile_count > 1);
+  REQUIRE(e1.last().cycles.dma_stall < e2.last().cycles.dma_stall);
+
+  // Totals add up, and reset clears.
+  REQUIRE(emu.totals().useful_macs == emu.ops()[0].useful_macs + emu.ops()[1].useful_macs + emu.ops()[2].useful_macs);
+  emu.reset();
+  REQUIRE(emu.ops().empty());
+}
