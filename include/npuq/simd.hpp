@@ -6,3 +6,4 @@
 #include "npuq/backends/simd/gemm.hpp"
 #include "npuq/core/cpu_features.hpp"
 #include "npuq/backends/simd/conv2d.hpp"
+#include "npuq/backends/simd/depthwise.hpp"
