@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Builds and runs the npuq test suite on Debian bookworm, installing what is missing through apt
-# first. Two passes, both with Ninja and every core:
+# first. Three passes, all with Ninja and every core:
 #
 #   1. release    RelWithDebInfo, every test (the packaging tests included)
 #   2. sanitize   AddressSanitizer + UndefinedBehaviorSanitizer at -O1, every test except the
 #                 packaging ones (label `packaging`: they build separate consumer projects)
+#   3. aarch64    the suite cross-compiled for aarch64 and run under qemu-user on two CPU models
+#                 (scripts/test-aarch64.sh; NPUQ_SKIP_AARCH64=1 skips it)
 #
-# Both passes always run; the exit status is non-zero if anything failed, and the last line
+# Every pass always runs; the exit status is non-zero if anything failed, and the last line
 # says what happened. Works from any directory; run it again and it only rebuilds.
 #
 #   bash scripts/test.sh
 #
-# Build directories: $NPUQ_BUILD_ROOT/build-test and build-sanitize (default: the repository root).
+# Build directories: $NPUQ_BUILD_ROOT/build-test, build-sanitize and build-aarch64 (default: the
+# repository root).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -77,8 +80,19 @@ run_pass sanitize "$root/build-sanitize" "-LE packaging" -- \
   "-DCMAKE_EXE_LINKER_FLAGS=$sanitize_flags" || overall=FAIL
 sanitize_short=$pass_short sanitize_long=$pass_long
 
+aarch64_short="aarch64 skipped" aarch64_long="aarch64: skipped (NPUQ_SKIP_AARCH64)"
+if [[ ${NPUQ_SKIP_AARCH64:-0} != 1 ]]; then
+  t0=$SECONDS aarch64_log=$(mktemp)
+  bash "$repo/scripts/test-aarch64.sh" 2>&1 | tee "$aarch64_log" || overall=FAIL
+  aarch64_short=$(sed -nE 's/^npuq test-aarch64\.sh: [A-Z]+ \((.*)\) in .*$/\1/p' "$aarch64_log" | tail -n 1)
+  rm -f "$aarch64_log"
+  aarch64_short=${aarch64_short:-aarch64: no summary}
+  aarch64_long="$aarch64_short (build + tests $(duration $((SECONDS - t0))))"
+fi
+
 echo
 echo "==== $release_long"
 echo "==== $sanitize_long"
-echo "npuq test.sh: $overall ($release_short; $sanitize_short) in $(duration $((SECONDS - start)))"
+echo "==== $aarch64_long"
+echo "npuq test.sh: $overall ($release_short; $sanitize_short; $aarch64_short) in $(duration $((SECONDS - start)))"
 [[ $overall == PASS ]]
