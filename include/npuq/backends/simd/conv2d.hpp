@@ -19,19 +19,19 @@ namespace simd_detail {
 // Gathers the K = KH*KW*Cg values of output pixel `pixel` for channels [c0, c0 + Cg), minus the
 // zero point, into row (padded taps: 0).
 template <class I, class W, class O>
-void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int64_t c0, std::int64_t cg, std::int32_t* row) {
+void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int64_t c0, std::int64_t cg, std::int16_t* row) {
   const conv_geometry& g = p.g;
   const std::int64_t ox = pixel % g.OW, oy = (pixel / g.OW) % g.OH, n = pixel / (g.OW * g.OH);
   const std::int64_t K = g.KH * g.KW * cg, sc = p.in.layout().stride(3);
   const std::int32_t zp = p.in_zero_point;
   for (std::int64_t k = 0; k < K; ++k) row[k] = 0;
   for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
-    std::int32_t* dst = row + (ky * g.KW + kx) * cg;
+    std::int16_t* dst = row + (ky * g.KW + kx) * cg;
     const I* src = p.in.data() + p.in.offset() + p.in.layout()(n, iy, ix, c0);
     if (sc == 1) {
-      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int32_t>(src[c]) - zp;
+      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int16_t>(src[c] - zp);
     } else {
-      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int32_t>(src[c * sc]) - zp;
+      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int16_t>(src[c * sc] - zp);
     }
   });
 }
@@ -100,7 +100,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own);
     const packed_gemm_weights<W>& w = packed != nullptr ? packed->group(grp) : own;
     run_c2(
-        kern, M, w, stage, oc0, [&](std::int64_t m, std::int32_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
+        kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
         [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
           const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
           store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);

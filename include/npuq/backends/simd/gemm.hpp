@@ -39,7 +39,7 @@ inline bool wraps_within_32_bits(const numerics_profile& p) {
 }
 
 template <class B>
-using c2_kernel = void (*)(std::int64_t, const std::int32_t*, const B*, const std::int16_t*, std::int32_t*);
+using c2_kernel = void (*)(std::int64_t, const std::int16_t*, const B*, const std::int16_t*, std::int32_t*);
 
 // The c2 microkernels for 1..4 rows at the best level allowed; `suffix` names the ISA.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
@@ -67,19 +67,20 @@ c2_kernels<B> select_c2(isa level) {
 }
 
 // Runs C = A x B for M rows and the output stage: `fill(m, v)` writes A row m's K
-// zero-point-corrected values into v; `store(m, n0, cols, values)` receives output row m's
+// zero-point-corrected values into v (int16); `store(m, n0, cols, values)` receives output row m's
 // values for columns [n0, n0 + cols).
 // Column n of this product is channel first_channel + n of the stage.
 template <class B, class FillFn, class StoreFn>
 void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w, const tile_output_stage& stage,
             std::int64_t first_channel, FillFn&& fill, StoreFn&& store) {
   const std::int64_t N = w.N(), kp = w.k_pairs();
-  std::vector<std::int32_t> a_block(static_cast<std::size_t>(kp * mr)), scratch(static_cast<std::size_t>(2 * kp + 1));
+  // A block (see gemm_pack.hpp), plus 4 values of slack for kernels that load 8 bytes per pair.
+  std::vector<std::int16_t> a_block(static_cast<std::size_t>(2 * kp * mr + 4), 0);
   alignas(64) std::int32_t c[mr * nr];
   alignas(64) std::int32_t out[mr * nr];
   for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
     const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
-    pack_a_block(rows, w.K(), [&](int m, std::int32_t* v) { fill(m0 + m, v); }, scratch.data(), a_block.data());
+    for (int m = 0; m < rows; ++m) fill(m0 + m, a_block.data() + m * 2 * kp);  // odd K: the pad stays 0
     for (std::int64_t p = 0; p < w.panels(); ++p) {
       kern.rows[rows - 1](kp, a_block.data(), w.panel(p), w.panel_zero_points(p), c);
       const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
@@ -134,8 +135,14 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
     const std::int64_t o0 = p.out.offset() + oo, om = ol.stride(orr - 2), on = ol.stride(orr - 1);
     run_c2(
         kern, p.M, *w, stage, 0,
-        [&](std::int64_t m, std::int32_t* v) {
-          for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int32_t>(p.a.load(a0 + m * sm + k * sk)) - p.a_zero_point;
+        [&](std::int64_t m, std::int16_t* v) {
+          const auto* row = p.a.data() + a0 + m * sm;
+          const std::int32_t zp = p.a_zero_point;
+          if (sk == 1) {
+            for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k] - zp);
+          } else {
+            for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
+          }
         },
         [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
           store_row(p.out, o0 + m * om + n0 * on, on, cols, v);

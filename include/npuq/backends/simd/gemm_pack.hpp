@@ -11,8 +11,10 @@
 //     registers after widening, so the packed bytes equal the weight bytes (a GEMV streams
 //     exactly K*N bytes). K is padded to even and N to a multiple of 16; the padding is never
 //     used in a result (A's padding is 0).
-//   A (activations) is packed per block of MR rows, at run time: for each K pair one int32 per
-//     row holding (a[k] - a_zp) in the low and (a[k+1] - a_zp) in the high 16 bits.
+//   A (activations) is packed per block of up to MR rows, at run time: each row is its K values
+//     minus the zero point as int16 ([-255, 255]), padded with 0 to an even length, rows one
+//     after another. Pair p of row m, (a[2p], a[2p+1]), is the 32-bit word at a + m*2*k_pairs +
+//     2p, which the kernels broadcast; a row is written by one contiguous (vectorizable) loop.
 //
 // Everything is summed in int32 with wrap-around, which equals the reference's exact sum
 // modulo 2^32: bit-exact for every profile whose accumulator wraps at <= 32 bits.
@@ -100,20 +102,5 @@ class packed_gemm_weights {
   Tensor<B> data_;
   std::vector<std::int16_t> zp_;
 };
-
-// Packs `rows` rows of A in the c2 layout: for each K pair, one int32 per row holding
-// v[k] | v[k+1] << 16, where fill(m, v) writes row m's K zero-point-corrected values into v
-// (scratch space of K int32). An odd K is padded with 0.
-template <class FillFn>
-void pack_a_block(int rows, std::int64_t K, FillFn&& fill, std::int32_t* scratch, std::int32_t* out) {
-  const std::int64_t kp = (K + 1) / 2;
-  for (int m = 0; m < rows; ++m) {
-    fill(m, scratch);
-    for (std::int64_t p = 0; p < kp; ++p) {
-      const std::int32_t lo = scratch[2 * p], hi = 2 * p + 1 < K ? scratch[2 * p + 1] : 0;
-      out[p * rows + m] = static_cast<std::int32_t>((static_cast<std::uint32_t>(lo) & 0xFFFFu) | (static_cast<std::uint32_t>(hi) << 16));
-    }
-  }
-}
 
 }  // namespace npuq

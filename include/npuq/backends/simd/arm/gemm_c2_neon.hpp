@@ -49,8 +49,10 @@ struct c2_row_acc_neon {
   int32x4_t c0, c1, c2, c3;
 };
 
-inline void c2_row_step_neon(c2_row_acc_neon& acc, const std::int32_t* pair, const c2_pair_neon& b) {
-  const int16x4_t av = vreinterpret_s16_s32(vld1_dup_s32(pair));  // {a0, a1, a0, a1}
+// pair: (a[2p], a[2p+1]) of one row; 8 bytes are loaded (the A block has slack after its end)
+// and only lanes 0 and 1 are used.
+inline void c2_row_step_neon(c2_row_acc_neon& acc, const std::int16_t* pair, const c2_pair_neon& b) {
+  const int16x4_t av = vld1_s16(pair);
   acc.c0 = vmlal_lane_s16(acc.c0, vget_low_s16(b.k0_lo), av, 0);
   acc.c1 = vmlal_high_lane_s16(acc.c1, b.k0_lo, av, 0);
   acc.c2 = vmlal_lane_s16(acc.c2, vget_low_s16(b.k0_hi), av, 0);
@@ -72,7 +74,7 @@ inline void c2_row_store_neon(const c2_row_acc_neon& acc, std::int32_t* c) {
 // same contract as gemm_c2_portable. Rows are named, not an array, so GCC keeps all 4 x 4
 // accumulators in registers.
 template <int MR, class B>
-void gemm_c2_neon(std::int64_t k_pairs, const std::int32_t* a, const B* b, const std::int16_t* zb, std::int32_t* c) {
+void gemm_c2_neon(std::int64_t k_pairs, const std::int16_t* a, const B* b, const std::int16_t* zb, std::int32_t* c) {
   static_assert(MR >= 1 && MR <= 4, "gemm_c2_neon: 1 to 4 rows");
   // zb holds each column's zero point twice (register order of the interleaved pairs):
   // vld2q keeps one copy per column.
@@ -81,11 +83,12 @@ void gemm_c2_neon(std::int64_t k_pairs, const std::int32_t* a, const B* b, const
   c2_row_acc_neon r0{zero, zero, zero, zero}, r1 = r0, r2 = r0, r3 = r0;
   for (std::int64_t p = 0; p < k_pairs; ++p) {
     const c2_pair_neon bv = load_c2_pair_neon<B>(b + p * 32, z_lo, z_hi);
-    const std::int32_t* ap = a + p * MR;
+    const std::int16_t* ap = a + 2 * p;
+    const std::int64_t row = 2 * k_pairs;
     c2_row_step_neon(r0, ap, bv);
-    if constexpr (MR > 1) c2_row_step_neon(r1, ap + 1, bv);
-    if constexpr (MR > 2) c2_row_step_neon(r2, ap + 2, bv);
-    if constexpr (MR > 3) c2_row_step_neon(r3, ap + 3, bv);
+    if constexpr (MR > 1) c2_row_step_neon(r1, ap + row, bv);
+    if constexpr (MR > 2) c2_row_step_neon(r2, ap + 2 * row, bv);
+    if constexpr (MR > 3) c2_row_step_neon(r3, ap + 3 * row, bv);
   }
   c2_row_store_neon(r0, c);
   if constexpr (MR > 1) c2_row_store_neon(r1, c + 16);

@@ -1,6 +1,6 @@
 // AVX2 GEMM microkernel on the c2 packed format (see gemm_pack.hpp): MR rows x 16 columns.
 //
-// Per K pair: 32 weight bytes are widened to two vectors of 16 int16 (vpmovsxbw / vpmovzxbw),
+// A is MR rows of int16 (see gemm_pack.hpp). Per K pair: 32 weight bytes are widened to two vectors of 16 int16 (vpmovsxbw / vpmovzxbw),
 // the column zero points subtracted, and each row's packed (a[k], a[k+1]) pair is broadcast and
 // multiplied with vpmaddwd, which sums the two exact 32-bit products: no saturation anywhere,
 // so the result is the reference's sum modulo 2^32. Compiled with a target attribute, so the
@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -25,7 +26,7 @@ NPUQ_TARGET_AVX2 inline __m256i widen_avx2(__m128i v) {
 }
 
 template <int MR, class B>
-NPUQ_TARGET_AVX2 void gemm_c2_avx2(std::int64_t k_pairs, const std::int32_t* a, const B* b, const std::int16_t* zb,
+NPUQ_TARGET_AVX2 void gemm_c2_avx2(std::int64_t k_pairs, const std::int16_t* a, const B* b, const std::int16_t* zb,
                                    std::int32_t* c) {
   // Fully unrolled over MR (GCC keeps the accumulator arrays in registers only when unrolled).
   __m256i acc0[MR], acc1[MR];
@@ -39,7 +40,9 @@ NPUQ_TARGET_AVX2 void gemm_c2_avx2(std::int64_t k_pairs, const std::int32_t* a, 
     const __m256i b1 = _mm256_sub_epi16(widen_avx2<B>(_mm_loadu_si128(bp + 1)), z1);
 #pragma GCC unroll 4
     for (int m = 0; m < MR; ++m) {
-      const __m256i av = _mm256_set1_epi32(a[p * MR + m]);
+      std::int32_t pair;  // (a[2p], a[2p+1]) of row m as one word
+      std::memcpy(&pair, a + m * 2 * k_pairs + 2 * p, sizeof pair);
+      const __m256i av = _mm256_set1_epi32(pair);
       acc0[m] = _mm256_add_epi32(acc0[m], _mm256_madd_epi16(av, b0));
       acc1[m] = _mm256_add_epi32(acc1[m], _mm256_madd_epi16(av, b1));
     }
