@@ -225,6 +225,124 @@ TEST_CASE("depthwise conv2d with a channel multiplier on every preset equals sca
   }
 }
 
+TEST_CASE("tile sums from the simd kernels: per-channel zero points, all-padding tiles, K splits", "[npu][simd]") {
+  rng r(15);
+  std::vector<npu::profile> profs = {npu::presets::generic(), shrunk(npu::presets::generic()), shrunk(npu::presets::ethos_u55_256()),
+                                     shrunk(npu::presets::nvdla_small())};
+  for (const auto& prof : profs) {
+    npu::emulator emu(prof);
+    const numerics_profile num = numerics_for(prof).front();
+    INFO(prof.name);
+    // uint8 weights with a zero point per output channel.
+    std::vector<std::int32_t> zps(24);
+    for (auto& z : zps) z = static_cast<std::int32_t>(r.uniform(0, 255));
+    std::vector<float> scales(24, 0.01f);
+    Tensor<std::uint8_t> a(Layout::matrix(37, 300), Quant::per_tensor(0.02f, 131));
+    Tensor<std::uint8_t> b(Layout::matrix(300, 24), Quant::per_axis(1, scales, zps));
+    fill(a, r);
+    fill(b, r);
+    gemm_params gp;
+    gp.numerics = num;
+    require_same<std::uint8_t>(emu, Layout::matrix(37, 24), Quant::per_tensor(0.5f, 100),
+                               [&](const auto& be, const auto& out) { return try_gemm(be, gp, a, b, no_bias, out); });
+    if (prof.name == "generic") REQUIRE(simd_last_kernel().find("reference") == std::string::npos);
+
+    // Padding wider than the kernel reach: border tiles read no input at all.
+    Tensor<std::int8_t> in(Layout::nhwc(1, 5, 6, 20), Quant::per_tensor(0.05f, 9));
+    Tensor<std::uint8_t> w(Layout::ohwi(24, 3, 3, 20), Quant::per_axis(0, scales, zps));
+    Tensor<std::int32_t> bias(Layout::row_major({24}));
+    fill(in, r);
+    fill(w, r);
+    fill(bias, r, -3000, 3000);
+    conv2d_params cp;
+    cp.numerics = num;
+    cp.padding = padding_spec::explicit_(4, 3, 5, 2);
+    cp.stride_h = 2;
+    conv_geometry g = detail::input_geometry(in.layout(), 3, 3);
+    REQUIRE(detail::resolve_geometry(cp, &g).ok());
+    require_same<std::int8_t>(emu, Layout::nhwc(1, g.OH, g.OW, 24), Quant::per_tensor(0.1f, -5),
+                              [&](const auto& be, const auto& out) { return try_conv2d(be, cp, in, w, bias, out); });
+    if (prof.name == "generic") REQUIRE(simd_last_kernel().find("reference") == std::string::npos);
+
+    Tensor<std::uint8_t> dw(Layout::hwc_m(3, 3, 20, 1), Quant::per_axis(2, std::vector<float>(scales.begin(), scales.begin() + 20),
+                                                                        std::vector<std::int32_t>(zps.begin(), zps.begin() + 20)));
+    fill(dw, r);
+    Tensor<std::int32_t> bias_dw(Layout::row_major({20}));
+    fill(bias_dw, r, -3000, 3000);
+    depthwise_params dp;
+    dp.numerics = num;
+    dp.padding = padding_spec::explicit_(3, 4, 2, 5);
+    dp.stride_w = 2;
+    dp.dilation_h = 2;
+    g = detail::input_geometry(in.layout(), 3, 3);
+    REQUIRE(detail::resolve_geometry(dp, &g).ok());
+    require_same<std::int8_t>(emu, Layout::nhwc(1, g.OH, g.OW, 20), Quant::per_tensor(0.1f, 2), [&](const auto& be, const auto& out) {
+      return try_depthwise_conv2d(be, dp, in, dw, bias_dw, out);
+    });
+    if (prof.name == "generic") REQUIRE(simd_last_kernel().find("reference") == std::string::npos);
+  }
+}
+
+TEST_CASE("the vector PPU equals requantize element by element, clamps and max |acc| included", "[npu][ppu]") {
+  rng r(16);
+  if (!npu::detail::ppu_avx2_available()) {
+    WARN("no AVX2 PPU on this machine: the emulator runs the scalar PPU, nothing to compare");
+    return;
+  }
+  for (int round = 0; round < 200; ++round) {
+    const std::int64_t rows = r.uniform(1, 5), nt = r.uniform(1, 40);
+    const int span = r.uniform(0, 3);  // magnitude of the sums: small, medium, near 2^31
+    std::vector<std::int32_t> sums(static_cast<std::size_t>(rows * nt)), bias(static_cast<std::size_t>(nt));
+    npu::detail::tflite_lanes lanes;
+    lanes.resize(static_cast<std::size_t>(nt));
+    std::vector<requant_channel> rq(static_cast<std::size_t>(nt));
+    for (std::int64_t j = 0; j < nt; ++j) {
+      const double scale = std::ldexp(r.uniform_real(0.5f, 1.0f), r.uniform(-40, 8));
+      const quantized_multiplier q = quantize_multiplier(scale);
+      rq[static_cast<std::size_t>(j)] = {q.multiplier, q.shift, 0.0f};
+      if (r.uniform(0, 9) == 0) rq[static_cast<std::size_t>(j)] = {0, 0, 0.0f};
+      lanes.set(static_cast<std::size_t>(j), rq[static_cast<std::size_t>(j)]);
+      bias[static_cast<std::size_t>(j)] = r.uniform(-1000, 1000);
+    }
+    for (auto& v : sums) {
+      const int lim = span == 0 ? 100 : span == 1 ? 1 << 20 : 2147480000;
+      v = r.uniform(-lim, lim);
+    }
+    const std::int32_t zp = r.uniform(-128, 127), lo = r.uniform(-128, 0), hi = r.uniform(1, 127);
+    for (bool raw : {false, true}) {
+      std::vector<std::int32_t> got(sums.size());
+      std::int64_t max_abs = 0, low = 0, high = 0;
+      REQUIRE(npu::detail::ppu_tile_tflite(sums.data(), bias.data(), lanes, rows, nt, zp, lo, hi, raw, got.data(), &max_abs, &low,
+                                           &high));
+      std::int64_t emax = 0, elow = 0, ehigh = 0;
+      for (std::int64_t e = 0; e < rows * nt; ++e) {
+        const std::int64_t j = e % nt, v = std::int64_t{sums[static_cast<std::size_t>(e)]} + bias[static_cast<std::size_t>(j)];
+        if (v > INT32_MAX || v < INT32_MIN) continue;  // outside the PPU's contract (the caller checks)
+        emax = std::max(emax, v < 0 ? -v : v);
+        std::int32_t o = static_cast<std::int32_t>(v);
+        if (!raw) {
+          o = requantize(numerics_profile::tflite(), v, rq[static_cast<std::size_t>(j)], zp, INT32_MIN, INT32_MAX);
+          if (o < lo) {
+            o = lo;
+            ++elow;
+          } else if (o > hi) {
+            o = hi;
+            ++ehigh;
+          }
+        }
+        INFO("round " << round << " e " << e << " v " << v << " m " << rq[static_cast<std::size_t>(j)].multiplier << " shift "
+                      << rq[static_cast<std::size_t>(j)].shift);
+        REQUIRE(got[static_cast<std::size_t>(e)] == o);
+      }
+      if (span < 2) {  // no element skipped above
+        REQUIRE(max_abs == emax);
+        REQUIRE(low == elow);
+        REQUIRE(high == ehigh);
+      }
+    }
+  }
+}
+
 namespace {
 
 // GEMM of the given shape on a scalesim_compat emulator; returns the op's total cycles.

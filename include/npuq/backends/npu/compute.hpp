@@ -1,9 +1,11 @@
-// The emulator's MAC array on the host: the only place where the NPU emulator multiplies.
+// The emulator's MAC array on the host for tiles whose partial sums are checked inside a K tile
+// (a narrow array partial-sum width that operands can overflow: the sum of every fold is needed).
+// Every other tile takes its sums from the simd backend's kernels (the operands' tile_sums in
+// npu/gemm.hpp and npu/conv2d.hpp).
 //
-// Operands arrive as the DMA stage packed them: zero-point-corrected int16 rows, A as [mt][kt]
-// and B as [nt][kt] (both K-contiguous), so one tight loop serves GEMM, conv and depthwise tiles.
-// With kt <= max_tile_k (32768) the int32 sums are exact. A faster kernel (the SIMD backend's)
-// can replace this function without touching the emulator.
+// Operands arrive as the host packed them: zero-point-corrected int16 rows, A as [mt][kt] and B
+// as [nt][kt] (both K-contiguous), so one tight loop serves GEMM, conv and depthwise tiles. With
+// kt <= max_tile_k (32768) the int32 sums are exact.
 #pragma once
 
 #include <cstdint>

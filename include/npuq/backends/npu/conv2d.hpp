@@ -5,16 +5,23 @@
 // keeps all taps). Depthwise runs as one instance per image: output pixels x output channels,
 // K = KH * KW taps, and every `multiplier` channels read their own input channel. The DMA stage
 // gathers each output pixel's taps (zeros for padded taps, as the reference skips them) in
-// (ky, kx, channel) order, the reference's order.
+// (ky, kx, channel) order, the reference's order (used when partial sums are checked inside a
+// K tile). Otherwise a tile's sums come from the simd backend: conv2d (weight tile packed once per
+// op) or depthwise conv2d on the input patch the output rectangle reads, with the padding that
+// keeps the patch's output exactly the tile's rectangle.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "npuq/backends/npu/emulator.hpp"
 #include "npuq/backends/npu/gemm.hpp"
+#include "npuq/ops/conv2d.hpp"
 #include "npuq/ops/conv2d_problem.hpp"
+#include "npuq/simd.hpp"
 
 namespace npuq {
 namespace npu {
@@ -50,10 +57,59 @@ struct window_operands {
   }
   // Stores a finished tile; `image` is the batch index, `oc0` the first global output channel.
   void store_tile(const tile_ref& t, std::int64_t image, std::int64_t oc0, const std::int32_t* v) const {
-    for (std::int64_t i = 0; i < t.mt(); ++i) {
-      const std::int64_t oy = t.oy0 + i / t.tw, ox = t.ox0 + i % t.tw;
-      for (std::int64_t j = 0; j < t.nt; ++j) p.out.set(static_cast<value_t<O>>(v[i * t.nt + j]), image, oy, ox, oc0 + j);
-    }
+    const Layout& l = p.out.layout();
+    const std::int64_t cs = l.stride(3), th = t.th, tw = t.tw, nt = t.nt;
+    O* const base = p.out.data() + p.out.offset() + l(image, t.oy0, t.ox0, oc0);
+    for (std::int64_t y = 0; y < th; ++y)
+      for (std::int64_t x = 0; x < tw; ++x) store_values(base + y * l.stride(1) + x * l.stride(2), cs, v + (y * tw + x) * nt, nt);
+  }
+
+  // The input patch a tile's output rectangle reads, clipped to the image, with the padding that
+  // gives it exactly th x tw outputs. `empty`: every tap of the rectangle is padding.
+  struct patch {
+    std::int64_t y0 = 0, h = 0, x0 = 0, w = 0;
+    padding_spec pad;
+    bool empty = false;
+  };
+  static bool patch_axis(std::int64_t o0, std::int64_t t, std::int64_t stride, std::int64_t pad, std::int64_t k, std::int64_t dil,
+                         std::int64_t image, std::int64_t* i0, std::int64_t* len, std::int64_t* lo_pad, std::int64_t* hi_pad) {
+    const std::int64_t lo = o0 * stride - pad, hi = (o0 + t - 1) * stride - pad + (k - 1) * dil + 1;  // [lo, hi)
+    *i0 = lo > 0 ? lo : 0;
+    const std::int64_t e = hi < image ? hi : image;
+    if (e <= *i0) return false;
+    *len = e - *i0;
+    *lo_pad = *i0 - lo;  // (len + pads - extent) / stride + 1 = t
+    *hi_pad = hi - e;
+    return true;
+  }
+  patch tile_patch(const tile_ref& t) const {
+    const conv_geometry& g = p.g;
+    patch r;
+    std::int64_t pt = 0, pb = 0, pl = 0, pr = 0;
+    r.empty = !patch_axis(t.oy0, t.th, g.stride_h, g.pad_top, g.KH, g.dilation_h, g.H, &r.y0, &r.h, &pt, &pb) ||
+              !patch_axis(t.ox0, t.tw, g.stride_w, g.pad_left, g.KW, g.dilation_w, g.W, &r.x0, &r.w, &pl, &pr);
+    r.pad = padding_spec::explicit_(pt, pb, pl, pr);
+    return r;
+  }
+  template <class Params>
+  Params tile_params(const patch& pa) const {
+    Params q = raw_tile_params<Params>();
+    q.stride_h = p.g.stride_h;
+    q.stride_w = p.g.stride_w;
+    q.dilation_h = p.g.dilation_h;
+    q.dilation_w = p.g.dilation_w;
+    q.padding = pa.pad;
+    return q;
+  }
+  // The patch's input channels [c0, c0 + chans) of image n, and the tile's int32 output [1, th, tw, nt].
+  TensorView<const I> patch_view(const patch& pa, std::int64_t n, std::int64_t c0, std::int64_t chans) const {
+    const Layout& l = p.in.layout();
+    return {p.in.data(), p.in.offset() + l(n, pa.y0, pa.x0, c0),
+            Layout::strided({1, pa.h, pa.w, chans}, {l.stride(0), l.stride(1), l.stride(2), l.stride(3)}),
+            Quant::per_tensor(1.0f, p.in_zero_point), p.in.capacity()};
+  }
+  static TensorView<std::int32_t> part_view(const tile_ref& t, std::int32_t* part) {
+    return {part, Layout::strided({1, t.th, t.tw, t.nt}, {t.th * t.tw * t.nt, t.tw * t.nt, t.nt, 1})};
   }
 };
 
@@ -98,6 +154,36 @@ struct conv2d_operands : window_operands<I, W, O> {
     }
   }
   void store(const tile_ref& t, const std::int32_t* v) const { this->store_tile(t, image(t.inst), channel(t.inst, t.n0), v); }
+
+  // Weight tiles packed for the simd kernels, by (n0, kc0), for the group `packed_for`.
+  mutable std::map<std::pair<std::int64_t, std::int64_t>, packed_conv2d_weights<W>> packed;
+  mutable std::int64_t packed_for = -1;
+
+  // Exact sums of the tile's K range ([mt][nt]): simd conv2d of the input patch (channels
+  // [kc0, kc0 + kcn) of the group) with the weight tile. |products| < 2^16 and kt <= 2^15 keep
+  // every sum below 2^31, so the kernel's sum modulo 2^32 is exact.
+  status tile_sums(const tile_ref& t, std::int32_t* part) const {
+    const typename window_operands<I, W, O>::patch pa = this->tile_patch(t);
+    if (pa.empty || t.kcn == 0) {
+      std::fill(part, part + t.mt() * t.nt, std::int32_t{0});
+      return {};
+    }
+    const std::int64_t grp = group(t.inst), oc0 = channel(t.inst, t.n0);
+    if (grp != packed_for) {
+      packed.clear();
+      packed_for = grp;
+    }
+    packed_conv2d_weights<W>& w = packed[{t.n0, t.kc0}];
+    if (w.groups() == 0) {
+      const Layout& l = c.w.layout();
+      const TensorView<const W> wv(c.w.data(), c.w.offset() + l(oc0, 0, 0, t.kc0),
+                                   Layout::strided({t.nt, c.g.KH, c.g.KW, t.kcn}, {l.stride(0), l.stride(1), l.stride(2), l.stride(3)}),
+                                   zero_point_quant(0, c.w_zero_point, oc0, t.nt), c.w.capacity());
+      NPUQ_RETURN_IF_ERROR(w.pack(wv, 1));  // cannot fail: a slice of validated weights
+    }
+    return try_conv2d(npuq::simd, this->template tile_params<conv2d_params>(pa),
+                      this->patch_view(pa, image(t.inst), grp * c.in_per_group + t.kc0, t.kcn), w, no_bias, this->part_view(t, part));
+  }
 };
 
 template <class I, class W, class O>
@@ -132,6 +218,23 @@ struct depthwise_operands : window_operands<I, W, O> {
     }
   }
   void store(const tile_ref& t, const std::int32_t* v) const { this->store_tile(t, t.inst, t.n0, v); }
+
+  // Exact sums of the tile ([mt][nt], K = the taps): simd depthwise conv2d of the input patch's
+  // channels [n0 / M, (n0 + nt) / M) with weight channels [n0, n0 + nt).
+  status tile_sums(const tile_ref& t, std::int32_t* part) const {
+    const typename window_operands<I, W, O>::patch pa = this->tile_patch(t);
+    if (pa.empty) {
+      std::fill(part, part + t.mt() * t.nt, std::int32_t{0});
+      return {};
+    }
+    const Layout& l = d.w.layout();
+    const TensorView<const W> wv(d.w.data(), d.w.offset() + l(0, 0, t.n0),
+                                 Layout::strided({d.g.KH, d.g.KW, t.nt}, {l.stride(0), l.stride(1), l.stride(2)}),
+                                 zero_point_quant(2, d.w_zero_point, t.n0, t.nt), d.w.capacity());
+    return try_depthwise_conv2d(npuq::simd, this->template tile_params<depthwise_params>(pa),
+                                this->patch_view(pa, t.inst, t.n0 / d.multiplier, t.nt / d.multiplier), wv, no_bias,
+                                this->part_view(t, part));
+  }
 };
 
 template <class O>

@@ -5,10 +5,11 @@
 //   npuq::gemm(emu, params, a, b, bias, out);   // params.numerics must be the profile's
 //   std::puts(emu.summary().c_str());
 //
-// Per tile: DMA the operands the previous tile did not already hold into the modeled buffers
-// (the host packs them, zero points subtracted, into the int16 rows compute_tile reads), run the
-// array over the tile (exact int32 sums, then the profile's partial-sum and accumulator rules),
-// and after the last K tile run the PPU (bias, requantization, clamp) and DMA the outputs out.
+// Per tile: DMA the operands the previous tile did not already hold into the modeled buffers, run
+// the array over the tile (exact int32 sums from the simd backend's kernels on views of the
+// tile's operands, or from compute_tile when partial sums must be checked inside a K tile; then
+// the profile's partial-sum and accumulator rules), and after the last K tile run the PPU (bias,
+// requantization, clamp) and DMA the outputs out.
 // Cycles, bytes and energy are charged per tile from closed forms (cost_model.hpp), never per
 // MAC. An emulator keeps its statistics in mutable members: it is not thread-safe, use one per
 // thread.
@@ -25,6 +26,7 @@
 #include "npuq/backends/npu/compute.hpp"
 #include "npuq/backends/npu/cost_model.hpp"
 #include "npuq/backends/npu/presets.hpp"
+#include "npuq/backends/npu/ppu.hpp"
 #include "npuq/backends/npu/profile.hpp"
 #include "npuq/backends/npu/stats.hpp"
 #include "npuq/backends/npu/tiler.hpp"
@@ -52,8 +54,73 @@ inline bool same_numerics(const numerics_profile& a, const numerics_profile& b) 
 struct scratch {
   std::vector<std::int16_t> a, b;
   std::vector<std::int32_t> part, out;
-  std::vector<std::int64_t> acc, bias, channel;
+  std::vector<std::int64_t> acc, bias;
+  std::vector<requant_channel> rq;
+  std::vector<std::int32_t> bias32;
+  tflite_lanes lanes;
 };
+
+// Requantizes rows of accumulators (already reduced to the accumulator width) for one profile
+// format and rounding fixed at compile time, then clamps to [st.lo, st.hi] counting the clamps.
+template <multiplier_format F, rounding R>
+void requantize_tile(const output_stage& st, const std::int64_t* v, std::int64_t rows, std::int64_t nt, const requant_channel* rq,
+                     std::int32_t* out, numeric_counters* nc) {
+  numerics_profile num = st.numerics;
+  num.format = F;
+  num.mode = R;
+  const std::int32_t lo = st.lo, hi = st.hi, zp = st.zero_point;
+  std::int64_t low = 0, high = 0;
+  for (std::int64_t i = 0; i < rows; ++i) {
+    const std::int64_t* vi = v + i * nt;
+    std::int32_t* oi = out + i * nt;
+    for (std::int64_t j = 0; j < nt; ++j) {
+      std::int32_t o = requantize(num, vi[j], rq[j], zp, INT32_MIN, INT32_MAX);
+      low += o < lo;
+      high += o > hi;
+      o = o < lo ? lo : o;
+      oi[j] = o > hi ? hi : o;
+    }
+  }
+  nc->clamped_low += low;
+  nc->clamped_high += high;
+}
+
+inline void requantize_tile(const output_stage& st, const std::int64_t* v, std::int64_t rows, std::int64_t nt,
+                            const requant_channel* rq, std::int32_t* out, numeric_counters* nc) {
+  using mf = multiplier_format;
+  const rounding r = st.numerics.mode;
+  if (st.numerics.format == mf::q31) {
+    switch (r) {
+      case rounding::tflite_double: return requantize_tile<mf::q31, rounding::tflite_double>(st, v, rows, nt, rq, out, nc);
+      case rounding::half_up: return requantize_tile<mf::q31, rounding::half_up>(st, v, rows, nt, rq, out, nc);
+      case rounding::half_away: return requantize_tile<mf::q31, rounding::half_away>(st, v, rows, nt, rq, out, nc);
+      case rounding::half_even: return requantize_tile<mf::q31, rounding::half_even>(st, v, rows, nt, rq, out, nc);
+      case rounding::truncate: return requantize_tile<mf::q31, rounding::truncate>(st, v, rows, nt, rq, out, nc);
+      case rounding::floor: return requantize_tile<mf::q31, rounding::floor>(st, v, rows, nt, rq, out, nc);
+    }
+  } else {
+    switch (r) {
+      case rounding::tflite_double: break;  // rejected by numerics_profile::validate
+      case rounding::half_up: return requantize_tile<mf::fp32, rounding::half_up>(st, v, rows, nt, rq, out, nc);
+      case rounding::half_away: return requantize_tile<mf::fp32, rounding::half_away>(st, v, rows, nt, rq, out, nc);
+      case rounding::half_even: return requantize_tile<mf::fp32, rounding::half_even>(st, v, rows, nt, rq, out, nc);
+      case rounding::truncate: return requantize_tile<mf::fp32, rounding::truncate>(st, v, rows, nt, rq, out, nc);
+      case rounding::floor: return requantize_tile<mf::fp32, rounding::floor>(st, v, rows, nt, rq, out, nc);
+    }
+  }
+  // Not reached for a valid profile; the generic form keeps the behaviour defined.
+  for (std::int64_t e = 0; e < rows * nt; ++e) {
+    std::int32_t o = requantize(st.numerics, v[e], rq[e % nt], st.zero_point, INT32_MIN, INT32_MAX);
+    if (o < st.lo) {
+      o = st.lo;
+      ++nc->clamped_low;
+    } else if (o > st.hi) {
+      o = st.hi;
+      ++nc->clamped_high;
+    }
+    out[e] = o;
+  }
+}
 
 }  // namespace detail
 
@@ -117,22 +184,20 @@ class emulator {
     rec.tiling = describe(shape, plan);
     rec.instances = shape.instances;
     rec.macs = shape.macs();
-    execute_plan(shape, plan, src, st, &rec);
+    NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, &rec));
     ops_.push_back(std::move(rec));
     return {};
   }
 
  private:
   template <class Operands>
-  void execute_plan(const op_shape& s, const tile_plan& plan, const Operands& src, const output_stage& st, op_stats* rec) const {
+  status execute_plan(const op_shape& s, const tile_plan& plan, const Operands& src, const output_stage& st, op_stats* rec) const {
     const profile& P = prof_;
     const numerics_profile& num = st.numerics;
     detail::scratch& sc = scratch_;
     const std::int64_t kt_max = plan.kt(s);
     const std::int64_t M = s.M();
     const std::int64_t k_blocks = s.k_units > 0 ? ceil_div(s.k_units, plan.kc) : 1;
-    sc.a.resize(static_cast<std::size_t>(M * s.K() * (s.depthwise ? s.N / s.n_step : 1)));
-    sc.b.resize(static_cast<std::size_t>(s.N * s.K()));
     sc.part.resize(static_cast<std::size_t>(plan.th * plan.tw * plan.nt));
     sc.acc.resize(sc.part.size());
     sc.out.resize(sc.part.size());
@@ -143,6 +208,15 @@ class emulator {
     const bool psum_checked = P.array_psum.bits > 0 && (fold_k < kt_max ? fold_k : kt_max) * max_product >=
                                                               (std::int64_t{1} << (P.array_psum.bits - 1));
     const std::int64_t chunk = psum_checked ? fold_k : kt_max;
+    // A tile whose partial sums are checked per fold, inside the K tile, needs the sum of each
+    // fold: compute_tile on operands packed by the host. Otherwise one exact sum per tile: the
+    // simd kernels on views of the tile's operands (src.tile_sums).
+    const bool host_packed = chunk < kt_max;
+    if (host_packed) {
+      sc.a.resize(static_cast<std::size_t>(M * s.K() * (s.depthwise ? s.N / s.n_step : 1)));
+      sc.b.resize(static_cast<std::size_t>(s.N * s.K()));
+    }
+    status failed;
     const bool sat_each = num.acc.overflow == overflow_rule::saturate_each_add;
     // When no sum of K products plus the bias can leave the accumulator, the PPU skips the rule.
     const bool acc_safe = static_cast<double>(s.K()) * static_cast<double>(max_product) + static_cast<double>(src.max_abs_bias()) <
@@ -200,11 +274,31 @@ class emulator {
       // MAC array: exact int32 sums per chunk, then the partial-sum and accumulator rules.
       std::int64_t* acc = sc.acc.data();
       std::int32_t* part = sc.part.data();
-      if (first_k) std::fill(acc, acc + mt * nt, std::int64_t{0});
       const std::int64_t groups = s.depthwise ? nt / s.n_step : 1, gcols = nt / groups;
-      const std::int16_t* a_blk = sc.a.data() + M * t.kc0 * s.k_unit;
-      const std::int16_t* b_blk = sc.b.data() + s.N * t.kc0 * s.k_unit + t.n0 * kt;
-      for (std::int64_t k0 = 0; k0 < kt; k0 += chunk) {
+      bool direct = false;  // the PPU reads the tile sums: one K tile, nothing to check or reduce
+      if (!host_packed) {  // one chunk: the whole K tile
+        const status ok = src.tile_sums(t, part);
+        if (!ok.ok() && failed.ok()) failed = ok;
+        direct = first_k && last_k && !psum_checked && !sat_each && acc_safe && ppu_direct(t, st, src, rec);
+        if (!direct && !psum_checked && !sat_each) {
+          if (first_k) {
+            for (std::int64_t e = 0; e < mt * nt; ++e) acc[e] = part[e];
+          } else {
+            for (std::int64_t e = 0; e < mt * nt; ++e) acc[e] += part[e];
+          }
+        } else if (!direct) {
+          if (first_k) std::fill(acc, acc + mt * nt, std::int64_t{0});
+          for (std::int64_t e = 0; e < mt * nt; ++e) {
+            std::int64_t v = part[e];
+            if (psum_checked) v = detail::add_under(P.array_psum, 0, v, &rec->numerics.array_psum_overflows);
+            acc[e] = sat_each ? detail::add_under(num.acc, acc[e], v, &rec->numerics.accumulator_overflows) : acc[e] + v;
+          }
+        }
+      }
+      if (host_packed && first_k) std::fill(acc, acc + mt * nt, std::int64_t{0});
+      const std::int16_t* a_blk = host_packed ? sc.a.data() + M * t.kc0 * s.k_unit : nullptr;
+      const std::int16_t* b_blk = host_packed ? sc.b.data() + s.N * t.kc0 * s.k_unit + t.n0 * kt : nullptr;
+      for (std::int64_t k0 = 0; host_packed && k0 < kt; k0 += chunk) {
         const std::int64_t len = kt - k0 < chunk ? kt - k0 : chunk;
         for (std::int64_t g = 0; g < groups; ++g) {
           const std::int16_t* a_g = a_blk + (s.depthwise ? (t.n0 / s.n_step + g) * M * kt : 0);
@@ -245,7 +339,7 @@ class emulator {
       // PPU and DMA out after the last K tile.
       std::int64_t out_bytes = 0;
       if (last_k) {
-        ppu(t, st, src, acc_safe, rec);
+        if (!direct) ppu(t, st, src, acc_safe, rec);
         out_bytes = bits_to_bytes(outs, s.out_bits);
         ts.outputs = outs;
         ts.dram.output_written = out_bytes;
@@ -295,8 +389,8 @@ class emulator {
     const std::int64_t kunits = s.k_units;
     std::int64_t packed_b = -1;
     for (std::int64_t inst = 0; inst < s.instances; ++inst) {
-      pack_whole(inst, true);
-      if (src.b_instance(inst) != packed_b) {
+      if (host_packed) pack_whole(inst, true);
+      if (host_packed && src.b_instance(inst) != packed_b) {
         packed_b = src.b_instance(inst);
         pack_whole(inst, false);
       }
@@ -333,10 +427,36 @@ class emulator {
       if (P.array.kind == array_kind::systolic && pending.cycles.fill_drain > 0) pending.cycles.fill_drain -= 1;
       commit();
     }
+    return failed;
+  }
+
+  // The PPU straight from a single K tile's int32 sums (accumulator known not to overflow), when
+  // the output is raw or tflite-requantized and the vector PPU runs here; false otherwise.
+  template <class Operands>
+  bool ppu_direct(const tile_ref& t, const output_stage& st, const Operands& src, op_stats* rec) const {
+    const numerics_profile& num = st.numerics;
+    if (!st.raw && !(num.format == multiplier_format::q31 && num.mode == rounding::tflite_double)) return false;
+    if (!detail::ppu_avx2_available()) return false;
+    detail::scratch& sc = scratch_;
+    const std::int64_t mt = t.mt(), nt = t.nt;
+    sc.bias32.resize(static_cast<std::size_t>(nt));
+    sc.lanes.resize(static_cast<std::size_t>(nt));
+    for (std::int64_t j = 0; j < nt; ++j) {
+      const std::int64_t ch = src.channel(t.inst, t.n0 + j);
+      sc.bias32[static_cast<std::size_t>(j)] = src.has_bias() ? src.bias(ch) : 0;
+      if (!st.raw) sc.lanes.set(static_cast<std::size_t>(j), st.at(ch));
+    }
+    numeric_counters& nc = rec->numerics;
+    if (!detail::ppu_tile_tflite(sc.part.data(), sc.bias32.data(), sc.lanes, mt, nt, st.zero_point, st.lo, st.hi, st.raw,
+                                 sc.out.data(), &nc.max_abs_acc, &nc.clamped_low, &nc.clamped_high))
+      return false;
+    src.store(t, sc.out.data());
+    return true;
   }
 
   // Bias, accumulator width, requantization and clamp for one finished (pixels x channels) tile,
-  // then the store to the output tensor.
+  // then the store to the output tensor. The accumulator (with bias) is reduced in place, then
+  // requantized a tile at a time with the profile's format and rounding fixed (requantize_tile).
   template <class Operands>
   void ppu(const tile_ref& t, const output_stage& st, const Operands& src, bool acc_safe, op_stats* rec) const {
     detail::scratch& sc = scratch_;
@@ -344,41 +464,44 @@ class emulator {
     const std::int64_t mt = t.mt(), nt = t.nt;
     numeric_counters& nc = rec->numerics;
     sc.bias.resize(static_cast<std::size_t>(nt));
-    sc.channel.resize(static_cast<std::size_t>(nt));
+    sc.rq.resize(static_cast<std::size_t>(nt));
     for (std::int64_t j = 0; j < nt; ++j) {
       const std::int64_t ch = src.channel(t.inst, t.n0 + j);
-      sc.channel[static_cast<std::size_t>(j)] = ch;
       sc.bias[static_cast<std::size_t>(j)] = src.has_bias() ? src.bias(ch) : 0;
+      if (!st.raw) sc.rq[static_cast<std::size_t>(j)] = st.at(ch);
     }
-    for (std::int64_t i = 0; i < mt; ++i)
+    std::int64_t* acc = sc.acc.data();
+    const std::int64_t* bias = sc.bias.data();
+    std::int64_t max_abs = nc.max_abs_acc;
+    for (std::int64_t i = 0; i < mt; ++i) {
+      std::int64_t* ai = acc + i * nt;
       for (std::int64_t j = 0; j < nt; ++j) {
-        const std::size_t e = static_cast<std::size_t>(i * nt + j);
-        const std::int64_t v = sc.acc[e], bias = sc.bias[static_cast<std::size_t>(j)];
-        const std::int64_t exact = v + bias;
-        std::int64_t r = exact;
-        if (!acc_safe) {
-          accumulator a(num.acc);
-          a.add(v);
-          if (src.has_bias()) a.add(bias);
-          r = a.result();
-          if (r != exact) ++nc.accumulator_overflows;
-        }
+        const std::int64_t exact = ai[j] + bias[j];
         const std::int64_t mag = exact < 0 ? -exact : exact;
-        if (mag > nc.max_abs_acc) nc.max_abs_acc = mag;
-        std::int32_t o = static_cast<std::int32_t>(r);
-        if (!st.raw) {
-          o = requantize(num, r, st.at(sc.channel[static_cast<std::size_t>(j)]), st.zero_point, INT32_MIN, INT32_MAX);
-          if (o < st.lo) {
-            o = st.lo;
-            ++nc.clamped_low;
-          } else if (o > st.hi) {
-            o = st.hi;
-            ++nc.clamped_high;
-          }
-        }
-        sc.out[e] = o;
+        max_abs = mag > max_abs ? mag : max_abs;
+        ai[j] = exact;
       }
-    src.store(t, sc.out.data());
+    }
+    nc.max_abs_acc = max_abs;
+    if (!acc_safe) {
+      for (std::int64_t i = 0; i < mt; ++i)
+        for (std::int64_t j = 0; j < nt; ++j) {
+          std::int64_t& v = acc[i * nt + j];
+          accumulator a(num.acc);
+          a.add(v - bias[j]);
+          if (src.has_bias()) a.add(bias[j]);
+          const std::int64_t r = a.result();
+          if (r != v) ++nc.accumulator_overflows;
+          v = r;
+        }
+    }
+    std::int32_t* out = sc.out.data();
+    if (st.raw) {
+      for (std::int64_t e = 0; e < mt * nt; ++e) out[e] = static_cast<std::int32_t>(acc[e]);
+    } else {
+      detail::requantize_tile(st, acc, mt, nt, sc.rq.data(), out, &nc);
+    }
+    src.store(t, out);
   }
 
   profile prof_;

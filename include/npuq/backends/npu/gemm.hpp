@@ -1,16 +1,22 @@
 // GEMM on the NPU emulator: `npuq::gemm(emu, params, a, b, bias, out)`.
 //
 // Each batch of A is one instance of an (M x N x K) op; a rank-2 B is shared by every batch, so
-// the weight DMA is skipped when consecutive tiles need the same weight block.
+// the weight DMA is skipped when consecutive tiles need the same weight block. A tile's sums come
+// from the simd backend: a view of A's tile rows times the weight tile, packed once per op.
 #pragma once
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "npuq/backends/npu/emulator.hpp"
+#include "npuq/ops/gemm.hpp"
 #include "npuq/ops/gemm_problem.hpp"
+#include "npuq/simd.hpp"
 
 namespace npuq {
 namespace npu {
@@ -29,6 +35,32 @@ std::int64_t max_abs_offset(const std::vector<std::int32_t>& zps) {
   return m;
 }
 
+// Writes n values to dst with element stride `step` (8-bit or int32 outputs; unit stride is a
+// plain loop the compiler vectorizes).
+template <class O>
+void store_values(O* __restrict dst, std::int64_t step, const std::int32_t* __restrict v, std::int64_t n) {
+  if (step == 1) {
+    for (std::int64_t j = 0; j < n; ++j) dst[j] = static_cast<O>(v[j]);
+  } else {
+    for (std::int64_t j = 0; j < n; ++j) dst[j * step] = static_cast<O>(v[j]);
+  }
+}
+
+// Per-channel quantization carrying only zero points (scale 1): what a raw int32 simd call on a
+// weight slice needs.
+inline Quant zero_point_quant(int axis, const std::vector<std::int32_t>& zps, std::int64_t first, std::int64_t count) {
+  return Quant::per_axis(axis, std::vector<float>(static_cast<std::size_t>(count), 1.0f),
+                         std::vector<std::int32_t>(zps.begin() + first, zps.begin() + first + count));
+}
+
+// The simd call's parameters for a tile: int32 raw sums, wrapping at 32 bits (exact here).
+template <class Params>
+Params raw_tile_params() {
+  Params p;
+  p.numerics = numerics_profile::tflite();
+  return p;
+}
+
 inline std::int64_t max_abs_bias(const TensorView<const std::int32_t>& bias) {
   std::int64_t m = 0;
   if (bias.rank() == 1)
@@ -40,6 +72,11 @@ inline std::int64_t max_abs_bias(const TensorView<const std::int32_t>& bias) {
 template <class A, class B, class O>
 struct gemm_operands {
   const gemm_problem<A, B, O>& p;
+  // Weight tiles packed for the simd kernels, by (n0, kc0), for the B instance `packed_for`.
+  mutable std::map<std::pair<std::int64_t, std::int64_t>, packed_gemm_weights<B>> packed;
+  mutable std::int64_t packed_for = -1;
+
+  explicit gemm_operands(const gemm_problem<A, B, O>& pb) : p(pb) {}
 
   std::string shape_string() const {
     return "M=" + std::to_string(p.M) + " N=" + std::to_string(p.N) + " K=" + std::to_string(p.K) +
@@ -78,15 +115,45 @@ struct gemm_operands {
       for (std::int64_t k = 0; k < kt; ++k) dst[j * kt + k] = static_cast<std::int16_t>(p.b.load(base + k * sk) - zp);
     }
   }
+  // Exact sums of the tile's K range, [mt][nt]: simd GEMM on a view of the tile's A rows and
+  // the packed weight tile. Every |product| <= 255 * 255 < 2^16 and kt <= max_tile_k = 2^15,
+  // so each sum is below 2^31 and the kernel's sum modulo 2^32 is the exact sum.
+  status tile_sums(const tile_ref& t, std::int32_t* part) const {
+    const std::int64_t kt = t.kcn;
+    if (kt == 0) {
+      std::fill(part, part + t.tw * t.nt, std::int32_t{0});
+      return {};
+    }
+    std::int64_t ao = 0, bo = 0, oo = 0;
+    p.batch_offsets(t.inst, &ao, &bo, &oo);
+    const std::int64_t binst = b_instance(t.inst);
+    if (binst != packed_for) {
+      packed.clear();
+      packed_for = binst;
+    }
+    packed_gemm_weights<B>& w = packed[{t.n0, t.kc0}];
+    if (w.N() == 0) {
+      const Layout& bl = p.b.layout();
+      const std::int64_t sk = bl.stride(bl.rank() - 2), sn = bl.stride(bl.rank() - 1);
+      const TensorView<const B> bv(p.b.data(), p.b.offset() + bo + t.kc0 * sk + t.n0 * sn, Layout::strided({kt, t.nt}, {sk, sn}),
+                                   zero_point_quant(1, p.b_zero_point, t.n0, t.nt), p.b.capacity());
+      NPUQ_RETURN_IF_ERROR(w.pack(bv));  // cannot fail: a slice of validated weights
+    }
+    const Layout& al = p.a.layout();
+    const std::int64_t sm = al.stride(al.rank() - 2), sk = al.stride(al.rank() - 1);
+    const TensorView<const A> av(p.a.data(), p.a.offset() + ao + t.ox0 * sm + t.kc0 * sk, Layout::strided({t.tw, kt}, {sm, sk}),
+                                 Quant::per_tensor(1.0f, p.a_zero_point), p.a.capacity());
+    const TensorView<std::int32_t> ov(part, Layout::strided({t.tw, t.nt}, {t.nt, 1}));
+    return try_gemm(npuq::simd, raw_tile_params<gemm_params>(), av, w, no_bias, ov);
+  }
   void store(const tile_ref& t, const std::int32_t* v) const {
     std::int64_t ao = 0, bo = 0, oo = 0;
     p.batch_offsets(t.inst, &ao, &bo, &oo);
     const Layout& l = p.out.layout();
     const std::int64_t sm = l.stride(l.rank() - 2), sn = l.stride(l.rank() - 1);
-    for (std::int64_t i = 0; i < t.tw; ++i)
-      for (std::int64_t j = 0; j < t.nt; ++j)
-        p.out.store(p.out.offset() + oo + (t.ox0 + i) * sm + (t.n0 + j) * sn,
-                    static_cast<value_t<O>>(v[i * t.nt + j]));
+    const std::int64_t tw = t.tw, nt = t.nt;
+    O* const base = p.out.data() + p.out.offset() + oo + t.ox0 * sm + t.n0 * sn;
+    for (std::int64_t i = 0; i < tw; ++i) store_values(base + i * sm, sn, v + i * nt, nt);
   }
 };
 
@@ -101,7 +168,7 @@ status execute(const emulator& emu, const gemm_problem<A, B, O>& p) {
   s.N = p.N;
   s.k_units = p.K;
   s.out_bits = 8 * static_cast<int>(sizeof(O));
-  return emu.run(s, detail::gemm_operands<A, B, O>{p}, p.stage);
+  return emu.run(s, detail::gemm_operands<A, B, O>(p), p.stage);
 }
 
 }  // namespace npu

@@ -1,0 +1,169 @@
+// The NPU emulator's cost on the host: every PERF.md GEMM, conv and depthwise shape run on the
+// emulator (statistics and per-tile records on) next to the simd backend running the same call
+// (same tensors, same parameters, weights unpacked as the emulator receives them).
+//
+// Rows are named npu/<op>/<shape>/<variant> (variant simd, or npu_<preset>) so that
+// --benchmark_filter=^npu/ runs them side by side. Each emulator row also reports
+// x_simd_best: its best-of-5 call time over the simd call's best-of-5, measured back to back in
+// the same process, which is the emulator/simd ratio least disturbed by a shared machine.
+//
+// The benchmarks register themselves at static initialization (bench_main.cpp registers the
+// other suites in main), so no other file needs a hook.
+#include <npuq/npu.hpp>
+#include <npuq/npuq.hpp>
+#include <npuq/simd.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+#include "bench_common.hpp"
+
+namespace npuq_bench {
+namespace {
+
+const char* const presets[] = {"generic", "ethos_u55_256"};
+
+npuq::npu::profile preset(const std::string& name) {
+  npuq::npu::profile p;
+  npuq::throw_if_error(npuq::npu::presets::by_name(name, &p));
+  p.record_tiles = true;  // statistics on, per-tile records included
+  return p;
+}
+
+struct gemm_data {
+  npuq::Tensor<std::int8_t> a, b, out;
+  npuq::Tensor<std::int32_t> bias;
+  npuq::gemm_params params;
+
+  explicit gemm_data(const gemm_shape& s)
+      : a(npuq::Layout::matrix(s.M, s.K), npuq::Quant::per_tensor(in_scale, in_zero_point)),
+        b(npuq::Layout::matrix(s.K, s.N), npuq::Quant::per_axis(1, weight_scales(s.N))),
+        out(npuq::Layout::matrix(s.M, s.N), npuq::Quant::per_tensor(out_scale(s.K), 0)),
+        bias(npuq::Layout::row_major({s.N})) {
+    const auto av = random_s8(static_cast<std::size_t>(s.M * s.K), 1);
+    const auto bv = random_s8(static_cast<std::size_t>(s.K * s.N), 2);
+    const auto biasv = random_bias(static_cast<std::size_t>(s.N), 3);
+    std::copy(av.begin(), av.end(), a.data());
+    std::copy(bv.begin(), bv.end(), b.data());
+    std::copy(biasv.begin(), biasv.end(), bias.data());
+  }
+};
+
+struct conv_data {
+  npuq::Tensor<std::int8_t> in, w, out;
+  npuq::Tensor<std::int32_t> bias;
+
+  explicit conv_data(const conv_shape& s)
+      : in(npuq::Layout::nhwc(1, s.H, s.W, s.C), npuq::Quant::per_tensor(in_scale, in_zero_point)),
+        w(s.dw ? npuq::Layout::hwc_m(s.k, s.k, s.C, 1) : npuq::Layout::ohwi(s.OC, s.k, s.k, s.C),
+          npuq::Quant::per_axis(s.dw ? 2 : 0, weight_scales(s.OC))),
+        out(npuq::Layout::nhwc(1, s.OH(), s.OW(), s.OC), npuq::Quant::per_tensor(out_scale(s.dw ? 9 : 9 * s.C), 0)),
+        bias(npuq::Layout::row_major({s.OC})) {
+    const auto iv = random_s8(static_cast<std::size_t>(s.H * s.W * s.C), 4);
+    const auto wv = random_s8(static_cast<std::size_t>(s.k * s.k * s.OC * (s.dw ? 1 : s.C)), 5);
+    const auto biasv = random_bias(static_cast<std::size_t>(s.OC), 6);
+    std::copy(iv.begin(), iv.end(), in.data());
+    std::copy(wv.begin(), wv.end(), w.data());
+    std::copy(biasv.begin(), biasv.end(), bias.data());
+  }
+};
+
+template <class Backend>
+void run_gemm(const Backend& be, gemm_data& d) {
+  npuq::gemm(be, d.params, d.a, d.b, d.bias, d.out);
+}
+
+template <class Backend>
+void run_conv(const Backend& be, const conv_shape& s, conv_data& d) {
+  if (s.dw) {
+    npuq::depthwise_params p;
+    p.stride_h = p.stride_w = s.stride;
+    p.padding = npuq::padding_spec::symmetric(s.pad);
+    npuq::depthwise_conv2d(be, p, d.in, d.w, d.bias, d.out);
+  } else {
+    npuq::conv2d_params p;
+    p.stride_h = p.stride_w = s.stride;
+    p.padding = npuq::padding_spec::symmetric(s.pad);
+    npuq::conv2d(be, p, d.in, d.w, d.bias, d.out);
+  }
+}
+
+// Best of `reps` calls, in seconds.
+template <class Fn>
+double best_of(int reps, Fn&& fn) {
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
+// The timed loop of one variant; an emulator variant also measures the best-of-5 ratio.
+template <class SimdCall, class NpuCall>
+void timed(benchmark::State& state, const npuq::npu::emulator* emu, SimdCall&& simd_call, NpuCall&& npu_call, double macs,
+           const std::string& label) {
+  if (emu == nullptr) {
+    simd_call();  // warm-up
+    for (auto _ : state) simd_call();
+    state.SetLabel(label + " " + npuq::simd_last_kernel());
+  } else {
+    npu_call();  // warm-up
+    const double t_simd = best_of(5, simd_call), t_npu = best_of(5, npu_call);
+    state.counters["x_simd_best"] = t_npu / t_simd;
+    for (auto _ : state) npu_call();
+    state.SetLabel(label + ", " + std::to_string(emu->last().tile_count) + " tiles (" + emu->last().tiling + ")");
+  }
+  set_gops(state, macs);
+}
+
+void gemm_variant(benchmark::State& state, gemm_shape s, std::string prof) {
+  gemm_data d(s);
+  npuq::npu::emulator emu(prof.empty() ? npuq::npu::profile{} : preset(prof));
+  auto simd_call = [&] {
+    run_gemm(npuq::simd, d);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  };
+  auto npu_call = [&] {
+    emu.reset();  // keep one op's records
+    run_gemm(emu, d);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  };
+  timed(state, prof.empty() ? nullptr : &emu, simd_call, npu_call, s.macs(), prof.empty() ? "simd" : prof);
+}
+
+void conv_variant(benchmark::State& state, conv_shape s, std::string prof) {
+  conv_data d(s);
+  npuq::npu::emulator emu(prof.empty() ? npuq::npu::profile{} : preset(prof));
+  auto simd_call = [&] {
+    run_conv(npuq::simd, s, d);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  };
+  auto npu_call = [&] {
+    emu.reset();
+    run_conv(emu, s, d);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  };
+  timed(state, prof.empty() ? nullptr : &emu, simd_call, npu_call, s.macs(), prof.empty() ? "simd" : prof);
+}
+
+const bool registered = [] {
+  for (const gemm_shape& s : gemm_shapes()) {
+    add("npu/" + gemm_name(s, "simd"), gemm_variant, s, std::string());
+    for (const char* p : presets) add("npu/" + gemm_name(s, std::string("npu_") + p), gemm_variant, s, std::string(p));
+  }
+  for (const conv_shape& s : conv_shapes()) {
+    add("npu/" + conv_name(s, "simd"), conv_variant, s, std::string());
+    for (const char* p : presets) add("npu/" + conv_name(s, std::string("npu_") + p), conv_variant, s, std::string(p));
+  }
+  return true;
+}();
+
+}  // namespace
+}  // namespace npuq_bench
