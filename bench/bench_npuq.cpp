@@ -17,25 +17,6 @@
 namespace npuq_bench {
 namespace {
 
-struct gemm_data {
-  npuq::Tensor<std::int8_t> a, b, out;
-  npuq::Tensor<std::int32_t> bias;
-  npuq::gemm_params params;
-
-  explicit gemm_data(const gemm_shape& s)
-      : a(npuq::Layout::matrix(s.M, s.K), npuq::Quant::per_tensor(in_scale, in_zero_point)),
-        b(npuq::Layout::matrix(s.K, s.N), npuq::Quant::per_axis(1, weight_scales(s.N))),
-        out(npuq::Layout::matrix(s.M, s.N), npuq::Quant::per_tensor(out_scale(s.K), 0)),
-        bias(npuq::Layout::row_major({s.N})) {
-    const auto av = random_s8(static_cast<std::size_t>(s.M * s.K), 1);
-    const auto bv = random_s8(static_cast<std::size_t>(s.K * s.N), 2);
-    const auto biasv = random_bias(static_cast<std::size_t>(s.N), 3);
-    std::copy(av.begin(), av.end(), a.data());
-    std::copy(bv.begin(), bv.end(), b.data());
-    std::copy(biasv.begin(), biasv.end(), bias.data());
-  }
-};
-
 void gemm_scalar(benchmark::State& state, gemm_shape s) {
   gemm_data d(s);
   for (auto _ : state) {
