@@ -44,25 +44,6 @@ void gemm_simd(benchmark::State& state, gemm_shape s, npuq::isa level) {
   set_gemm_counters(state, s);
 }
 
-struct conv_data {
-  npuq::Tensor<std::int8_t> in, w, out;
-  npuq::Tensor<std::int32_t> bias;
-
-  explicit conv_data(const conv_shape& s)
-      : in(npuq::Layout::nhwc(1, s.H, s.W, s.C), npuq::Quant::per_tensor(in_scale, in_zero_point)),
-        w(s.dw ? npuq::Layout::hwc_m(s.k, s.k, s.C, 1) : npuq::Layout::ohwi(s.OC, s.k, s.k, s.C),
-          npuq::Quant::per_axis(s.dw ? 2 : 0, weight_scales(s.OC))),
-        out(npuq::Layout::nhwc(1, s.OH(), s.OW(), s.OC), npuq::Quant::per_tensor(out_scale(s.dw ? 9 : 9 * s.C), 0)),
-        bias(npuq::Layout::row_major({s.OC})) {
-    const auto iv = random_s8(static_cast<std::size_t>(s.H * s.W * s.C), 4);
-    const auto wv = random_s8(static_cast<std::size_t>(s.k * s.k * s.OC * (s.dw ? 1 : s.C)), 5);
-    const auto biasv = random_bias(static_cast<std::size_t>(s.OC), 6);
-    std::copy(iv.begin(), iv.end(), in.data());
-    std::copy(wv.begin(), wv.end(), w.data());
-    std::copy(biasv.begin(), biasv.end(), bias.data());
-  }
-};
-
 npuq::conv2d_params conv_params(const conv_shape& s) {
   npuq::conv2d_params p;
   p.stride_h = p.stride_w = s.stride;

@@ -9,6 +9,7 @@
 
 using namespace npuq;
 using npuq_test::fill;
+using npuq_test::random_scales;
 using npuq_test::rng;
 using npuq_test::values;
 
@@ -17,12 +18,6 @@ namespace {
 const numerics_profile kProfiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
                                       numerics_profile::q31(rounding::half_even), numerics_profile::q31(rounding::floor),
                                       numerics_profile::fp32(rounding::half_away)};
-
-std::vector<float> scales(rng& r, std::int64_t n) {
-  std::vector<float> s(static_cast<std::size_t>(n));
-  for (auto& x : s) x = r.uniform_real(0.001f, 0.02f);
-  return s;
-}
 
 }  // namespace
 
@@ -64,7 +59,7 @@ TEST_CASE("gemm with B given [N,K] through a column-major view equals the materi
       Tensor<std::int8_t> bkn(Layout::matrix(k, n));
       for (std::int64_t i = 0; i < n; ++i)
         for (std::int64_t j = 0; j < k; ++j) bkn.data()[j * n + i] = bnk.data()[i * k + j];
-      const Quant wq = Quant::per_axis(1, scales(r, n));
+      const Quant wq = Quant::per_axis(1, random_scales(r, n, 0.001f, 0.02f));
       bkn.set_quant(wq);
       TensorView<const std::int8_t> bt(bnk.data(), Layout::col_major(k, n), wq, n * k);
       Tensor<std::int8_t> o1(Layout::matrix(m, n), Quant::per_tensor(0.05f, 7));
@@ -113,7 +108,7 @@ TEST_CASE("integer requant pairs given directly equal the ones derived from scal
   rng r(4);
   const std::int64_t m = 6, k = 50, n = 9;
   Tensor<std::int8_t> a(Layout::matrix(m, k), Quant::per_tensor(0.02f, -1));
-  const std::vector<float> ws = scales(r, n);
+  const std::vector<float> ws = random_scales(r, n, 0.001f, 0.02f);
   Tensor<std::int8_t> b(Layout::matrix(k, n), Quant::per_axis(1, ws));
   fill(a, r);
   fill(b, r, -127, 127);
@@ -203,7 +198,7 @@ TEST_CASE("conv2d equals im2col + gemm over strides, dilations, padding, groups,
       const std::int64_t OH = (c.H + c.pt + c.pb - ((c.KH - 1) * c.dh + 1)) / c.sh + 1;
       const std::int64_t OW = (c.W + c.pl + c.pr - ((c.KW - 1) * c.dw + 1)) / c.sw + 1;
       Tensor<std::int8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, 11));
-      Tensor<std::int8_t> w(Layout::ohwi(c.OC, c.KH, c.KW, c.C / c.groups), Quant::per_axis(0, scales(r, c.OC)));
+      Tensor<std::int8_t> w(Layout::ohwi(c.OC, c.KH, c.KW, c.C / c.groups), Quant::per_axis(0, random_scales(r, c.OC, 0.001f, 0.02f)));
       Tensor<std::int32_t> bias(Layout::row_major({c.OC}));
       fill(in, r);
       fill(w, r, -127, 127);
@@ -243,7 +238,7 @@ TEST_CASE("conv2d reads NCHW input and OIHW weights through layouts", "[conv2d][
   rng r(7);
   const std::int64_t N = 2, C = 3, H = 6, W = 5, O = 4;
   Tensor<std::uint8_t> nhwc(Layout::nhwc(N, H, W, C), Quant::per_tensor(0.05f, 120));
-  Tensor<std::int8_t> ohwi(Layout::ohwi(O, 3, 3, C), Quant::per_axis(0, scales(r, O)));
+  Tensor<std::int8_t> ohwi(Layout::ohwi(O, 3, 3, C), Quant::per_axis(0, random_scales(r, O, 0.001f, 0.02f)));
   fill(nhwc, r);
   fill(ohwi, r, -127, 127);
   Tensor<std::uint8_t> nchw(Layout::row_major({N, C, H, W}));
@@ -285,7 +280,7 @@ TEST_CASE("depthwise conv2d equals grouped conv2d with one group per input chann
         static_cast<output_params&>(cp) = dp;
         static_cast<window_params&>(cp) = dp;
         cp.groups = C;
-        const std::vector<float> ws = scales(r, OC);
+        const std::vector<float> ws = random_scales(r, OC, 0.001f, 0.02f);
         Tensor<std::int8_t> in(Layout::nhwc(1, H, W, C), Quant::per_tensor(0.02f, -7));
         Tensor<std::int8_t> dw(Layout::hwc_m(k, k, C, mult), Quant::per_axis(2, ws));
         Tensor<std::int32_t> bias(Layout::row_major({OC}));

@@ -17,6 +17,8 @@
 
 using namespace npuq;
 using npuq_test::fill;
+using npuq_test::random_scales;
+using npuq_test::random_zero_points;
 using npuq_test::rng;
 using npuq_test::values;
 
@@ -41,18 +43,6 @@ struct dw_case {
   std::int64_t stride = 1, dilation = 1;
   padding_spec pad = padding_spec::symmetric(1);
 };
-
-std::vector<float> scales(rng& r, std::int64_t n) {
-  std::vector<float> s(static_cast<std::size_t>(n));
-  for (auto& x : s) x = r.uniform_real(0.0005f, 0.01f);
-  return s;
-}
-
-std::vector<std::int32_t> zero_points(rng& r, std::int64_t n, int lo, int hi) {
-  std::vector<std::int32_t> z(static_cast<std::size_t>(n));
-  for (auto& x : z) x = r.uniform(lo, hi);
-  return z;
-}
 
 std::string describe(const dw_case& c) {
   return "N=" + std::to_string(c.N) + " H=" + std::to_string(c.H) + " W=" + std::to_string(c.W) + " C=" + std::to_string(c.C) +
@@ -97,8 +87,8 @@ std::string check_dw(rng& r, isa level, const dw_case& c, const numerics_profile
   const std::int64_t OC = c.C * c.M;
   const int i_lo = element_traits<I>::min, i_hi = element_traits<I>::max;
   Tensor<I> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.02f, r.uniform(i_lo, i_hi)));
-  const Quant wq = std::is_same<W, std::uint8_t>::value ? Quant::per_axis(2, scales(r, OC), zero_points(r, OC, 0, 255))
-                   : r.uniform(0, 1) ? Quant::per_axis(2, scales(r, OC))
+  const Quant wq = std::is_same<W, std::uint8_t>::value ? Quant::per_axis(2, random_scales(r, OC), random_zero_points(r, OC, 0, 255))
+                   : r.uniform(0, 1) ? Quant::per_axis(2, random_scales(r, OC))
                                      : Quant::per_tensor(0.004f, r.uniform(-3, 3));
   Tensor<W> w(Layout::hwc_m(c.KH, c.KW, c.C, c.M), wq);
   Tensor<std::int32_t> bias(Layout::row_major({OC}));
@@ -253,7 +243,7 @@ TEST_CASE("simd depthwise handles NCHW views and TFLite 4-D weights", "[simd][de
       const std::int64_t N = 2, C = 19, H = 6, W = 9, OC = C * M;
       depthwise_params p;
       p.padding = padding_spec::same();
-      const std::vector<float> ws = scales(r, OC);
+      const std::vector<float> ws = random_scales(r, OC);
       Tensor<std::int8_t> in_store(Layout::row_major({N, C, H, W}));
       fill(in_store, r);
       const TensorView<const std::int8_t> in(in_store.data(), Layout::nchw(N, C, H, W), Quant::per_tensor(0.02f, 5));

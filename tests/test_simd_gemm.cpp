@@ -13,6 +13,8 @@
 
 using namespace npuq;
 using npuq_test::fill;
+using npuq_test::random_scales;
+using npuq_test::random_zero_points;
 using npuq_test::rng;
 using npuq_test::values;
 
@@ -30,18 +32,6 @@ const numerics_profile kProfiles[] = {
     numerics_profile::tosa_single().with_accumulator(18, overflow_rule::wrap),
 };
 
-std::vector<float> scales(rng& r, std::int64_t n) {
-  std::vector<float> s(static_cast<std::size_t>(n));
-  for (auto& x : s) x = r.uniform_real(0.0005f, 0.01f);
-  return s;
-}
-
-std::vector<std::int32_t> zero_points(rng& r, std::int64_t n, int lo, int hi) {
-  std::vector<std::int32_t> z(static_cast<std::size_t>(n));
-  for (auto& x : z) x = r.uniform(lo, hi);
-  return z;
-}
-
 // The kernel that ran must belong to the forced level.
 void require_level_ran(isa level, const char* op) {
   INFO(op << " at " << to_string(level) << " ran " << simd_last_kernel());
@@ -56,8 +46,8 @@ void check_gemm(rng& r, isa level, std::int64_t M, std::int64_t N, std::int64_t 
   const int a_lo = element_traits<A>::min, a_hi = element_traits<A>::max;
   Tensor<A> a(Layout::matrix(M, K), Quant::per_tensor(0.02f, r.uniform(a_lo, a_hi)));
   Quant bq = std::is_same<B, std::uint8_t>::value
-                 ? Quant::per_axis(1, scales(r, N), zero_points(r, N, 0, 255))
-                 : Quant::per_axis(1, scales(r, N));
+                 ? Quant::per_axis(1, random_scales(r, N), random_zero_points(r, N, 0, 255))
+                 : Quant::per_axis(1, random_scales(r, N));
   Tensor<B> b(Layout::matrix(K, N), bq);
   Tensor<std::int32_t> bias(Layout::row_major({N}));
   fill(a, r);
@@ -163,7 +153,7 @@ TEST_CASE("simd gemm handles batches, shared and batched B, and strided views", 
 
 TEST_CASE("packed weights are reusable and validated like unpacked ones", "[simd][gemm][pack]") {
   rng r(15);
-  Tensor<std::int8_t> b(Layout::matrix(50, 21), Quant::per_axis(1, scales(r, 21)));
+  Tensor<std::int8_t> b(Layout::matrix(50, 21), Quant::per_axis(1, random_scales(r, 21)));
   fill(b, r);
   packed_gemm_weights<std::int8_t> packed;
   REQUIRE(pack_gemm_weights(simd, b, &packed).ok());
@@ -241,7 +231,7 @@ TEST_CASE("simd conv2d equals scalar at every ISA level", "[simd][conv2d]") {
         conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.KH, c.KW);
         REQUIRE(detail::resolve_geometry(p, &g).ok());
         Tensor<std::uint8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, 117));
-        Tensor<std::uint8_t> w(Layout::ohwi(c.OC, c.KH, c.KW, c.C / c.groups), Quant::per_axis(0, scales(r, c.OC), zero_points(r, c.OC, 0, 255)));
+        Tensor<std::uint8_t> w(Layout::ohwi(c.OC, c.KH, c.KW, c.C / c.groups), Quant::per_axis(0, random_scales(r, c.OC), random_zero_points(r, c.OC, 0, 255)));
         Tensor<std::int32_t> bias(Layout::row_major({c.OC}));
         fill(in, r);
         fill(w, r);
@@ -265,7 +255,7 @@ TEST_CASE("simd conv2d reads NCHW input and OIHW weights through layouts", "[sim
   fill(nchw, r);
   fill(oihw, r);
   TensorView<const std::int8_t> in(nchw.data(), Layout::nchw(N, C, H, W), Quant::per_tensor(0.05f, 3));
-  TensorView<const std::int8_t> w(oihw.data(), Layout::oihw(O, C, 3, 3), Quant::per_axis(0, scales(r, O)));
+  TensorView<const std::int8_t> w(oihw.data(), Layout::oihw(O, C, 3, 3), Quant::per_axis(0, random_scales(r, O)));
   conv2d_params p;
   p.padding = padding_spec::symmetric(1);
   p.numerics = numerics_profile::onnx();
@@ -352,7 +342,7 @@ TEST_CASE("packed conv2d weights are reusable and validated like unpacked ones",
   p.groups = 2;
   p.padding = padding_spec::same();
   p.stride_h = 2;
-  Tensor<std::int8_t> w(Layout::ohwi(6, 3, 3, 4), Quant::per_axis(0, scales(r, 6)));
+  Tensor<std::int8_t> w(Layout::ohwi(6, 3, 3, 4), Quant::per_axis(0, random_scales(r, 6)));
   fill(w, r);
   packed_conv2d_weights<std::int8_t> packed;
   REQUIRE(pack_conv2d_weights(simd, p, w, &packed).ok());

@@ -23,6 +23,20 @@ class rng {
   std::mt19937 gen_;
 };
 
+// n positive scales drawn uniformly from [lo, hi).
+inline std::vector<float> random_scales(rng& r, std::int64_t n, float lo = 0.0005f, float hi = 0.01f) {
+  std::vector<float> s(static_cast<std::size_t>(n));
+  for (auto& x : s) x = r.uniform_real(lo, hi);
+  return s;
+}
+
+// n zero points drawn uniformly from [lo, hi].
+inline std::vector<std::int32_t> random_zero_points(rng& r, std::int64_t n, int lo, int hi) {
+  std::vector<std::int32_t> z(static_cast<std::size_t>(n));
+  for (auto& x : z) x = r.uniform(lo, hi);
+  return z;
+}
+
 // Fills every element reachable through the tensor's layout with values in [lo, hi].
 template <class T>
 void fill(const npuq::Tensor<T>& t, rng& r, int lo, int hi) {
