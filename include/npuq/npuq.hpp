@@ -16,6 +16,7 @@
 #include "npuq/formats/sparse.hpp"
 #include "npuq/ops/conv2d.hpp"
 #include "npuq/ops/gemm.hpp"
+#include "npuq/ops/softmax.hpp"
 #include "npuq/npu.hpp"
 #include "npuq/simd.hpp"
 #include "npuq/version.hpp"

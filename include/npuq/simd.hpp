@@ -7,3 +7,4 @@
 #include "npuq/core/cpu_features.hpp"
 #include "npuq/backends/simd/conv2d.hpp"
 #include "npuq/backends/simd/depthwise.hpp"
+#include "npuq/backends/simd/softmax.hpp"
