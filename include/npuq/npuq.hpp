@@ -14,6 +14,7 @@
 #include "npuq/core/tensor.hpp"
 #include "npuq/formats/int4.hpp"
 #include "npuq/formats/sparse.hpp"
+#include "npuq/ops/attention.hpp"
 #include "npuq/ops/conv2d.hpp"
 #include "npuq/ops/gemm.hpp"
 #include "npuq/ops/softmax.hpp"

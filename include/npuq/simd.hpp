@@ -8,3 +8,4 @@
 #include "npuq/backends/simd/conv2d.hpp"
 #include "npuq/backends/simd/depthwise.hpp"
 #include "npuq/backends/simd/softmax.hpp"
+#include "npuq/backends/simd/attention.hpp"
