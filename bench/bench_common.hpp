@@ -129,6 +129,7 @@ void register_xnnpack(const gemm_shape& s);
 void register_xnnpack(const conv_shape& s);
 #endif
 void register_peak();
+void register_attention();  // bench_attention.cpp
 
 // One GEMM benchmark's operands: int8 activations and per-channel weights, random but fixed.
 struct gemm_data {

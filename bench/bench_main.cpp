@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
     register_xnnpack(s);
 #endif
   }
+  register_attention();
   register_peak();
 
   benchmark::Initialize(&argc, argv);

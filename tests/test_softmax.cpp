@@ -156,7 +156,7 @@ TEST_CASE("the helper primitives equal gemmlowp's", "[softmax][gemmlowp]") {
     CHECK(fxp::saturating_shift_left(a, 1) == gemmlowp::SaturatingRoundingMultiplyByPOT<1>(a));
     CHECK(fxp::saturating_shift_left(a, 5) == gemmlowp::SaturatingRoundingMultiplyByPOT<5>(a));
     const int e = r.uniform(0, 62);
-    const std::int64_t w = (static_cast<std::int64_t>(a) << 31) ^ b;
+    const std::int64_t w = static_cast<std::int64_t>(a) * (std::int64_t{1} << 31) + b;
     // The wide rounding divide agrees with exact rounding half away from zero.
     const long double exact = static_cast<long double>(w) / std::ldexp(1.0L, e);
     const auto want = static_cast<std::int64_t>(exact < 0 ? -std::floor(-exact + 0.5L) : std::floor(exact + 0.5L));

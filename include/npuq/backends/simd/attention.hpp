@@ -14,8 +14,9 @@
 //
 // Decode (S < 8, e.g. one new token against a KV cache): per query, one pass over the visible
 // keys computes each int8 score with a dot product, the softmax runs on the int8 scores, and a
-// second pass adds (p - zp) * v rows for the keys whose probability is not zero, so K and V are
-// each read once, as int8 (or unpacked nibble by nibble from an int4 cache).
+// second pass adds (p - zp) * v rows for the keys whose probability is not zero, so K is read
+// once and V at most once, as bytes (x86/attention_decode_avx2.hpp; a portable loop elsewhere).
+// An int4 cache is unpacked head by head into int8 rows first.
 //
 // Every sum is int32 with wrap-around (exact for accumulators that wrap at <= 32 bits); other
 // profiles run the reference ("attention_reference").
@@ -30,6 +31,7 @@
 #include "npuq/backends/scalar/attention.hpp"
 #include "npuq/backends/simd/gemm.hpp"
 #include "npuq/backends/simd/softmax.hpp"
+#include "npuq/backends/simd/x86/attention_decode_avx2.hpp"
 
 namespace npuq {
 namespace simd_detail {
@@ -46,55 +48,96 @@ TensorView<V> head_matrix(const TensorView<V>& t, std::int64_t h) {
   return {t.data(), off, Layout::strided({l.dim(r - 2), l.dim(r - 1)}, {l.stride(r - 2), l.stride(r - 1)}), t.quant(), t.capacity()};
 }
 
-// An 8-bit copy of a head of K or V when the kernels cannot read it in place (int4 storage).
+// A head of K or V as 8-bit rows with unit column stride: the view itself when it already is
+// one, otherwise a contiguous copy (int4 storage unpacked, or a column-strided view).
 template <class KV>
 struct head_operand {
   using byte_type = std::conditional_t<std::is_same<KV, int4>::value, std::int8_t, KV>;
   Tensor<byte_type> copy;
   TensorView<const byte_type> view;
   explicit head_operand(const TensorView<const KV>& m) {
-    if constexpr (std::is_same<KV, int4>::value) {
-      copy = Tensor<byte_type>(Layout::matrix(m.dim(0), m.dim(1)), m.quant());
-      for (std::int64_t i = 0; i < m.dim(0); ++i)
-        for (std::int64_t j = 0; j < m.dim(1); ++j) copy.data()[i * m.dim(1) + j] = static_cast<byte_type>(m(i, j));
-      view = copy.cview();
-    } else {
-      view = m;
+    if constexpr (!std::is_same<KV, int4>::value) {
+      if (m.layout().stride(1) == 1 || m.dim(1) <= 1) {
+        view = m;
+        return;
+      }
     }
+    copy = Tensor<byte_type>(Layout::matrix(m.dim(0), m.dim(1)), m.quant());
+    for (std::int64_t i = 0; i < m.dim(0); ++i)
+      for (std::int64_t j = 0; j < m.dim(1); ++j) copy.data()[i * m.dim(1) + j] = static_cast<byte_type>(m(i, j));
+    view = copy.cview();
   }
+  const byte_type* row0() const { return view.data() + view.offset(); }
+  std::int64_t row_stride() const { return view.dim(0) <= 1 ? 0 : view.layout().stride(0); }
 };
 
-// The int32 accumulator (wrapped to 32 bits) reduced to the profile's width, through a stage.
-inline std::int32_t finish_wrapped(const output_stage& st, std::uint32_t acc) {
-  return st.apply(wrap_to_bits(static_cast<std::int32_t>(acc), st.numerics.acc.bits), 0);
-}
+// The decode kernels at one level (see x86/attention_decode_avx2.hpp for what they compute).
+template <class KB>
+struct decode_kernels {
+  void (*dot_rows)(const std::int16_t*, const KB*, std::int64_t, std::int64_t, std::int64_t, std::uint32_t*);
+  void (*axpy_rows)(const std::uint8_t*, const std::int32_t*, std::int64_t, const KB*, std::int64_t, std::int64_t, std::uint32_t*);
+  tile_apply_fn apply;  // the output stage over rows of 16 sums
+  const char* suffix;
+};
 
-// Row `i` of a 2-D view as int16 values (contiguous 8-bit rows are read in place by the caller).
-template <class V>
-void load_row(const TensorView<V>& m, std::int64_t i, std::int16_t* dst) {
-  const std::int64_t n = m.dim(1);
-  for (std::int64_t j = 0; j < n; ++j) dst[j] = static_cast<std::int16_t>(m.load(m.offset() + i * m.layout().stride(0) + j * m.layout().stride(1)));
-}
-
-// Softmax of row `s` of a head: the scores of its visible keys (masked ones removed) -> P - zp in
-// `prob` (0 for keys without probability). `scores` holds the int8 scores of keys 0..vis-1.
-template <class Q, class KV, class O>
-void softmax_scores(const attention_problem<Q, KV, O>& p, const softmax_tables& tables, std::int64_t h, std::int64_t s,
-                    const std::int8_t* scores, std::int64_t vis, std::uint8_t* prob, std::int8_t* packed, std::uint8_t* packed_prob,
-                    std::int32_t* key) {
-  std::fill(prob + vis, prob + p.T, std::uint8_t{0});
-  if (!p.has_mask()) {
-    softmax_row_s8(tables, scores, vis, prob);
-    return;
+template <class KB>
+void dot_rows_portable(const std::int16_t* q, const KB* k, std::int64_t stride, std::int64_t d, std::int64_t n, std::uint32_t* out) {
+  for (std::int64_t t = 0; t < n; ++t) {
+    const KB* row = k + t * stride;
+    std::uint32_t s = 0;
+    for (std::int64_t i = 0; i < d; ++i) s += static_cast<std::uint32_t>(q[i] * static_cast<std::int32_t>(row[i]));
+    out[t] = s;
   }
+}
+
+template <class KB>
+void axpy_rows_portable(const std::uint8_t* w, const std::int32_t* key, std::int64_t n, const KB* v, std::int64_t stride,
+                        std::int64_t dv, std::uint32_t* acc) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    const KB* row = v + key[i] * stride;
+    const std::uint32_t wi = w[i];
+    for (std::int64_t j = 0; j < dv; ++j) acc[j] += wi * static_cast<std::uint32_t>(static_cast<std::int32_t>(row[j]));
+  }
+}
+
+template <class KB>
+decode_kernels<KB> select_decode(isa level) {
+#if defined(NPUQ_ARCH_X86_64)
+  if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
+    return {dot_rows_avx2<KB>, axpy_rows_avx2<KB>, apply_tile_avx2, "avx2"};
+#endif
+  (void)level;
+  return {dot_rows_portable<KB>, axpy_rows_portable<KB>, apply_tile_portable, "portable"};
+}
+
+// The masked scores of row `s` of a head, packed: the keys the mask keeps, their scores after
+// the mask in packed[0, count) and their indices in key[0, count).
+template <class Q, class KV, class O>
+std::int64_t apply_mask_row(const attention_problem<Q, KV, O>& p, std::int64_t h, std::int64_t s, const std::int8_t* scores,
+                            std::int64_t vis, std::int8_t* packed, std::int32_t* key) {
   std::int64_t n = 0;
   for (std::int64_t t = 0; t < vis; ++t) {
     std::int32_t sc = scores[t];
-    prob[t] = 0;
     if (!p.apply_mask(h, s, t, &sc)) continue;
     packed[n] = static_cast<std::int8_t>(sc);
     key[n++] = static_cast<std::int32_t>(t);
   }
+  return n;
+}
+
+// Softmax of row `s` of a head: the scores of its visible keys (masked ones removed) -> P - zp in
+// `prob[0, T)` (0 for keys without probability). `scores` holds the int8 scores of keys 0..vis-1.
+template <class Q, class KV, class O>
+void softmax_scores(const attention_problem<Q, KV, O>& p, const softmax_tables& tables, std::int64_t h, std::int64_t s,
+                    const std::int8_t* scores, std::int64_t vis, std::uint8_t* prob, std::int8_t* packed, std::uint8_t* packed_prob,
+                    std::int32_t* key) {
+  if (!p.has_mask()) {
+    std::fill(prob + vis, prob + p.T, std::uint8_t{0});
+    softmax_row_s8(tables, scores, vis, prob);
+    return;
+  }
+  std::fill(prob, prob + p.T, std::uint8_t{0});
+  const std::int64_t n = apply_mask_row(p, h, s, scores, vis, packed, key);
   softmax_row_s8(tables, packed, n, packed_prob);
   for (std::int64_t i = 0; i < n; ++i) prob[key[i]] = packed_prob[i];
 }
@@ -142,18 +185,39 @@ void attention_prefill(const simd_backend& be, const attention_problem<Q, KV, O>
   }
 }
 
+// out[i] = stage(sums[i]) for i < n, all channels alike (a per-tensor stage), 16 at a time.
+template <class KB>
+void apply_rows(const decode_kernels<KB>& kern, const tile_output_stage& st, const std::int32_t* sums, std::int64_t n, std::int32_t* out) {
+  const std::int64_t bulk = n / 16 * 16;
+  if (bulk > 0) kern.apply(st, sums, static_cast<int>(bulk / 16), 0, 0, 16, out);
+  for (std::int64_t i = bulk; i < n; ++i) out[i] = st.apply_one(sums[i], i - bulk, 0);
+}
+
+// int32 values already in [-128, 127] -> int8, in fixed-length blocks compilers vectorize.
+inline void narrow(const std::int32_t* in, std::int64_t n, std::int8_t* out) {
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 16; ++j) out[i + j] = static_cast<std::int8_t>(in[i + j]);
+  for (; i < n; ++i) out[i] = static_cast<std::int8_t>(in[i]);
+}
+
 template <class Q, class KV, class O>
-void attention_decode(const attention_problem<Q, KV, O>& p, const softmax_tables& tables) {
+const char* attention_decode(const simd_backend& be, const attention_problem<Q, KV, O>& p, const softmax_tables& tables) {
+  using KB = typename head_operand<KV>::byte_type;
+  const decode_kernels<KB> kern = select_decode<KB>(be.level());
   const std::int64_t T = p.T, d = p.d, dv = p.dv;
-  std::vector<std::int16_t> qc(static_cast<std::size_t>(d)), row(static_cast<std::size_t>(std::max(d, dv)));
+  std::vector<std::int16_t> qc(static_cast<std::size_t>(d));
+  std::vector<std::uint32_t> dots(static_cast<std::size_t>(T)), acc(static_cast<std::size_t>(dv));
+  std::vector<std::int32_t> requantized(static_cast<std::size_t>(T));
+  // Both output stages over rows of 16 sums; the bias carries the zero-point term of each query.
+  tile_output_stage score_tile(p.score_stage, TensorView<const std::int32_t>{}, 16);  // bias = -zk * sum(q - zq)
+  tile_output_stage out_tile(p.out_stage, TensorView<const std::int32_t>{}, 16);      // bias = -zv * sum(p - zp)
+  std::vector<std::int32_t> out_row(static_cast<std::size_t>(dv));
   std::vector<std::int8_t> score(static_cast<std::size_t>(T)), packed(static_cast<std::size_t>(T));
-  std::vector<std::uint8_t> prob(static_cast<std::size_t>(T)), packed_prob(static_cast<std::size_t>(T));
-  std::vector<std::int32_t> key(static_cast<std::size_t>(T));
-  std::vector<std::uint32_t> acc(static_cast<std::size_t>(dv));
-  constexpr bool bytes = is_8bit_v<KV>;
+  std::vector<std::uint8_t> packed_prob(static_cast<std::size_t>(T));
+  std::vector<std::int32_t> key(static_cast<std::size_t>(T)), kept_key(static_cast<std::size_t>(T));
   for (std::int64_t h = 0; h < p.heads; ++h) {
-    const TensorView<const KV> kh = head_matrix(p.k, h), vh = head_matrix(p.v, h);
-    const bool k_rows = bytes && kh.layout().stride(1) == 1, v_rows = bytes && vh.layout().stride(1) == 1;
+    const head_operand<KV> kh(head_matrix(p.k, h)), vh(head_matrix(p.v, h));
     const TensorView<const Q> qh = head_matrix(p.q, h);
     for (std::int64_t s = 0; s < p.S; ++s) {
       std::uint32_t q_sum = 0;
@@ -161,40 +225,32 @@ void attention_decode(const attention_problem<Q, KV, O>& p, const softmax_tables
         qc[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(qh(s, i) - p.q_zero_point);
         q_sum += static_cast<std::uint32_t>(qc[static_cast<std::size_t>(i)]);
       }
+      // Scores: sum (q - zq) * k - zk * sum (q - zq), requantized.
       const std::uint32_t k_offset = q_sum * static_cast<std::uint32_t>(p.k_zero_point);
       const std::int64_t vis = p.visible_keys(s);
-      for (std::int64_t t = 0; t < vis; ++t) {
-        std::uint32_t dot = 0;
-        if (k_rows) {
-          const auto* kr = reinterpret_cast<const storage_t<KV>*>(kh.data()) + kh.offset() + t * kh.layout().stride(0);
-          for (std::int64_t i = 0; i < d; ++i) dot += static_cast<std::uint32_t>(qc[static_cast<std::size_t>(i)] * kr[i]);
-        } else {
-          load_row(kh, t, row.data());
-          for (std::int64_t i = 0; i < d; ++i) dot += static_cast<std::uint32_t>(qc[static_cast<std::size_t>(i)] * row[static_cast<std::size_t>(i)]);
-        }
-        score[static_cast<std::size_t>(t)] = static_cast<std::int8_t>(finish_wrapped(p.score_stage, dot - k_offset));
+      kern.dot_rows(qc.data(), kh.row0(), kh.row_stride(), d, vis, dots.data());
+      std::fill(score_tile.bias.begin(), score_tile.bias.end(), static_cast<std::int32_t>(0u - k_offset));
+      apply_rows(kern, score_tile, reinterpret_cast<const std::int32_t*>(dots.data()), vis, requantized.data());
+      narrow(requantized.data(), vis, score.data());
+      // Probabilities: only the keys whose P - zp is not zero, as (weight, key) pairs.
+      std::int64_t n = 0;
+      if (!p.has_mask()) {
+        n = softmax_row_nonzero(tables, score.data(), vis, packed_prob.data(), key.data());
+      } else {
+        const std::int64_t kept = apply_mask_row(p, h, s, score.data(), vis, packed.data(), kept_key.data());
+        n = softmax_row_nonzero(tables, packed.data(), kept, packed_prob.data(), key.data());
+        for (std::int64_t i = 0; i < n; ++i) key[static_cast<std::size_t>(i)] = kept_key[static_cast<std::size_t>(key[static_cast<std::size_t>(i)])];
       }
-      softmax_scores(p, tables, h, s, score.data(), vis, prob.data(), packed.data(), packed_prob.data(), key.data());
-      std::fill(acc.begin(), acc.end(), 0u);
       std::uint32_t p_sum = 0;
-      for (std::int64_t t = 0; t < vis; ++t) {
-        const std::uint32_t w = prob[static_cast<std::size_t>(t)];
-        if (w == 0) continue;
-        p_sum += w;
-        if (v_rows) {
-          const auto* vr = reinterpret_cast<const storage_t<KV>*>(vh.data()) + vh.offset() + t * vh.layout().stride(0);
-          for (std::int64_t j = 0; j < dv; ++j) acc[static_cast<std::size_t>(j)] += w * static_cast<std::uint32_t>(static_cast<std::int32_t>(vr[j]));
-        } else {
-          load_row(vh, t, row.data());
-          for (std::int64_t j = 0; j < dv; ++j)
-            acc[static_cast<std::size_t>(j)] += w * static_cast<std::uint32_t>(static_cast<std::int32_t>(row[static_cast<std::size_t>(j)]));
-        }
-      }
-      const std::uint32_t v_offset = p_sum * static_cast<std::uint32_t>(p.v_zero_point);
-      for (std::int64_t j = 0; j < dv; ++j)
-        p.out.store(p.at(p.out, h, s, j), static_cast<O>(finish_wrapped(p.out_stage, acc[static_cast<std::size_t>(j)] - v_offset)));
+      for (std::int64_t i = 0; i < n; ++i) p_sum += packed_prob[static_cast<std::size_t>(i)];
+      std::fill(acc.begin(), acc.end(), 0u);
+      kern.axpy_rows(packed_prob.data(), key.data(), n, vh.row0(), vh.row_stride(), dv, acc.data());
+      std::fill(out_tile.bias.begin(), out_tile.bias.end(), static_cast<std::int32_t>(0u - p_sum * static_cast<std::uint32_t>(p.v_zero_point)));
+      apply_rows(kern, out_tile, reinterpret_cast<const std::int32_t*>(acc.data()), dv, out_row.data());
+      for (std::int64_t j = 0; j < dv; ++j) p.out.store(p.at(p.out, h, s, j), static_cast<O>(out_row[static_cast<std::size_t>(j)]));
     }
   }
+  return kern.suffix;
 }
 
 }  // namespace simd_detail
@@ -206,13 +262,13 @@ status execute(const simd_backend& be, const attention_problem<Q, KV, O>& p) {
     detail::simd_last_kernel_storage() = "attention_reference";
     return {};
   }
-  const auto tables = simd_detail::softmax_tables::make(p.softmax);
+  const auto& tables = simd_detail::softmax_tables::cached(p.softmax);
   if (p.S >= 8 && p.T > 0) {
     simd_detail::attention_prefill(be, p, tables);
     detail::simd_last_kernel_storage() = "attention_prefill_b64_t512+" + detail::simd_last_kernel_storage();
   } else {
-    simd_detail::attention_decode(p, tables);
-    detail::simd_last_kernel_storage() = std::string("attention_decode_") + (std::is_same<KV, int4>::value ? "s4" : "s8") + "_rows";
+    const char* suffix = simd_detail::attention_decode(be, p, tables);
+    detail::simd_last_kernel_storage() = std::string("attention_decode_") + (std::is_same<KV, int4>::value ? "s4" : "s8") + "_rows_" + suffix;
   }
   return {};
 }

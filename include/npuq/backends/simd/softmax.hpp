@@ -25,45 +25,120 @@ namespace simd_detail {
 struct softmax_tables {
   softmax_math::exp_table exp;
   std::array<std::int32_t, 256> term{};  // sum_term(e(d)) at d + 255
+  bool monotone = true;                   // e(d) never decreases as d grows (checked, not assumed)
   static softmax_tables make(const softmax_params& p) {
     softmax_tables t;
     t.exp = softmax_math::exp_table::generate(p);
     for (std::size_t i = 0; i < 256; ++i) t.term[i] = softmax_math::sum_term(t.exp.entry[i]);
+    for (std::size_t i = 0; i + 1 < 256; ++i) t.monotone = t.monotone && t.exp.entry[i] <= t.exp.entry[i + 1];
     return t;
   }
+  // The tables of the last parameters used on this thread (a decode step calls with the same
+  // parameters again and again; generating 256 exponentials would be a visible part of it).
+  static const softmax_tables& cached(const softmax_params& p) {
+    thread_local softmax_tables last = make(p);
+    thread_local softmax_params key = p;
+    if (key.input_multiplier != p.input_multiplier || key.input_left_shift != p.input_left_shift || key.diff_min != p.diff_min) {
+      last = make(p);
+      key = p;
+    }
+    return last;
+  }
 };
+
+// A row's maximum, minimum and normalizer: the first two passes of the softmax.
+struct row_stats {
+  std::int32_t max = 0, min = 0;
+  softmax_math::normalizer norm;
+};
+
+template <class I>
+row_stats softmax_row_stats(const softmax_tables& t, const I* in, std::int64_t n) {
+  // Max and min, 32 lanes at a time in fixed-length inner loops (which compilers vectorize at -O2).
+  I lane_max[32], lane_min[32];
+  for (int j = 0; j < 32; ++j) lane_max[j] = lane_min[j] = in[0];
+  std::int64_t i0 = 0;
+  for (; i0 + 32 <= n; i0 += 32) {
+    for (int j = 0; j < 32; ++j) {
+      lane_max[j] = lane_max[j] < in[i0 + j] ? in[i0 + j] : lane_max[j];
+      lane_min[j] = lane_min[j] > in[i0 + j] ? in[i0 + j] : lane_min[j];
+    }
+  }
+  row_stats r;
+  r.max = r.min = in[0];
+  for (int j = 0; j < 32; ++j) {
+    r.max = std::max<std::int32_t>(r.max, lane_max[j]);
+    r.min = std::min<std::int32_t>(r.min, lane_min[j]);
+  }
+  for (std::int64_t i = i0; i < n; ++i) {
+    r.max = std::max<std::int32_t>(r.max, in[i]);
+    r.min = std::min<std::int32_t>(r.min, in[i]);
+  }
+  const std::int32_t* term = t.term.data() + 255 - r.max;  // term[x] = sum_term(e(x - max))
+  std::int64_t sum = 0;
+  for (std::int64_t i = 0; i < n; ++i) sum += term[in[i]];
+  r.norm = softmax_math::normalizer::of_sum(sum);
+  return r;
+}
+
+// lut[x - min] = output for input x in [min, max]; returns the smallest input whose output is
+// above qmin (max + 1 if none). When e() is monotone (checked per call) the output never
+// increases as x falls, so the table is filled with qmin below the first qmin entry.
+template <class O>
+std::int32_t softmax_output_lut(const softmax_tables& t, const row_stats& r, O* lut) {
+  constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
+  std::int32_t lowest = r.max + 1;
+  std::int32_t x = r.max;
+  for (; x >= r.min; --x) {
+    const std::int32_t o = softmax_math::clamp_output(r.norm.scaled(t.exp(x - r.max)), qmin, qmax);
+    lut[x - r.min] = static_cast<O>(o);
+    if (o != qmin) lowest = x;
+    else if (t.monotone) break;
+  }
+  for (--x; x >= r.min; --x) lut[x - r.min] = static_cast<O>(qmin);
+  return lowest;
+}
 
 // Softmax of the contiguous 8-bit row in[0, n) into out[0, n) (in and out may not overlap).
 template <class I, class O>
 void softmax_row_s8(const softmax_tables& t, const I* in, std::int64_t n, O* out) {
   if (n <= 0) return;
-  std::int32_t max = in[0], min = in[0];
-  for (std::int64_t i = 0; i < n; ++i) {
-    max = std::max<std::int32_t>(max, in[i]);
-    min = std::min<std::int32_t>(min, in[i]);
-  }
-  const std::int32_t* term = t.term.data() + 255 - max;  // term[x] = sum_term(e(x - max))
-  std::int64_t sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) sum += term[in[i]];
-  const auto norm = softmax_math::normalizer::of_sum(sum);
+  const row_stats r = softmax_row_stats(t, in, n);
   constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
-  const std::int32_t range = max - min + 1;
-  if (n <= range) {
+  if (n <= r.max - r.min + 1) {  // short row: no table
     for (std::int64_t i = 0; i < n; ++i)
-      out[i] = static_cast<O>(softmax_math::clamp_output(norm.scaled(t.exp(in[i] - max)), qmin, qmax));
+      out[i] = static_cast<O>(softmax_math::clamp_output(r.norm.scaled(t.exp(in[i] - r.max)), qmin, qmax));
     return;
   }
-  std::array<O, 256> lut;  // lut[x - min] = output for input x
-  for (std::int32_t x = min; x <= max; ++x)
-    lut[static_cast<std::size_t>(x - min)] = static_cast<O>(softmax_math::clamp_output(norm.scaled(t.exp(x - max)), qmin, qmax));
-  for (std::int64_t i = 0; i < n; ++i) out[i] = lut[static_cast<std::size_t>(in[i] - min)];
+  std::array<O, 256> lut;
+  softmax_output_lut(t, r, lut.data());
+  for (std::int64_t i = 0; i < n; ++i) out[i] = lut[static_cast<std::size_t>(in[i] - r.min)];
+}
+
+// The same softmax with a uint8 output (P - zero point), keeping only the non-zero entries:
+// w[j] and index[j] for j < the returned count, in index order. Decode sums V rows over these.
+template <class I>
+std::int64_t softmax_row_nonzero(const softmax_tables& t, const I* in, std::int64_t n, std::uint8_t* w, std::int32_t* index) {
+  if (n <= 0) return 0;
+  const row_stats r = softmax_row_stats(t, in, n);
+  std::array<std::uint8_t, 256> lut;
+  const std::int32_t lowest = softmax_output_lut(t, r, lut.data());
+  std::int64_t count = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (in[i] < lowest) continue;
+    const std::uint8_t v = lut[static_cast<std::size_t>(in[i] - r.min)];
+    if (v == 0) continue;
+    w[count] = v;
+    index[count++] = static_cast<std::int32_t>(i);
+  }
+  return count;
 }
 
 }  // namespace simd_detail
 
 template <class I, class O>
 status execute(const simd_backend&, const softmax_problem<I, O>& p) {
-  const auto tables = simd_detail::softmax_tables::make(p.params);
+  const auto& tables = simd_detail::softmax_tables::cached(p.params);
   const bool contiguous = p.in_step() == 1 && p.out_step() == 1;
   std::vector<I> in_row(contiguous ? 0 : static_cast<std::size_t>(p.depth));
   std::vector<O> out_row(contiguous ? 0 : static_cast<std::size_t>(p.depth));
