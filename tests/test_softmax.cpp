@@ -198,7 +198,11 @@ TEST_CASE("int8 softmax rows equal TFLite's reference on gemmlowp", "[softmax][t
     INFO("trial " << trial << " n " << n << " beta " << beta << " scale " << scale);
     CHECK(npuq_softmax_row<std::int8_t, std::int8_t>(scalar, npuq_params(t), row) == want);
     CHECK(npuq_softmax_row<std::int8_t, std::int8_t>(scalar, npuq_params(t).with_exp(softmax_exp::table), row) == want);
-    CHECK(npuq_softmax_row<std::int8_t, std::int8_t>(simd, npuq_params(t), row) == want);
+    for (isa level : cpu().levels()) {
+      CHECK(npuq_softmax_row<std::int8_t, std::int8_t>(simd_backend{level}, npuq_params(t), row) == want);
+      const std::string k = simd_last_kernel(), suffix = std::string("_") + (level >= isa::avx2 && level <= isa::amx_int8 ? "avx2" : "portable");
+      REQUIRE(k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0);
+    }
   }
 }
 
@@ -374,4 +378,37 @@ TEST_CASE("softmax rejects bad parameters and tensors without writing", "[softma
   const status alias = try_softmax(scalar, good, x, x);
   CHECK(alias.code() == errc::aliasing);
   CHECK_THROWS_AS(softmax(scalar, good, x, x), npuq::error);
+}
+
+TEST_CASE("the simd row kernels: dense rows and the non-zero list decode uses agree with the reference", "[softmax][simd]") {
+  npuq_test::rng r(51);
+  for (int trial = 0; trial < 400; ++trial) {
+    const softmax_params p = softmax_params::tflite(r.uniform_real(0.1f, 2.0f), r.uniform_real(0.01f, 0.5f));
+    const isa level = cpu().levels()[static_cast<std::size_t>(trial) % cpu().levels().size()];
+    const auto& tables = simd_detail::softmax_tables::cached(p, level);
+    const int n = trial % 4 == 0 ? r.uniform(1, 70) : r.uniform(1, 2000);
+    std::vector<std::int8_t> row(static_cast<std::size_t>(n));
+    const int lo = trial % 5 == 0 ? -128 : r.uniform(-128, 127), hi = trial % 7 == 0 ? lo : r.uniform(lo, 127);
+    for (auto& x : row) x = static_cast<std::int8_t>(r.uniform(lo, hi));
+    std::vector<int> want_s8;
+    {
+      std::vector<int> in(row.begin(), row.end());
+      want_s8 = npuq_softmax_row<std::int8_t, std::int8_t>(scalar, p, in);
+    }
+    std::vector<std::uint8_t> dense(static_cast<std::size_t>(n));
+    simd_detail::softmax_row_s8(tables, row.data(), n, dense.data());
+    std::vector<std::uint8_t> w(static_cast<std::size_t>(n));
+    std::vector<std::int32_t> index(static_cast<std::size_t>(n));
+    const std::int64_t count = simd_detail::softmax_row_nonzero(tables, row.data(), n, w.data(), index.data());
+    std::vector<int> from_list(static_cast<std::size_t>(n), 0);
+    for (std::int64_t i = 0; i < count; ++i) {
+      CHECK(w[static_cast<std::size_t>(i)] != 0);
+      if (i > 0) CHECK(index[static_cast<std::size_t>(i)] > index[static_cast<std::size_t>(i - 1)]);
+      from_list[static_cast<std::size_t>(index[static_cast<std::size_t>(i)])] = w[static_cast<std::size_t>(i)];
+    }
+    for (int i = 0; i < n; ++i) {
+      REQUIRE(int(dense[static_cast<std::size_t>(i)]) == want_s8[static_cast<std::size_t>(i)] + 128);  // uint8 P = int8 P + 128
+      REQUIRE(from_list[static_cast<std::size_t>(i)] == want_s8[static_cast<std::size_t>(i)] + 128);
+    }
+  }
 }

@@ -8,4 +8,5 @@
 #include "npuq/backends/simd/conv2d.hpp"
 #include "npuq/backends/simd/depthwise.hpp"
 #include "npuq/backends/simd/softmax.hpp"
+#include "npuq/backends/simd/softmax_int16.hpp"
 #include "npuq/backends/simd/attention.hpp"

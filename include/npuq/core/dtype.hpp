@@ -12,7 +12,7 @@
 
 namespace npuq {
 
-enum class dtype : std::uint8_t { s8, u8, s32, s4 };
+enum class dtype : std::uint8_t { s8, u8, s32, s4, s16 };
 
 inline const char* to_string(dtype t) {
   switch (t) {
@@ -20,6 +20,7 @@ inline const char* to_string(dtype t) {
     case dtype::u8: return "uint8";
     case dtype::s32: return "int32";
     case dtype::s4: return "int4";
+    case dtype::s16: return "int16";
   }
   return "?";
 }
@@ -59,6 +60,16 @@ struct element_traits<std::uint8_t> {
   static constexpr dtype type = dtype::u8;
   static constexpr std::int32_t min = 0, max = 255;
   static constexpr bool packed = false;
+};
+// int16 activations (the int16 softmax). There is no `dtype` code for int16 yet: adding one
+// needs a case in validate_quant's switch (core/quant.hpp), so int16 views cannot report type().
+template <>
+struct element_traits<std::int16_t> {
+  using storage = std::int16_t;
+  using value = std::int16_t;
+  static constexpr std::int32_t min = -32768, max = 32767;
+  static constexpr bool packed = false;
+  static constexpr dtype type = dtype::s16;
 };
 template <>
 struct element_traits<std::int32_t> {

@@ -262,7 +262,7 @@ status execute(const simd_backend& be, const attention_problem<Q, KV, O>& p) {
     detail::simd_last_kernel_storage() = "attention_reference";
     return {};
   }
-  const auto& tables = simd_detail::softmax_tables::cached(p.softmax);
+  const auto& tables = simd_detail::softmax_tables::cached(p.softmax, be.level());
   if (p.S >= 8 && p.T > 0) {
     simd_detail::attention_prefill(be, p, tables);
     detail::simd_last_kernel_storage() = "attention_prefill_b64_t512+" + detail::simd_last_kernel_storage();

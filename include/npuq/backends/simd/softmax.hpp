@@ -13,9 +13,11 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "npuq/backends/simd/backend.hpp"
+#include "npuq/backends/simd/x86/softmax_avx2.hpp"
 #include "npuq/ops/softmax_problem.hpp"
 
 namespace npuq {
@@ -24,23 +26,33 @@ namespace simd_detail {
 // What every row of one softmax call shares.
 struct softmax_tables {
   softmax_math::exp_table exp;
-  std::array<std::int32_t, 256> term{};  // sum_term(e(d)) at d + 255
-  bool monotone = true;                   // e(d) never decreases as d grows (checked, not assumed)
-  static softmax_tables make(const softmax_params& p) {
+  std::array<std::int32_t, 256 + 8> e_padded{};  // exp.entry, then zeros: whole vectors of 8
+  std::array<std::int32_t, 256> term{};          // sum_term(e(d)) at d + 255
+  bool monotone = true;                          // e(d) never decreases as d grows (checked, not assumed)
+  bool avx2 = false;                             // output tables with softmax_outputs_avx2
+  static softmax_tables make(const softmax_params& p, isa level) {
     softmax_tables t;
     t.exp = softmax_math::exp_table::generate(p);
     for (std::size_t i = 0; i < 256; ++i) t.term[i] = softmax_math::sum_term(t.exp.entry[i]);
+    for (std::size_t i = 0; i < 256; ++i) t.e_padded[i] = t.exp.entry[i];
     for (std::size_t i = 0; i + 1 < 256; ++i) t.monotone = t.monotone && t.exp.entry[i] <= t.exp.entry[i + 1];
+#if defined(NPUQ_ARCH_X86_64)
+    t.avx2 = static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8);
+#endif
+    (void)level;
     return t;
   }
   // The tables of the last parameters used on this thread (a decode step calls with the same
   // parameters again and again; generating 256 exponentials would be a visible part of it).
-  static const softmax_tables& cached(const softmax_params& p) {
-    thread_local softmax_tables last = make(p);
+  static const softmax_tables& cached(const softmax_params& p, isa level) {
+    thread_local softmax_tables last = make(p, level);
     thread_local softmax_params key = p;
-    if (key.input_multiplier != p.input_multiplier || key.input_left_shift != p.input_left_shift || key.diff_min != p.diff_min) {
-      last = make(p);
+    thread_local isa key_level = level;
+    if (key.input_multiplier != p.input_multiplier || key.input_left_shift != p.input_left_shift || key.diff_min != p.diff_min ||
+        key_level != level) {
+      last = make(p, level);
       key = p;
+      key_level = level;
     }
     return last;
   }
@@ -75,19 +87,36 @@ row_stats softmax_row_stats(const softmax_tables& t, const I* in, std::int64_t n
     r.min = std::min<std::int32_t>(r.min, in[i]);
   }
   const std::int32_t* term = t.term.data() + 255 - r.max;  // term[x] = sum_term(e(x - max))
-  std::int64_t sum = 0;
-  for (std::int64_t i = 0; i < n; ++i) sum += term[in[i]];
-  r.norm = softmax_math::normalizer::of_sum(sum);
+  std::int64_t sum[4] = {0, 0, 0, 0};  // four chains of lookups and adds in flight
+  std::int64_t i = 0;
+  for (; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) sum[j] += term[in[i + j]];
+  for (; i < n; ++i) sum[0] += term[in[i]];
+  r.norm = softmax_math::normalizer::of_sum(sum[0] + sum[1] + sum[2] + sum[3]);
   return r;
 }
 
-// lut[x - min] = output for input x in [min, max]; returns the smallest input whose output is
-// above qmin (max + 1 if none). When e() is monotone (checked per call) the output never
-// increases as x falls, so the table is filled with qmin below the first qmin entry.
+// lut[x - min] = output for input x in [min, max] (lut has room for 256 + 8 entries). Returns
+// the smallest input whose output is above qmin (max + 1 if none) when `want_lowest`. When e()
+// is monotone (checked per call) the scalar path stops evaluating at the first qmin entry: the
+// output never increases as x falls.
 template <class O>
-std::int32_t softmax_output_lut(const softmax_tables& t, const row_stats& r, O* lut) {
+std::int32_t softmax_output_lut(const softmax_tables& t, const row_stats& r, O* lut, bool want_lowest) {
   constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
   std::int32_t lowest = r.max + 1;
+  const std::int32_t count = r.max - r.min + 1;
+#if defined(NPUQ_ARCH_X86_64)
+  if (t.avx2 && r.norm.shift <= 31) {
+    alignas(32) std::int32_t out[256 + 8];
+    softmax_outputs_avx2(t.e_padded.data() + (r.min - r.max + 255), count, r.norm.recip, r.norm.shift, qmin, qmax, out);
+    for (std::int32_t i = 0; i < count; i += 8)
+      for (int j = 0; j < 8; ++j) lut[i + j] = static_cast<O>(out[i + j]);
+    if (want_lowest)
+      for (std::int32_t i = 0; i < count && lowest > r.max; ++i)
+        if (out[i] != qmin) lowest = r.min + i;
+    return lowest;
+  }
+#endif
   std::int32_t x = r.max;
   for (; x >= r.min; --x) {
     const std::int32_t o = softmax_math::clamp_output(r.norm.scaled(t.exp(x - r.max)), qmin, qmax);
@@ -105,13 +134,15 @@ void softmax_row_s8(const softmax_tables& t, const I* in, std::int64_t n, O* out
   if (n <= 0) return;
   const row_stats r = softmax_row_stats(t, in, n);
   constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
-  if (n <= r.max - r.min + 1) {  // short row: no table
+  // The scalar table costs one evaluation per input value in [min, max] (fewer when e() is
+  // monotone: it stops at the first qmin entry): rows shorter than that skip it.
+  if (!t.avx2 && n <= r.max - r.min + 1) {
     for (std::int64_t i = 0; i < n; ++i)
       out[i] = static_cast<O>(softmax_math::clamp_output(r.norm.scaled(t.exp(in[i] - r.max)), qmin, qmax));
     return;
   }
-  std::array<O, 256> lut;
-  softmax_output_lut(t, r, lut.data());
+  std::array<O, 256 + 8> lut;
+  softmax_output_lut(t, r, lut.data(), false);
   for (std::int64_t i = 0; i < n; ++i) out[i] = lut[static_cast<std::size_t>(in[i] - r.min)];
 }
 
@@ -121,24 +152,35 @@ template <class I>
 std::int64_t softmax_row_nonzero(const softmax_tables& t, const I* in, std::int64_t n, std::uint8_t* w, std::int32_t* index) {
   if (n <= 0) return 0;
   const row_stats r = softmax_row_stats(t, in, n);
-  std::array<std::uint8_t, 256> lut;
-  const std::int32_t lowest = softmax_output_lut(t, r, lut.data());
+  std::array<std::uint8_t, 256 + 8> lut;
+  const std::int32_t lowest = softmax_output_lut(t, r, lut.data(), true);
   std::int64_t count = 0;
-  for (std::int64_t i = 0; i < n; ++i) {
-    if (in[i] < lowest) continue;
+  auto take = [&](std::int64_t i) {  // branch-free: always write, advance only past a non-zero
     const std::uint8_t v = lut[static_cast<std::size_t>(in[i] - r.min)];
-    if (v == 0) continue;
     w[count] = v;
-    index[count++] = static_cast<std::int32_t>(i);
+    index[count] = static_cast<std::int32_t>(i);
+    count += v != 0;
+  };
+  // Most inputs fall below `lowest`: test 32 at a time (a fixed-length loop compilers vectorize).
+  std::int64_t i0 = 0;
+  if (lowest > element_traits<I>::min) {  // otherwise every input qualifies: no block to skip
+    const I low = static_cast<I>(lowest - 1);
+    for (; i0 + 32 <= n; i0 += 32) {
+      int any = 0;
+      for (int j = 0; j < 32; ++j) any |= in[i0 + j] > low;
+      if (any != 0)
+        for (int j = 0; j < 32; ++j) take(i0 + j);
+    }
   }
+  for (; i0 < n; ++i0) take(i0);
   return count;
 }
 
 }  // namespace simd_detail
 
 template <class I, class O>
-status execute(const simd_backend&, const softmax_problem<I, O>& p) {
-  const auto& tables = simd_detail::softmax_tables::cached(p.params);
+status execute(const simd_backend& be, const softmax_problem<I, O>& p) {
+  const auto& tables = simd_detail::softmax_tables::cached(p.params, be.level());
   const bool contiguous = p.in_step() == 1 && p.out_step() == 1;
   std::vector<I> in_row(contiguous ? 0 : static_cast<std::size_t>(p.depth));
   std::vector<O> out_row(contiguous ? 0 : static_cast<std::size_t>(p.depth));
@@ -153,7 +195,8 @@ status execute(const simd_backend&, const softmax_problem<I, O>& p) {
     simd_detail::softmax_row_s8(tables, in_row.data(), p.depth, out_row.data());
     for (std::int64_t i = 0; i < p.depth; ++i) p.out.data()[oo + i * p.out_step()] = out_row[static_cast<std::size_t>(i)];
   }
-  detail::simd_last_kernel_storage() = contiguous ? "softmax_8bit_table" : "softmax_8bit_table_strided";
+  detail::simd_last_kernel_storage() = std::string(contiguous ? "softmax_8bit_table_" : "softmax_8bit_table_strided_") +
+                                       (tables.avx2 ? "avx2" : "portable");
   return {};
 }
 
