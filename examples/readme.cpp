@@ -14,5 +14,23 @@ int main() {
   p.clamp = clamp_spec::relu();
   gemm(scalar, p, x, w, no_bias, y);        // throws npuq::error on bad input; try_gemm returns a status
   std::printf("y[0][0] = %d\n", y.data()[0]);
+
+  // Softmax and attention (README, "Softmax and attention").
+  Tensor<std::int8_t> scores(Layout::matrix(2, 10), Quant::per_tensor(0.1f, 0)), probs(Layout::matrix(2, 10));
+  for (int i = 0; i < 20; ++i) scores.data()[i] = static_cast<std::int8_t>(i * 7 - 60);
+  softmax(simd, softmax_params::tflite(1.0f, 0.1f), scores, probs);
+  const Quant k_quant = Quant::per_tensor(0.05f, 0), v_quant = Quant::per_tensor(0.02f, 0);
+  Tensor<std::int8_t> q(Layout::row_major({12, 5, 64}), Quant::per_tensor(0.05f, 0)), k(Layout::row_major({12, 5, 64}), k_quant),
+      v(Layout::row_major({12, 5, 64}), v_quant), out(Layout::row_major({12, 5, 64}), Quant::per_tensor(0.02f, 0));
+  for (std::int64_t i = 0; i < q.size(); ++i) q.data()[i] = k.data()[i] = v.data()[i] = static_cast<std::int8_t>(i % 41 - 20);
+  attention_params ap;
+  ap.score = Quant::per_tensor(0.2f, 0);  // int8 scores of Q K^T
+  ap.causal = true;
+  attention(simd, ap, q, k, v, no_mask, out);             // q [H,S,d], k [H,T,d], v [H,T,dv]
+  kv_cache<std::int8_t> cache(12, 4096, 64, 64, k_quant, v_quant);   // or kv_cache<int4>
+  cache.append(k, v);
+  Tensor<std::int8_t> q_new(Layout::row_major({12, 1, 64}), Quant::per_tensor(0.05f, 0)), out_new(Layout::row_major({12, 1, 64}), Quant::per_tensor(0.02f, 0));
+  attention(simd, ap, q_new, cache, no_mask, out_new);    // one decode step
+  std::printf("probs[0][9] = %d, out[0][4][0] = %d, decode out[0][0][0] = %d\n", probs.data()[9], out.data()[4 * 64], out_new.data()[0]);
   return 0;
 }
