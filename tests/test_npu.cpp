@@ -53,8 +53,10 @@ std::vector<numerics_profile> numerics_for(const npu::profile& p) {
   return {numerics_profile::tflite(), numerics_profile::onnx(), numerics_profile::q31(rounding::half_even)};
 }
 
+// Per-channel scales, except on half of the calls to a profile with a per-tensor PPU (the other
+// half runs its host requantization fallback).
 Quant weight_quant(const npu::profile& p, rng& r, std::int64_t channels, int axis) {
-  if (!p.per_channel_requant) return Quant::per_tensor(0.01f);
+  if (!p.per_channel_requant && r.uniform(0, 1) == 0) return Quant::per_tensor(0.01f);
   std::vector<float> s(static_cast<std::size_t>(channels));
   for (auto& x : s) x = r.uniform_real(0.002f, 0.02f);
   return Quant::per_axis(axis, s);
@@ -289,55 +291,68 @@ TEST_CASE("the vector PPU equals requantize element by element, clamps and max |
     WARN("no AVX2 PPU on this machine: the emulator runs the scalar PPU, nothing to compare");
     return;
   }
-  for (int round = 0; round < 200; ++round) {
-    const std::int64_t rows = r.uniform(1, 5), nt = r.uniform(1, 40);
-    const int span = r.uniform(0, 3);  // magnitude of the sums: small, medium, near 2^31
-    std::vector<std::int32_t> sums(static_cast<std::size_t>(rows * nt)), bias(static_cast<std::size_t>(nt));
-    npu::detail::tflite_lanes lanes;
-    lanes.resize(static_cast<std::size_t>(nt));
-    std::vector<requant_channel> rq(static_cast<std::size_t>(nt));
-    for (std::int64_t j = 0; j < nt; ++j) {
-      const double scale = std::ldexp(r.uniform_real(0.5f, 1.0f), r.uniform(-40, 8));
-      const quantized_multiplier q = quantize_multiplier(scale);
-      rq[static_cast<std::size_t>(j)] = {q.multiplier, q.shift, 0.0f};
-      if (r.uniform(0, 9) == 0) rq[static_cast<std::size_t>(j)] = {0, 0, 0.0f};
-      lanes.set(static_cast<std::size_t>(j), rq[static_cast<std::size_t>(j)]);
-      bias[static_cast<std::size_t>(j)] = r.uniform(-1000, 1000);
-    }
-    for (auto& v : sums) {
-      const int lim = span == 0 ? 100 : span == 1 ? 1 << 20 : 2147480000;
-      v = r.uniform(-lim, lim);
-    }
-    const std::int32_t zp = r.uniform(-128, 127), lo = r.uniform(-128, 0), hi = r.uniform(1, 127);
-    for (bool raw : {false, true}) {
-      std::vector<std::int32_t> got(sums.size());
-      std::int64_t max_abs = 0, low = 0, high = 0;
-      REQUIRE(npu::detail::ppu_tile_tflite(sums.data(), bias.data(), lanes, rows, nt, zp, lo, hi, raw, got.data(), &max_abs, &low,
-                                           &high));
-      std::int64_t emax = 0, elow = 0, ehigh = 0;
-      for (std::int64_t e = 0; e < rows * nt; ++e) {
-        const std::int64_t j = e % nt, v = std::int64_t{sums[static_cast<std::size_t>(e)]} + bias[static_cast<std::size_t>(j)];
-        if (v > INT32_MAX || v < INT32_MIN) continue;  // outside the PPU's contract (the caller checks)
-        emax = std::max(emax, v < 0 ? -v : v);
-        std::int32_t o = static_cast<std::int32_t>(v);
-        if (!raw) {
-          o = requantize(numerics_profile::tflite(), v, rq[static_cast<std::size_t>(j)], zp, INT32_MIN, INT32_MAX);
-          if (o < lo) {
-            o = lo;
-            ++elow;
-          } else if (o > hi) {
-            o = hi;
-            ++ehigh;
-          }
-        }
-        INFO("round " << round << " e " << e << " v " << v << " m " << rq[static_cast<std::size_t>(j)].multiplier << " shift "
-                      << rq[static_cast<std::size_t>(j)].shift);
-        REQUIRE(got[static_cast<std::size_t>(e)] == o);
+  const numerics_profile contracts[] = {numerics_profile::tflite(), numerics_profile::fp32(rounding::half_even)};
+  REQUIRE(npu::detail::ppu_kind_of(false, numerics_profile::q31(rounding::half_away)) == npu::detail::ppu_kind::other);
+  for (const numerics_profile& num : contracts) {
+    for (int round = 0; round < 200; ++round) {
+      const std::int64_t rows = r.uniform(1, 5), nt = r.uniform(1, 40);
+      const int span = r.uniform(0, 3);  // magnitude of the sums: small, medium, near 2^31
+      std::vector<std::int32_t> sums(static_cast<std::size_t>(rows * nt)), bias(static_cast<std::size_t>(nt));
+      npu::detail::ppu_lanes lanes;
+      lanes.resize(static_cast<std::size_t>(nt));
+      std::vector<requant_channel> rq(static_cast<std::size_t>(nt));
+      for (std::int64_t j = 0; j < nt; ++j) {
+        const double scale = std::ldexp(r.uniform_real(0.5f, 1.0f), r.uniform(-40, 8));
+        const quantized_multiplier q = quantize_multiplier(scale);
+        rq[static_cast<std::size_t>(j)] = {q.multiplier, q.shift, static_cast<float>(scale)};
+        if (r.uniform(0, 9) == 0) rq[static_cast<std::size_t>(j)] = {0, 0, 0.0f};
+        lanes.set(static_cast<std::size_t>(j), rq[static_cast<std::size_t>(j)]);
+        bias[static_cast<std::size_t>(j)] = r.uniform(-1000, 1000);
       }
-      if (span < 2) {  // no element skipped above
-        REQUIRE(max_abs == emax);
-        REQUIRE(low == elow);
-        REQUIRE(high == ehigh);
+      for (auto& v : sums) {
+        const int lim = span == 0 ? 100 : span == 1 ? 1 << 20 : 2147480000;
+        v = r.uniform(-lim, lim);
+      }
+      // Exact ties for fp32 half-even: scale 0.5 on odd sums.
+      if (round % 10 == 0) {
+        for (std::int64_t j = 0; j < nt; ++j) {
+          rq[static_cast<std::size_t>(j)] = {1 << 30, 0, 0.5f};
+          lanes.set(static_cast<std::size_t>(j), rq[static_cast<std::size_t>(j)]);
+        }
+      }
+      const std::int32_t zp = r.uniform(-128, 127), lo = r.uniform(-128, 0), hi = r.uniform(1, 127);
+      for (bool raw : {false, true}) {
+        const npu::detail::ppu_kind kind = npu::detail::ppu_kind_of(raw, num);
+        REQUIRE(kind != npu::detail::ppu_kind::other);
+        std::vector<std::int32_t> got(sums.size());
+        std::int64_t max_abs = 0, low = 0, high = 0;
+        REQUIRE(npu::detail::ppu_tile(kind, sums.data(), bias.data(), lanes, rows, nt, num, zp, lo, hi, got.data(), &max_abs, &low,
+                                      &high));
+        std::int64_t emax = 0, elow = 0, ehigh = 0;
+        for (std::int64_t e = 0; e < rows * nt; ++e) {
+          const std::int64_t j = e % nt, v = std::int64_t{sums[static_cast<std::size_t>(e)]} + bias[static_cast<std::size_t>(j)];
+          if (v > INT32_MAX || v < INT32_MIN) continue;  // outside the PPU's contract (the caller checks)
+          emax = std::max(emax, v < 0 ? -v : v);
+          std::int32_t o = static_cast<std::int32_t>(v);
+          if (!raw) {
+            o = requantize(num, v, rq[static_cast<std::size_t>(j)], zp, INT32_MIN, INT32_MAX);
+            if (o < lo) {
+              o = lo;
+              ++elow;
+            } else if (o > hi) {
+              o = hi;
+              ++ehigh;
+            }
+          }
+          INFO(num.describe() << " round " << round << " e " << e << " v " << v << " m " << rq[static_cast<std::size_t>(j)].multiplier
+                              << " shift " << rq[static_cast<std::size_t>(j)].shift << " scale " << rq[static_cast<std::size_t>(j)].scale);
+          REQUIRE(got[static_cast<std::size_t>(e)] == o);
+        }
+        if (span < 2) {  // no element skipped above
+          REQUIRE(max_abs == emax);
+          REQUIRE(low == elow);
+          REQUIRE(high == ehigh);
+        }
       }
     }
   }
@@ -437,6 +452,7 @@ TEST_CASE("Gemmini's 20-bit array partial sums wrap where the 32-bit reference d
   }
   REQUIRE(emu.last().numerics.array_psum_overflows == 2 * M * N);  // two full folds per output overflow
   REQUIRE(emu.last().numerics.accumulator_overflows == 0);
+  const npu::op_stats checked = emu.last();  // partial sums checked per fold (host-packed path)
 
   // Inputs whose folds fit (int8 weights, |w| <= 127) stay bit-exact and count nothing.
   for (std::int64_t i = 0; i < K * N; ++i) b.data()[i] = 127;
@@ -444,6 +460,12 @@ TEST_CASE("Gemmini's 20-bit array partial sums wrap where the 32-bit reference d
   gemm(emu, p, a, b, no_bias, got);
   REQUIRE(values(ref) == values(got));
   REQUIRE(emu.last().numerics.array_psum_overflows == 0);
+  // What the NPU spends does not depend on how the host computed the integers (per fold, per
+  // tile or per band).
+  REQUIRE(emu.last().cycles.total() == checked.cycles.total());
+  REQUIRE(emu.last().tile_count == checked.tile_count);
+  REQUIRE(emu.last().dram.total() == checked.dram.total());
+  REQUIRE(emu.last().sram.total() == checked.sram.total());
 }
 
 TEST_CASE("a saturating accumulator adds per tile, not per product: different result, counted", "[npu][overflow]") {
@@ -573,7 +595,9 @@ TEST_CASE("an op that fits no tile, or asks for other numerics, is refused witho
   REQUIRE(n.message().find("onnx") != std::string::npos);
   REQUIRE(n.message().find("tflite") != std::string::npos);
 
-  npu::emulator gemmini(npu::presets::gemmini_16x16());
+  npu::profile strict = npu::presets::gemmini_16x16();
+  strict.per_channel_fallback = npu::requant_fallback::error;
+  npu::emulator gemmini(strict);
   p.numerics = gemmini.config().numerics;
   std::vector<float> scales(8);
   for (std::size_t i = 0; i < 8; ++i) scales[i] = 0.01f * static_cast<float>(i + 1);
@@ -581,11 +605,103 @@ TEST_CASE("an op that fits no tile, or asks for other numerics, is refused witho
   INFO(g.to_string());
   REQUIRE(g.code() == errc::unsupported);
   REQUIRE(g.message().find("per tensor") != std::string::npos);
+  REQUIRE(g.message().find("per_channel_fallback") != std::string::npos);
 
   REQUIRE(values(out) == std::vector<std::int64_t>(512, 99));
   REQUIRE(emu.ops().empty());
   REQUIRE(ethos.ops().empty());
   REQUIRE(gemmini.ops().empty());
+}
+
+TEST_CASE("each buffer too small for the smallest tile gets an error naming it", "[npu][validation]") {
+  // A 3x3 conv over 4 channels: the smallest tile is 1 output pixel, 1 channel, one input
+  // channel's 9 taps (a 3x3 input patch, 9 weights, 1 output, 4 accumulator bytes).
+  struct small {
+    const char* knob;
+    void (*edit)(npu::profile&);
+  };
+  const small cases[] = {
+      {"memory.ifmap_bytes", [](npu::profile& p) { p.memory.ifmap_bytes = 17; }},     // 2 x 9 needed
+      {"memory.weight_bytes", [](npu::profile& p) { p.memory.weight_bytes = 10; }},    // 2 x 9 needed
+      {"memory.ofmap_bytes", [](npu::profile& p) { p.memory.ofmap_bytes = 1; }},       // 2 x 1 needed
+      {"memory.accumulator_bytes", [](npu::profile& p) { p.memory.accumulator_bytes = 3; }},  // 4 needed
+      {"memory.unified_bytes", [](npu::profile& p) {
+         p.memory.ifmap_bytes = p.memory.weight_bytes = 0;
+         p.memory.unified_bytes = 35;  // 2 x (9 + 9) needed
+       }},
+      {"memory.ofmap_bytes", [](npu::profile& p) {  // spilled 32-bit partial sums need 4 bytes
+         p.memory.psums = npu::psum_mode::spill;
+         p.memory.double_buffer = false;
+         p.memory.ofmap_bytes = 4;
+       }},
+  };
+  rng r(19);
+  Tensor<std::int8_t> in(Layout::nhwc(1, 5, 5, 4), Quant::per_tensor(0.05f));
+  Tensor<std::int8_t> w(Layout::ohwi(3, 3, 3, 4), Quant::per_tensor(0.01f));
+  fill(in, r);
+  fill(w, r, -127, 127);
+  conv2d_params p;
+  p.padding = padding_spec::same();
+  for (const small& c : cases) {
+    npu::profile prof = npu::presets::generic();
+    prof.name = "tiny";
+    c.edit(prof);
+    REQUIRE(prof.validate().ok());  // a valid profile; only this op does not fit
+    npu::emulator emu(prof);
+    Tensor<std::int8_t> out(Layout::nhwc(1, 5, 5, 3), Quant::per_tensor(0.1f));
+    for (std::int64_t i = 0; i < 75; ++i) out.data()[i] = 99;
+    const status s = try_conv2d(emu, p, in, w, no_bias, out);
+    INFO(c.knob << ": " << s.to_string());
+    REQUIRE(s.code() == errc::unsupported);
+    REQUIRE(s.message().find(c.knob) != std::string::npos);
+    REQUIRE(s.message().find("does not fit profile tiny") != std::string::npos);
+    REQUIRE(values(out) == std::vector<std::int64_t>(75, 99));
+    REQUIRE(emu.ops().empty());
+  }
+  // One byte more than each need above fits, and the op runs bit-exact on its tiny tiles.
+  npu::profile roomy = npu::presets::generic();
+  roomy.memory.ifmap_bytes = 18;
+  roomy.memory.weight_bytes = 18;
+  roomy.memory.ofmap_bytes = 2;
+  roomy.memory.accumulator_bytes = 4;
+  npu::emulator emu(roomy);
+  require_same<std::int8_t>(emu, Layout::nhwc(1, 5, 5, 3), Quant::per_tensor(0.1f),
+                            [&](const auto& be, const auto& out) { return try_conv2d(be, p, in, w, no_bias, out); });
+  REQUIRE(emu.last().tile_count == 25 * 3 * 4);  // every pixel, channel and input channel its own tile
+}
+
+TEST_CASE("per-channel scales on a per-tensor PPU are requantized on the host, bit-exact and reported", "[npu][fallback]") {
+  rng r(18);
+  npu::emulator emu(npu::presets::gemmini_16x16());  // per_channel_requant = false, fallback host
+  REQUIRE(emu.config().per_channel_fallback == npu::requant_fallback::host);
+  const std::int64_t M = 40, N = 24, K = 70;
+  Tensor<std::int8_t> a(Layout::matrix(M, K), Quant::per_tensor(0.02f, 3));
+  std::vector<float> scales(static_cast<std::size_t>(N));
+  for (auto& x : scales) x = r.uniform_real(0.002f, 0.02f);
+  Tensor<std::int8_t> b(Layout::matrix(K, N), Quant::per_axis(1, scales));
+  Tensor<std::int32_t> bias(Layout::row_major({N}));
+  fill(a, r);
+  fill(b, r, -127, 127);
+  fill(bias, r, -3000, 3000);
+  gemm_params p;
+  p.numerics = emu.config().numerics;
+  p.clamp = clamp_spec::relu();
+  require_same<std::int8_t>(emu, Layout::matrix(M, N), Quant::per_tensor(0.05f, -2),
+                            [&](const auto& be, const auto& out) { return try_gemm(be, p, a, b, bias, out); });
+  const npu::op_stats pc = emu.last();
+  REQUIRE(pc.host_requantized == M * N);
+  REQUIRE(pc.outputs == M * N);
+  REQUIRE(pc.dram.output_written == 4 * M * N);  // int32 accumulators leave the NPU
+  REQUIRE(emu.summary().find("requantized on the host") != std::string::npos);
+  REQUIRE(emu.summary_line().find("host-requantized") != std::string::npos);
+
+  // The same op with one scale: requantized on the NPU, 1-byte outputs, nothing for the host.
+  require_same<std::int8_t>(emu, Layout::matrix(M, N), Quant::per_tensor(0.05f, -2), [&](const auto& be, const auto& out) {
+    return try_gemm(be, p, a, b.cview().with_quant(Quant::per_tensor(0.01f)), bias, out);
+  });
+  REQUIRE(emu.last().host_requantized == 0);
+  REQUIRE(emu.last().dram.output_written == M * N);
+  REQUIRE(emu.last().cycles.compute == pc.cycles.compute);  // same MAC-array work
 }
 
 namespace {

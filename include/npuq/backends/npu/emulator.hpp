@@ -11,7 +11,10 @@
 // the profile's partial-sum and accumulator rules), and after the last K tile run the PPU (bias,
 // requantization, clamp) and DMA the outputs out.
 // Cycles, bytes and energy are charged per tile from closed forms (cost_model.hpp), never per
-// MAC. An emulator keeps its statistics in mutable members: it is not thread-safe, use one per
+// MAC. When the integers cannot depend on the tiling (one K tile, or K tiles whose exact sums
+// add up), the arithmetic runs once per band of whole output rows instead of once per tile (one
+// simd call and one vector PPU pass per band) while every tile is still charged as above: small
+// buffers (thousands of tiles) then cost little more than the simd backend. An emulator keeps its statistics in mutable members: it is not thread-safe, use one per
 // thread.
 #pragma once
 
@@ -57,7 +60,7 @@ struct scratch {
   std::vector<std::int64_t> acc, bias;
   std::vector<requant_channel> rq;
   std::vector<std::int32_t> bias32;
-  tflite_lanes lanes;
+  ppu_lanes lanes;
 };
 
 // Requantizes rows of accumulators (already reduced to the accumulator width) for one profile
@@ -150,22 +153,32 @@ class emulator {
                          (prof_.fixed_numerics ? prof_.numerics.describe() + " (fixed by the profile)" : std::string("the op's own")),
                      ops_, prof_.clock_mhz);
   }
+  // The totals on one line (summarize_line in stats.hpp).
+  std::string summary_line() const { return summarize_line(prof_.name, ops_, prof_.clock_mhz); }
   void write_trace_csv(std::ostream& os) const { npu::write_trace_csv(os, ops_); }
   void write_trace_json(std::ostream& os) const { npu::write_trace_json(os, prof_.name, ops_); }
 
-  // Checks that the op's output stage is one the profile implements.
-  status check_stage(const char* op, const output_stage& st) const {
+  // Checks that the op's output stage is one the profile implements; `host_requant` (optional)
+  // is set when the profile's per-tensor PPU leaves per-channel requantization to the host.
+  status check_stage(const char* op, const output_stage& st, bool* host_requant = nullptr) const {
     if (!valid_.ok()) return {valid_.code(), "npu: " + valid_.message()};
     if (prof_.fixed_numerics && !detail::same_numerics(prof_.numerics, st.numerics))
       return {errc::unsupported, std::string("numerics: ") + op + " asks for " + st.numerics.describe() + ", NPU profile " + prof_.name +
                                      " implements " + prof_.numerics.describe() +
                                      "; set params.numerics = emulator.config().numerics"};
+    if (host_requant) *host_requant = false;
     if (!prof_.per_channel_requant && !st.raw) {
       for (const requant_channel& r : st.channel)
-        if (r.multiplier != st.channel[0].multiplier || r.shift != st.channel[0].shift || r.scale != st.channel[0].scale)
+        if (r.multiplier != st.channel[0].multiplier || r.shift != st.channel[0].shift || r.scale != st.channel[0].scale) {
+          if (prof_.per_channel_fallback == requant_fallback::host) {
+            if (host_requant) *host_requant = true;
+            break;
+          }
           return {errc::unsupported, std::string("requant: ") + op + " has " + std::to_string(st.channel.size()) +
                                          " different per-channel multipliers, NPU profile " + prof_.name +
-                                         " requantizes with one multiplier per op (per tensor)"};
+                                         " requantizes with one multiplier per op (per tensor) and " +
+                                         "per_channel_fallback = error; set it to requant_fallback::host to requantize on the host"};
+        }
     }
     return {};
   }
@@ -174,8 +187,10 @@ class emulator {
   // npu/conv2d.hpp for the interface). Used by the execute overloads.
   template <class Operands>
   status run(op_shape shape, const Operands& src, const output_stage& st) const {
-    NPUQ_RETURN_IF_ERROR(check_stage(shape.op, st));
+    bool host_requant = false;
+    NPUQ_RETURN_IF_ERROR(check_stage(shape.op, st, &host_requant));
     shape.acc_bits = st.numerics.acc.bits;
+    if (host_requant) shape.out_bits = 32;  // int32 accumulators leave the NPU
     tile_plan plan;
     NPUQ_RETURN_IF_ERROR(plan_tiles(prof_, shape, &plan));
     op_stats rec;
@@ -184,23 +199,21 @@ class emulator {
     rec.tiling = describe(shape, plan);
     rec.instances = shape.instances;
     rec.macs = shape.macs();
-    NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, &rec));
+    NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, host_requant, &rec));
     ops_.push_back(std::move(rec));
     return {};
   }
 
  private:
   template <class Operands>
-  status execute_plan(const op_shape& s, const tile_plan& plan, const Operands& src, const output_stage& st, op_stats* rec) const {
+  status execute_plan(const op_shape& s, const tile_plan& plan, const Operands& src, const output_stage& st, bool host_requant,
+                      op_stats* rec) const {
     const profile& P = prof_;
     const numerics_profile& num = st.numerics;
     detail::scratch& sc = scratch_;
     const std::int64_t kt_max = plan.kt(s);
     const std::int64_t M = s.M();
     const std::int64_t k_blocks = s.k_units > 0 ? ceil_div(s.k_units, plan.kc) : 1;
-    sc.part.resize(static_cast<std::size_t>(plan.th * plan.tw * plan.nt));
-    sc.acc.resize(sc.part.size());
-    sc.out.resize(sc.part.size());
 
     // Partial sums inside the array are checked only when they can overflow.
     const std::int64_t max_product = src.max_abs_a() * src.max_abs_b();
@@ -216,62 +229,45 @@ class emulator {
       sc.a.resize(static_cast<std::size_t>(M * s.K() * (s.depthwise ? s.N / s.n_step : 1)));
       sc.b.resize(static_cast<std::size_t>(s.N * s.K()));
     }
-    status failed;
-    const bool sat_each = num.acc.overflow == overflow_rule::saturate_each_add;
-    // When no sum of K products plus the bias can leave the accumulator, the PPU skips the rule.
+    // When no sum of K products plus the bias can leave the accumulator, no accumulator rule
+    // changes a sum: a saturating accumulator adds exactly, and the PPU skips the rule.
     const bool acc_safe = static_cast<double>(s.K()) * static_cast<double>(max_product) + static_cast<double>(src.max_abs_bias()) <
                           static_cast<double>(std::int64_t{1} << (num.acc.bits - 1));
+    const bool sat_each = num.acc.overflow == overflow_rule::saturate_each_add && !acc_safe;
     const bool spill_narrow = P.memory.psums == psum_mode::spill && P.memory.spill_bits < num.acc.bits;
+
+    // Banded arithmetic. When a tile's integers do not depend on where the K tiles split (one K
+    // tile, or K tiles whose exact sums simply add up) and K is short enough for exact int32
+    // sums, the outputs are computed for bands of whole output rows x all channels x all of K,
+    // one simd call and one vector PPU pass per band, while the tiles below are only charged
+    // (cycles, bytes, energy per tile, unchanged). Same integers, same numeric counters (every
+    // rule applied after the sums is per element); far fewer calls when buffers are small.
+    const bool banded = !host_packed && s.K() <= max_tile_k && (k_blocks == 1 || (!psum_checked && !sat_each && !spill_narrow));
+    tile_plan band = plan;
+    if (banded) {
+      constexpr std::int64_t band_sums = std::int64_t{1} << 16;  // about 256 KiB of int32 sums per band
+      band.nt = s.N;
+      band.kc = s.k_units;
+      const std::int64_t row = s.OW * (s.N > 0 ? s.N : 1);
+      band.tw = s.OH > 1 ? s.OW : std::max<std::int64_t>(1, std::min<std::int64_t>(s.OW, band_sums / (s.N > 0 ? s.N : 1)));
+      band.th = s.OH > 1 ? std::max<std::int64_t>(1, std::min<std::int64_t>(s.OH, band_sums / row)) : 1;
+    }
+    const std::int64_t plan_elems = plan.th * plan.tw * plan.nt, band_elems = band.th * band.tw * band.nt;
+    sc.part.resize(static_cast<std::size_t>(banded && band_elems > plan_elems ? band_elems : plan_elems));
+    sc.acc.resize(sc.part.size());
+    sc.out.resize(sc.part.size());
+
     const int acc_bytes = (num.acc.bits + 7) / 8;
     const bool unified = P.memory.unified_bytes > 0;
     const double pj_in = unified ? P.pj_unified() : P.pj_ifmap(), pj_w = unified ? P.pj_unified() : P.pj_weight();
     const std::int64_t mpc = P.macs_per_cycle();
+    status failed;
 
-    // DMA reuse: what the buffers hold now.
-    std::int64_t a_key[5] = {-1, -1, -1, -1, -1}, b_key[3] = {-1, -1, -1};
-    std::int64_t clock = 0, prev_busy = 0, prev_dma_out = 0;
-    // Each tile is committed when the next one starts, so the last one can still be adjusted.
-    tile_stats pending;
-    bool has_pending = false;
-    auto commit = [&] {
-      pending.mac_slots = pending.cycles.total() * mpc;
-      rec->add(pending);
-      if (P.record_tiles) rec->tiles.push_back(pending);
-    };
-
-    auto tile_body = [&](const tile_ref& t, bool first_k, bool last_k) {
+    // The integers of one tile (or band): MAC array (exact int32 sums per chunk, then the
+    // profile's partial-sum and accumulator rules), spill, and after the last K tile the PPU and
+    // the store.
+    auto arith = [&](const tile_ref& t, bool first_k, bool last_k) {
       const std::int64_t mt = t.mt(), nt = t.nt, kt = t.kcn * s.k_unit;
-      tile_stats ts;
-      ts.instance = t.inst;
-      ts.m0 = t.oy0 * s.OW + t.ox0;
-      ts.mt = mt;
-      ts.n0 = t.n0;
-      ts.nt = nt;
-      ts.k0 = t.kc0 * s.k_unit;
-      ts.kt = kt;
-      // DMA in.
-      std::int64_t in_bytes = 0;
-      const std::int64_t ak[5] = {t.inst, t.oy0, t.ox0, t.kc0, s.depthwise ? t.n0 : 0};
-      if (!std::equal(ak, ak + 5, a_key)) {
-        std::copy(ak, ak + 5, a_key);
-        const std::int64_t bytes = ifmap_dram_bytes(s, t);
-        ts.dram.input_read = bytes;
-        ts.sram.ifmap.written = bytes;
-        in_bytes += bytes;
-      }
-      const std::int64_t bk[3] = {src.b_instance(t.inst), t.n0, t.kc0};
-      if (!std::equal(bk, bk + 3, b_key)) {
-        std::copy(bk, bk + 3, b_key);
-        const std::int64_t bytes = bits_to_bytes(nt * kt, s.w_bits);
-        ts.dram.weight_read = bytes;
-        ts.sram.weight.written = bytes;
-        in_bytes += bytes;
-        if (src.has_bias() && first_k) {
-          ts.dram.bias_read = 4 * nt;
-          in_bytes += 4 * nt;
-        }
-      }
-      // MAC array: exact int32 sums per chunk, then the partial-sum and accumulator rules.
       std::int64_t* acc = sc.acc.data();
       std::int32_t* part = sc.part.data();
       const std::int64_t groups = s.depthwise ? nt / s.n_step : 1, gcols = nt / groups;
@@ -317,6 +313,54 @@ class emulator {
           const std::int64_t w = detail::add_under(num.acc, 0, acc[e], &rec->numerics.accumulator_overflows);
           acc[e] = detail::add_under({P.memory.spill_bits, overflow_rule::saturate_at_end}, 0, w, &rec->numerics.spill_saturations);
         }
+      if (last_k && !direct) ppu(t, st, src, acc_safe, rec);
+    };
+
+    // What one tile costs, from closed forms (cost_model.hpp); the integers are arith's.
+    // DMA reuse: what the buffers hold now.
+    std::int64_t a_key[5] = {-1, -1, -1, -1, -1}, b_key[3] = {-1, -1, -1};
+    std::int64_t clock = 0, prev_busy = 0, prev_dma_out = 0;
+    // Each tile is committed when the next one starts, so the last one can still be adjusted.
+    tile_stats pending;
+    bool has_pending = false;
+    auto commit = [&] {
+      pending.mac_slots = pending.cycles.total() * mpc;
+      rec->add(pending);
+      if (P.record_tiles) rec->tiles.push_back(pending);
+    };
+    auto account = [&](const tile_ref& t, bool first_k, bool last_k) {
+      const std::int64_t mt = t.mt(), nt = t.nt, kt = t.kcn * s.k_unit;
+      const std::int64_t groups = s.depthwise ? nt / s.n_step : 1;
+      tile_stats ts;
+      ts.instance = t.inst;
+      ts.m0 = t.oy0 * s.OW + t.ox0;
+      ts.mt = mt;
+      ts.n0 = t.n0;
+      ts.nt = nt;
+      ts.k0 = t.kc0 * s.k_unit;
+      ts.kt = kt;
+      // DMA in.
+      std::int64_t in_bytes = 0;
+      const std::int64_t ak[5] = {t.inst, t.oy0, t.ox0, t.kc0, s.depthwise ? t.n0 : 0};
+      if (!std::equal(ak, ak + 5, a_key)) {
+        std::copy(ak, ak + 5, a_key);
+        const std::int64_t bytes = ifmap_dram_bytes(s, t);
+        ts.dram.input_read = bytes;
+        ts.sram.ifmap.written = bytes;
+        in_bytes += bytes;
+      }
+      const std::int64_t bk[3] = {src.b_instance(t.inst), t.n0, t.kc0};
+      if (!std::equal(bk, bk + 3, b_key)) {
+        std::copy(bk, bk + 3, b_key);
+        const std::int64_t bytes = bits_to_bytes(nt * kt, s.w_bits);
+        ts.dram.weight_read = bytes;
+        ts.sram.weight.written = bytes;
+        in_bytes += bytes;
+        if (src.has_bias() && first_k) {
+          ts.dram.bias_read = 4 * nt;
+          in_bytes += 4 * nt;
+        }
+      }
       // Analytic costs of the pass.
       const array_pass_cost pc = s.depthwise && !P.array.native_depthwise ? array_pass(P.array, mt, s.n_step, kt)
                                                                           : array_pass(P.array, mt, nt, kt);
@@ -336,12 +380,12 @@ class emulator {
         if (!last_k) ts.sram.ofmap.written += bits_to_bytes(outs, P.memory.spill_bits);
         if (!first_k) ts.sram.ofmap.read += bits_to_bytes(outs, P.memory.spill_bits);
       }
-      // PPU and DMA out after the last K tile.
+      // PPU and DMA out after the last K tile (s.out_bits is 32 when the host requantizes).
       std::int64_t out_bytes = 0;
       if (last_k) {
-        if (!direct) ppu(t, st, src, acc_safe, rec);
         out_bytes = bits_to_bytes(outs, s.out_bits);
         ts.outputs = outs;
+        if (host_requant) ts.host_requantized = outs;
         ts.dram.output_written = out_bytes;
         if (P.memory.ofmap_bytes > 0) {
           ts.sram.ofmap.written += out_bytes;
@@ -387,12 +431,31 @@ class emulator {
       }
     };
     const std::int64_t kunits = s.k_units;
+    if (P.record_tiles)
+      rec->tiles.reserve(static_cast<std::size_t>(s.instances * ceil_div(s.OH, plan.th) * ceil_div(s.OW, plan.tw) *
+                                                  ceil_div(s.N > 0 ? s.N : 1, plan.nt) * k_blocks));
     std::int64_t packed_b = -1;
     for (std::int64_t inst = 0; inst < s.instances; ++inst) {
       if (host_packed) pack_whole(inst, true);
       if (host_packed && src.b_instance(inst) != packed_b) {
         packed_b = src.b_instance(inst);
         pack_whole(inst, false);
+      }
+      if (banded) {
+        for (std::int64_t oy0 = 0; oy0 < s.OH; oy0 += band.th)
+          for (std::int64_t ox0 = 0; ox0 < s.OW; ox0 += band.tw) {
+            tile_ref b;
+            b.inst = inst;
+            b.oy0 = oy0;
+            b.th = s.OH - oy0 < band.th ? s.OH - oy0 : band.th;
+            b.ox0 = ox0;
+            b.tw = s.OW - ox0 < band.tw ? s.OW - ox0 : band.tw;
+            b.n0 = 0;
+            b.nt = s.N;
+            b.kc0 = 0;
+            b.kcn = kunits;
+            arith(b, true, true);
+          }
       }
       auto run_mn = [&](std::int64_t oy0, std::int64_t ox0, std::int64_t n0) {
         tile_ref t;
@@ -407,7 +470,9 @@ class emulator {
         do {  // at least one K tile, so K = 0 still produces bias-only outputs
           t.kc0 = kc0;
           t.kcn = kunits - kc0 < plan.kc ? kunits - kc0 : plan.kc;
-          tile_body(t, kc0 == 0, kc0 + plan.kc >= kunits);
+          const bool first_k = kc0 == 0, last_k = kc0 + plan.kc >= kunits;
+          if (!banded) arith(t, first_k, last_k);
+          account(t, first_k, last_k);
           kc0 += plan.kc;
         } while (kc0 < kunits);
       };
@@ -431,12 +496,11 @@ class emulator {
   }
 
   // The PPU straight from a single K tile's int32 sums (accumulator known not to overflow), when
-  // the output is raw or tflite-requantized and the vector PPU runs here; false otherwise.
+  // the output is raw or its contract has a vector path (ppu.hpp) here; false otherwise.
   template <class Operands>
   bool ppu_direct(const tile_ref& t, const output_stage& st, const Operands& src, op_stats* rec) const {
-    const numerics_profile& num = st.numerics;
-    if (!st.raw && !(num.format == multiplier_format::q31 && num.mode == rounding::tflite_double)) return false;
-    if (!detail::ppu_avx2_available()) return false;
+    const detail::ppu_kind kind = detail::ppu_kind_of(st.raw, st.numerics);
+    if (kind == detail::ppu_kind::other || !detail::ppu_avx2_available()) return false;
     detail::scratch& sc = scratch_;
     const std::int64_t mt = t.mt(), nt = t.nt;
     sc.bias32.resize(static_cast<std::size_t>(nt));
@@ -447,8 +511,8 @@ class emulator {
       if (!st.raw) sc.lanes.set(static_cast<std::size_t>(j), st.at(ch));
     }
     numeric_counters& nc = rec->numerics;
-    if (!detail::ppu_tile_tflite(sc.part.data(), sc.bias32.data(), sc.lanes, mt, nt, st.zero_point, st.lo, st.hi, st.raw,
-                                 sc.out.data(), &nc.max_abs_acc, &nc.clamped_low, &nc.clamped_high))
+    if (!detail::ppu_tile(kind, sc.part.data(), sc.bias32.data(), sc.lanes, mt, nt, st.numerics, st.zero_point, st.lo, st.hi,
+                          sc.out.data(), &nc.max_abs_acc, &nc.clamped_low, &nc.clamped_high))
       return false;
     src.store(t, sc.out.data());
     return true;

@@ -29,6 +29,12 @@ enum class array_kind : std::uint8_t { systolic, dot_product };
 // ofmap buffer at `memory_config::spill_bits` (saturating when narrower than the accumulator).
 enum class psum_mode : std::uint8_t { accumulator, spill };
 
+// What an op gets when its output channels need different multipliers and the profile's PPU
+// holds one per op (per_channel_requant = false): `host` runs the MACs and the bias on the NPU,
+// DMAs the int32 accumulators out and requantizes them on the host (counted in
+// op_stats::host_requantized, charged as 4-byte outputs); `error` refuses the op.
+enum class requant_fallback : std::uint8_t { host, error };
+
 inline const char* to_string(dataflow d) {
   switch (d) {
     case dataflow::output_stationary: return "output stationary";
@@ -105,6 +111,7 @@ struct profile {
   // accumulator (bits 0: exact). Gemmini: 20-bit.
   accumulator_spec array_psum{0, overflow_rule::wrap};
   bool per_channel_requant = true;  // false: the PPU holds one multiplier per op
+  requant_fallback per_channel_fallback = requant_fallback::host;  // ops that need more (see requant_fallback)
   energy_table energy;
   bool record_tiles = true;  // keep per-tile records (the trace); op totals are always kept
 

@@ -113,6 +113,7 @@ struct tile_stats {
   sram_traffic sram;
   energy_split energy;
   std::int64_t outputs = 0;              // elements through the PPU
+  std::int64_t host_requantized = 0;     // of those, left as int32 for the host to requantize
 };
 
 struct op_stats {
@@ -131,6 +132,7 @@ struct op_stats {
   energy_split energy;
   numeric_counters numerics;
   std::int64_t outputs = 0;
+  std::int64_t host_requantized = 0;  // outputs requantized on the host (profile::per_channel_fallback)
   std::vector<tile_stats> tiles;  // empty when the profile does not record tiles
 
   // Useful MACs over the slots the array offered during the op's cycles.
@@ -151,6 +153,7 @@ struct op_stats {
     sram += t.sram;
     energy += t.energy;
     outputs += t.outputs;
+    host_requantized += t.host_requantized;
   }
   // Adds another op's totals (for network totals).
   void add(const op_stats& o) {
@@ -167,6 +170,7 @@ struct op_stats {
     energy += o.energy;
     numerics += o.numerics;
     outputs += o.outputs;
+    host_requantized += o.host_requantized;
   }
 };
 
@@ -206,7 +210,7 @@ inline void write_trace_json(std::ostream& os, const std::string& profile_name, 
        << ",\"utilisation\":" << detail::fmt("%.6f", o.utilisation())
        << ",\"mapping_efficiency\":" << detail::fmt("%.6f", o.mapping_efficiency()) << ",\"dram_read\":" << o.dram.read()
        << ",\"dram_written\":" << o.dram.output_written << ",\"energy_pj\":" << detail::fmt("%.3f", o.energy.total())
-       << ",\"tiles\":[";
+       << ",\"host_requantized\":" << o.host_requantized << ",\"tiles\":[";
     for (std::size_t t = 0; t < o.tiles.size(); ++t) {
       const tile_stats& s = o.tiles[t];
       os << (t ? "," : "") << "{\"instance\":" << s.instance << ",\"m0\":" << s.m0 << ",\"mt\":" << s.mt << ",\"n0\":" << s.n0
@@ -235,7 +239,8 @@ inline std::string summarize(const std::string& header, const std::vector<op_sta
          fmt("%.1f%%", 100 * o.utilisation()) + ", mapping " + fmt("%.1f%%", 100 * o.mapping_efficiency()) + ", DRAM " +
          fmt("%.1f", static_cast<double>(o.dram.read()) / 1024) + " KiB in / " +
          fmt("%.1f", static_cast<double>(o.dram.output_written) / 1024) + " KiB out, " + fmt("%.3f", o.energy.total() / 1e6) +
-         " uJ\n";
+         " uJ" + (o.host_requantized > 0 ? "; requantized on the host (int32 out): " + std::to_string(o.host_requantized) + " outputs" : "") +
+         "\n";
   }
   const double us = static_cast<double>(total.cycles.total()) / clock_mhz;
   s += "  total: " + std::to_string(total.cycles.total()) + " cycles = " + fmt("%.2f", us) + " us; " +
@@ -259,6 +264,27 @@ inline std::string summarize(const std::string& header, const std::vector<op_sta
        ", array psum overflows " + std::to_string(n.array_psum_overflows) + ", spill saturations " +
        std::to_string(n.spill_saturations) + ", clamped " + std::to_string(n.clamped_low) + " low / " +
        std::to_string(n.clamped_high) + " high\n";
+  if (total.host_requantized > 0)
+    s += "  host fallback: " + std::to_string(total.host_requantized) + " of " + std::to_string(total.outputs) +
+         " outputs left the NPU as int32 and were requantized on the host (per-channel scales, per-tensor PPU)\n";
+  return s;
+}
+
+// The same totals on one line: ops, cycles and time at the clock, utilisation, DRAM bytes,
+// energy with pJ per MAC, and the numeric events (and host-requantized outputs, if any).
+inline std::string summarize_line(const std::string& name, const std::vector<op_stats>& ops, double clock_mhz) {
+  using detail::fmt;
+  op_stats t;
+  t.instances = 0;
+  for (const op_stats& o : ops) t.add(o);
+  const numeric_counters& n = t.numerics;
+  std::string s = name + ": " + std::to_string(ops.size()) + " ops, " + std::to_string(t.tile_count) + " tiles, " +
+                  std::to_string(t.cycles.total()) + " cycles = " + fmt("%.2f", static_cast<double>(t.cycles.total()) / clock_mhz) +
+                  " us, util " + fmt("%.1f%%", 100 * t.utilisation()) + ", DRAM " + fmt("%.1f", static_cast<double>(t.dram.total()) / 1024) +
+                  " KiB, " + fmt("%.3f", t.energy.total() / 1e6) + " uJ (" + fmt("%.2f", t.pj_per_mac()) + " pJ/MAC), overflows " +
+                  std::to_string(n.accumulator_overflows + n.array_psum_overflows + n.spill_saturations) + ", clamped " +
+                  std::to_string(n.clamped_low + n.clamped_high);
+  if (t.host_requantized > 0) s += ", host-requantized " + std::to_string(t.host_requantized);
   return s;
 }
 
