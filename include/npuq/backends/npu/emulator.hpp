@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <ostream>
@@ -202,6 +203,72 @@ class emulator {
     NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, host_requant, &rec));
     ops_.push_back(std::move(rec));
     return {};
+  }
+
+  // Charges `rows` softmax rows of `depth` 8-bit elements streamed from DRAM through the
+  // profile's softmax unit and back (three passes over each row, see softmax_unit_config), and
+  // records them as one "softmax" op. The integers are computed by the caller.
+  void charge_softmax(std::int64_t rows, std::int64_t depth, const std::string& shape) const {
+    const std::int64_t n = rows * depth;
+    const softmax_unit_config& u = prof_.softmax;
+    tile_stats t;
+    t.mt = rows;
+    t.kt = depth;
+    t.cycles.compute = static_cast<std::int64_t>(std::ceil(3.0 * static_cast<double>(n) / u.elements_per_cycle));
+    const std::int64_t dma = prof_.dram.ideal ? 0
+                                              : static_cast<std::int64_t>(std::ceil(2.0 * static_cast<double>(n) / prof_.dram.bytes_per_cycle)) +
+                                                    2 * prof_.dram.latency_cycles;
+    t.dma_in_cycles = t.dma_out_cycles = dma / 2;
+    t.cycles.dma_stall = prof_.memory.double_buffer ? std::max<std::int64_t>(0, dma - t.cycles.compute) : dma;
+    t.dram.input_read = n;
+    t.dram.output_written = n;
+    // The row is staged once (ifmap buffer, or the unified scratchpad, which the ifmap counters
+    // stand for) and read by each pass; outputs are staged once and read by the DMA.
+    const bool unified = prof_.memory.unified_bytes > 0;
+    t.sram.ifmap.written += n;
+    t.sram.ifmap.read += 3 * n;
+    t.sram.ofmap.written += n;
+    t.sram.ofmap.read += n;
+    const double pj_in = unified ? prof_.pj_unified() : prof_.pj_ifmap();
+    const double pj_out = prof_.memory.ofmap_bytes > 0 ? prof_.pj_ofmap() : pj_in;
+    t.energy.sram = static_cast<double>(4 * n) * pj_in + static_cast<double>(2 * n) * pj_out;
+    t.energy.dram = static_cast<double>(2 * n) * prof_.energy.dram_pj_per_byte;
+    t.energy.ppu = static_cast<double>(3 * n) * u.pj_per_element;
+    t.outputs = n;
+    op_stats rec;
+    rec.op = "softmax";
+    rec.shape = shape;
+    rec.tiling = std::string("rows streamed through the ") + to_string(u.exp) + " softmax unit, " +
+                 detail::fmt("%g", u.elements_per_cycle) + " elements/cycle";
+    rec.instances = 1;
+    rec.add(t);
+    rec.softmax_elements = n;
+    if (prof_.record_tiles) rec.tiles.push_back(t);
+    ops_.push_back(std::move(rec));
+  }
+
+  // Composite ops (attention): the records from index `first` on become one record named `op`
+  // (totals added, tiles kept in order, plus the composite's own DRAM traffic between its steps
+  // in `score_bytes`); `discard_from` drops them instead (an op that failed).
+  void fuse_from(std::size_t first, const std::string& op, const std::string& shape, const std::string& tiling,
+                 std::int64_t score_bytes = 0) const {
+    if (first >= ops_.size()) return;
+    op_stats rec;
+    rec.op = op;
+    rec.shape = shape;
+    rec.tiling = tiling;
+    rec.instances = 0;
+    for (std::size_t i = first; i < ops_.size(); ++i) {
+      rec.add(ops_[i]);
+      rec.tiles.insert(rec.tiles.end(), ops_[i].tiles.begin(), ops_[i].tiles.end());
+    }
+    rec.instances = 1;
+    rec.score_bytes += score_bytes;
+    ops_.resize(first);
+    ops_.push_back(std::move(rec));
+  }
+  void discard_from(std::size_t first) const {
+    if (first < ops_.size()) ops_.resize(first);
   }
 
  private:

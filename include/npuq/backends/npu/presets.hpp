@@ -41,6 +41,7 @@ inline profile tpu_256x256() {
   p.memory = {6 * MiB, 6 * MiB, 0, 2 * MiB, 0, true, psum_mode::spill, 32};
   p.dram = {10.0, 0, false};
   p.clock_mhz = 700.0;  // assumption: TPU v1 clock
+  p.softmax = {softmax_exp::fixed_point, 256.0, 1.0};  // assumption: a vector unit as wide as the array
   return p;
 }
 
@@ -55,6 +56,7 @@ inline profile ethos_u55_256() {
   p.clock_mhz = 500.0;
   p.fixed_numerics = true;
   p.numerics = numerics_profile::tflite();
+  p.softmax = {softmax_exp::table, 8.0, 1.0};  // Vela's exp LUT in the output unit; throughput: assumption
   return p;
 }
 
@@ -65,6 +67,7 @@ inline profile ethos_u65_512() {
   p.array.cols = 16;
   p.dram = {16.0, 32, false};
   p.clock_mhz = 1000.0;
+  p.softmax.elements_per_cycle = 16.0;  // assumption: twice the U55-256's
   return p;
 }
 
@@ -82,6 +85,7 @@ inline profile gemmini_16x16() {
   p.numerics = numerics_profile::fp32(rounding::half_even);
   p.array_psum = {20, overflow_rule::wrap};
   p.per_channel_requant = false;
+  p.softmax = {softmax_exp::fixed_point, 1.0, 5.0};  // no softmax unit: the host core, one element per cycle (assumption)
   return p;
 }
 
@@ -96,6 +100,7 @@ inline profile nvdla_small() {
   p.clock_mhz = 1000.0;
   p.fixed_numerics = true;
   p.numerics = numerics_profile::q31(rounding::half_away, {34, overflow_rule::saturate_each_add});
+  p.softmax = {softmax_exp::table, 1.0, 1.0};  // SDP LUT, 1 element per cycle (nv_small SDP throughput)
   return p;
 }
 
@@ -108,6 +113,7 @@ inline profile nvdla_full() {
   p.memory.unified_bytes = 512 * KiB;
   p.memory.accumulator_bytes = 128 * KiB;
   p.dram = {64.0, 100, false};
+  p.softmax.elements_per_cycle = 16.0;  // SDP throughput of nv_full
   return p;
 }
 

@@ -13,6 +13,7 @@
 
 #include "npuq/core/numerics.hpp"
 #include "npuq/core/status.hpp"
+#include "npuq/ops/softmax_params.hpp"
 
 namespace npuq {
 namespace npu {
@@ -97,6 +98,17 @@ inline double sram_pj_per_byte(std::int64_t capacity_bytes) {
   return (10.0 + 90.0 * t) / 8.0;
 }
 
+// The unit that runs softmax (Ethos-U's output unit with its lookup table, NVDLA's SDP LUT, a TPU
+// vector unit). `exp` says how it evaluates exp: the 256-entry table Vela builds, or gemmlowp's
+// fixed-point pipeline; the integers are the same either way (TFLite's softmax). A row streams
+// through the unit three times (maximum; exponentials and their sum; normalised outputs), at
+// `elements_per_cycle` per pass, for `pj_per_element` per element and pass.
+struct softmax_unit_config {
+  softmax_exp exp = softmax_exp::table;
+  double elements_per_cycle = 16.0;
+  double pj_per_element = 1.0;  // a table read (or a short fixed-point pipeline) and an add
+};
+
 struct profile {
   std::string name = "generic";
   array_config array;
@@ -113,6 +125,7 @@ struct profile {
   bool per_channel_requant = true;  // false: the PPU holds one multiplier per op
   requant_fallback per_channel_fallback = requant_fallback::host;  // ops that need more (see requant_fallback)
   energy_table energy;
+  softmax_unit_config softmax;
   bool record_tiles = true;  // keep per-tile records (the trace); op totals are always kept
 
   // The four SRAM energies actually used (derived when the table says 0).
@@ -164,6 +177,11 @@ struct profile {
       return {errc::invalid_argument, at + "clock_mhz must be finite and in (0, 100000], got " + std::to_string(clock_mhz)};
     if (array_psum.bits != 0 && (array_psum.bits < 8 || array_psum.bits > 48))
       return {errc::invalid_argument, at + "array_psum.bits must be 0 (exact) or in [8, 48], got " + std::to_string(array_psum.bits)};
+    if (!(softmax.elements_per_cycle > 0) || !std::isfinite(softmax.elements_per_cycle) || softmax.elements_per_cycle > 1e6)
+      return {errc::invalid_argument, at + "softmax.elements_per_cycle must be finite and in (0, 1e6], got " +
+                                          std::to_string(softmax.elements_per_cycle)};
+    if (!(softmax.pj_per_element >= 0) || !std::isfinite(softmax.pj_per_element))
+      return {errc::invalid_argument, at + "softmax.pj_per_element must be finite and >= 0"};
     if (fixed_numerics) {
       const status s = numerics.validate();
       if (!s.ok()) return {s.code(), at + "numerics: " + s.message()};

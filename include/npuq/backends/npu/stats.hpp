@@ -133,6 +133,8 @@ struct op_stats {
   numeric_counters numerics;
   std::int64_t outputs = 0;
   std::int64_t host_requantized = 0;  // outputs requantized on the host (profile::per_channel_fallback)
+  std::int64_t softmax_elements = 0;  // elements through the softmax unit (one per element, not per pass)
+  std::int64_t score_bytes = 0;       // DRAM bytes of attention scores and probabilities between its steps
   std::vector<tile_stats> tiles;  // empty when the profile does not record tiles
 
   // Useful MACs over the slots the array offered during the op's cycles.
@@ -171,6 +173,8 @@ struct op_stats {
     numerics += o.numerics;
     outputs += o.outputs;
     host_requantized += o.host_requantized;
+    softmax_elements += o.softmax_elements;
+    score_bytes += o.score_bytes;
   }
 };
 
@@ -240,6 +244,8 @@ inline std::string summarize(const std::string& header, const std::vector<op_sta
          fmt("%.1f", static_cast<double>(o.dram.read()) / 1024) + " KiB in / " +
          fmt("%.1f", static_cast<double>(o.dram.output_written) / 1024) + " KiB out, " + fmt("%.3f", o.energy.total() / 1e6) +
          " uJ" + (o.host_requantized > 0 ? "; requantized on the host (int32 out): " + std::to_string(o.host_requantized) + " outputs" : "") +
+         (o.softmax_elements > 0 ? "; softmax " + std::to_string(o.softmax_elements) + " elements" : "") +
+         (o.score_bytes > 0 ? ", score/probability DRAM traffic " + fmt("%.1f", static_cast<double>(o.score_bytes) / 1024) + " KiB" : "") +
          "\n";
   }
   const double us = static_cast<double>(total.cycles.total()) / clock_mhz;
@@ -264,6 +270,9 @@ inline std::string summarize(const std::string& header, const std::vector<op_sta
        ", array psum overflows " + std::to_string(n.array_psum_overflows) + ", spill saturations " +
        std::to_string(n.spill_saturations) + ", clamped " + std::to_string(n.clamped_low) + " low / " +
        std::to_string(n.clamped_high) + " high\n";
+  if (total.softmax_elements > 0)
+    s += "  softmax: " + std::to_string(total.softmax_elements) + " elements; attention scores and probabilities moved " +
+         std::to_string(total.score_bytes) + " DRAM bytes\n";
   if (total.host_requantized > 0)
     s += "  host fallback: " + std::to_string(total.host_requantized) + " of " + std::to_string(total.outputs) +
          " outputs left the NPU as int32 and were requantized on the host (per-channel scales, per-tensor PPU)\n";
