@@ -4,7 +4,10 @@
 //   -> conv2d 3x3 s2, 3 -> 16, per-channel weights, bias, ReLU     -> 1x8x8x16
 //   -> depthwise 3x3 s1, multiplier 1, per-channel, ReLU6          -> 1x8x8x16
 //   -> 1x1 conv 16 -> 32 (pointwise), per-channel                   -> 1x8x8x32
-//   -> GEMM: the 64 pixels x 32 channels times a [32, 10] classifier -> 64x10
+//   -> attention block over the 64 pixels as tokens: one GEMM [64, 32] x [32, 96] projects Q, K
+//      and V; causal attention with 2 heads of 16 reads them as strided [2, 64, 16] views and
+//      writes its output the same way into a [64, 32] matrix       -> 64x32
+//   -> GEMM: the 64 tokens x 32 channels times a [32, 10] classifier -> 64x10
 //
 // Weights and inputs are deterministic, so the printed checksum is the same on every machine
 // for a given numerics profile. The network then runs on the NPU tile emulator with every preset
@@ -61,12 +64,12 @@ std::uint32_t checksum(const npuq::Tensor<T>& t) {
 
 }  // namespace
 
-// The four layers' outputs.
+// The layers' outputs.
 struct activations {
-  npuq::Tensor<std::int8_t> a0, a1, a2, logits;
+  npuq::Tensor<std::int8_t> a0, a1, a2, qkv, attn, logits;
   bool operator==(const activations& o) const {
     return checksum(a0) == checksum(o.a0) && checksum(a1) == checksum(o.a1) && checksum(a2) == checksum(o.a2) &&
-           checksum(logits) == checksum(o.logits);
+           checksum(qkv) == checksum(o.qkv) && checksum(attn) == checksum(o.attn) && checksum(logits) == checksum(o.logits);
   }
 };
 
@@ -108,17 +111,37 @@ activations run_network(const Backend& backend, const npuq::numerics_profile& pr
   c2.numerics = profile;
   conv2d(backend, c2, a1, w2, b2, a2);
 
-  // The 1x8x8x32 activation viewed as a 64x32 matrix, without a copy.
+  // The 1x8x8x32 activation viewed as 64 tokens x 32 channels, without a copy.
   TensorView<const std::int8_t> pixels = a2.cview().with_layout(Layout::matrix(64, 32));
+
+  // Attention block: Q, K and V from one projection GEMM, then 2 causal heads of 16 read
+  // straight out of it through strided [heads, tokens, 16] views (no copies).
+  Tensor<std::int8_t> wqkv(Layout::matrix(32, 96), Quant::per_axis(1, channel_scales(96, 0.002f)));
+  fill(wqkv, g, -127, 127);
+  Tensor<std::int8_t> qkv(Layout::matrix(64, 96), Quant::per_tensor(0.25f, 0));
+  gemm_params pq;
+  pq.numerics = profile;
+  gemm(backend, pq, pixels, wqkv, no_bias, qkv);
+  auto heads = [&](std::int64_t which) {  // [2, 64, 16] over columns [32 * which, 32 * which + 32)
+    return TensorView<const std::int8_t>(qkv.data(), 32 * which, Layout::strided({2, 64, 16}, {16, 96, 1}), qkv.quant(), qkv.size());
+  };
+  Tensor<std::int8_t> attn(Layout::matrix(64, 32), Quant::per_tensor(0.2f, 0));
+  const TensorView<std::int8_t> attn_heads(attn.data(), 0, Layout::strided({2, 64, 16}, {16, 32, 1}), attn.quant(), attn.size());
+  attention_params pa;
+  pa.numerics = profile;
+  pa.score = Quant::per_tensor(0.5f, 0);
+  pa.causal = true;
+  attention(backend, pa, heads(0), heads(1), heads(2), no_mask, attn_heads);
+
   Tensor<std::int8_t> w3(Layout::matrix(32, 10), Quant::per_axis(1, channel_scales(10, 0.005f)));
   fill(w3, g, -127, 127);
   Tensor<std::int32_t> b3 = make_bias(10, g);
   Tensor<std::int8_t> logits(Layout::matrix(64, 10), Quant::per_tensor(0.1f, 0));
   gemm_params p3;
   p3.numerics = profile;
-  gemm(backend, p3, pixels, w3, b3, logits);
+  gemm(backend, p3, attn, w3, b3, logits);
 
-  return {std::move(a0), std::move(a1), std::move(a2), std::move(logits)};
+  return {std::move(a0), std::move(a1), std::move(a2), std::move(qkv), std::move(attn), std::move(logits)};
 }
 
 int main(int argc, char** argv) {
@@ -144,16 +167,24 @@ int main(int argc, char** argv) {
   std::printf("conv2d 3x3 s2      %s -> %s  checksum %08x\n", input_layout.shape_string().c_str(), a0.layout().shape_string().c_str(), checksum(a0));
   std::printf("depthwise 3x3 s1   %s -> %s  checksum %08x\n", a0.layout().shape_string().c_str(), a1.layout().shape_string().c_str(), checksum(a1));
   std::printf("conv2d 1x1         %s -> %s  checksum %08x\n", a1.layout().shape_string().c_str(), a2.layout().shape_string().c_str(), checksum(a2));
-  std::printf("gemm               %s x %s -> %s  checksum %08x\n", pixels_layout.shape_string().c_str(),
+  std::printf("gemm (QKV)         %s x [32, 96] -> %s  checksum %08x\n", pixels_layout.shape_string().c_str(),
+              r.qkv.layout().shape_string().c_str(), checksum(r.qkv));
+  std::printf("attention          2 heads x 64 tokens x 16, causal -> %s  checksum %08x\n", r.attn.layout().shape_string().c_str(),
+              checksum(r.attn));
+  std::printf("gemm               %s x %s -> %s  checksum %08x\n", r.attn.layout().shape_string().c_str(),
               w3_layout.shape_string().c_str(), logits.layout().shape_string().c_str(), checksum(logits));
   std::printf("logits[0] =");
   for (int i = 0; i < 10; ++i) std::printf(" %d", logits.data()[i]);
   std::printf("\n");
 
+  // The same network on the simd backend (every kernel at the best ISA level of this CPU).
+  const bool simd_exact = run_network(simd, profile) == r;
+  std::printf("simd backend (%s): %s with scalar\n", to_string(simd.level()), simd_exact ? "bit-exact" : "MISMATCH");
+  int status = simd_exact ? 0 : 1;
+
   // The same network on the NPU tile emulator, on every preset under the preset's numerics (its
   // own when it fixes them, tflite otherwise): outputs checked bit for bit against the scalar
   // reference under the same numerics, the full statistics for two presets, one line for the rest.
-  int status = 0;
   std::printf("\nNPU tile emulator, every preset (outputs vs scalar under the preset's numerics):\n");
   for (const std::string& name : npu::presets::names()) {
     npu::profile prof;
