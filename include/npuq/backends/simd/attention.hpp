@@ -221,8 +221,10 @@ const char* attention_decode(const simd_backend& be, const attention_problem<Q, 
     const TensorView<const Q> qh = head_matrix(p.q, h);
     for (std::int64_t s = 0; s < p.S; ++s) {
       std::uint32_t q_sum = 0;
+      const auto* qrow = qh.data() + qh.offset() + s * qh.layout().stride(0);
+      const std::int64_t q_step = qh.layout().stride(1);
       for (std::int64_t i = 0; i < d; ++i) {
-        qc[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(qh(s, i) - p.q_zero_point);
+        qc[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(qrow[i * q_step] - p.q_zero_point);
         q_sum += static_cast<std::uint32_t>(qc[static_cast<std::size_t>(i)]);
       }
       // Scores: sum (q - zq) * k - zk * sum (q - zq), requantized.
@@ -247,7 +249,9 @@ const char* attention_decode(const simd_backend& be, const attention_problem<Q, 
       kern.axpy_rows(packed_prob.data(), key.data(), n, vh.row0(), vh.row_stride(), dv, acc.data());
       std::fill(out_tile.bias.begin(), out_tile.bias.end(), static_cast<std::int32_t>(0u - p_sum * static_cast<std::uint32_t>(p.v_zero_point)));
       apply_rows(kern, out_tile, reinterpret_cast<const std::int32_t*>(acc.data()), dv, out_row.data());
-      for (std::int64_t j = 0; j < dv; ++j) p.out.store(p.at(p.out, h, s, j), static_cast<O>(out_row[static_cast<std::size_t>(j)]));
+      O* orow = p.out.data() + p.at(p.out, h, s, 0);
+      const std::int64_t o_step = p.out.layout().stride(p.out.rank() - 1);
+      for (std::int64_t j = 0; j < dv; ++j) orow[j * o_step] = static_cast<O>(out_row[static_cast<std::size_t>(j)]);
     }
   }
   return kern.suffix;

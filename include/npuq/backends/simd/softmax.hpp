@@ -104,9 +104,9 @@ template <class O>
 std::int32_t softmax_output_lut(const softmax_tables& t, const row_stats& r, O* lut, bool want_lowest) {
   constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
   std::int32_t lowest = r.max + 1;
-  const std::int32_t count = r.max - r.min + 1;
 #if defined(NPUQ_ARCH_X86_64)
   if (t.avx2 && r.norm.shift <= 31) {
+    const std::int32_t count = r.max - r.min + 1;
     alignas(32) std::int32_t out[256 + 8];
     softmax_outputs_avx2(t.e_padded.data() + (r.min - r.max + 255), count, r.norm.recip, r.norm.shift, qmin, qmax, out);
     for (std::int32_t i = 0; i < count; i += 8)
@@ -117,6 +117,7 @@ std::int32_t softmax_output_lut(const softmax_tables& t, const row_stats& r, O* 
     return lowest;
   }
 #endif
+  (void)want_lowest;  // the scalar path finds it on the way
   std::int32_t x = r.max;
   for (; x >= r.min; --x) {
     const std::int32_t o = softmax_math::clamp_output(r.norm.scaled(t.exp(x - r.max)), qmin, qmax);
