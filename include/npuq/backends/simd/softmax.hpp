@@ -14,6 +14,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "npuq/backends/simd/backend.hpp"
@@ -162,10 +163,19 @@ std::int64_t softmax_row_nonzero(const softmax_tables& t, const I* in, std::int6
     index[count] = static_cast<std::int32_t>(i);
     count += v != 0;
   };
-  // Most inputs fall below `lowest`: test 32 at a time (a fixed-length loop compilers vectorize).
+  // Most inputs fall below `lowest`: test 32 at a time (a movemask with AVX2, else a fixed-length
+  // loop compilers vectorize) and look up only the ones above it.
   std::int64_t i0 = 0;
   if (lowest > element_traits<I>::min) {  // otherwise every input qualifies: no block to skip
     const I low = static_cast<I>(lowest - 1);
+#if defined(NPUQ_ARCH_X86_64)
+    if constexpr (std::is_same<I, std::int8_t>::value) {
+      if (t.avx2) {
+        for (; i0 + 32 <= n; i0 += 32)
+          for (std::uint32_t m = greater_mask_avx2(in + i0, low); m != 0; m &= m - 1) take(i0 + __builtin_ctz(m));
+      }
+    }
+#endif
     for (; i0 + 32 <= n; i0 += 32) {
       int any = 0;
       for (int j = 0; j < 32; ++j) any |= in[i0 + j] > low;

@@ -1,4 +1,5 @@
-// AVX2 softmax outputs: a row's whole output table in a few dozen instructions.
+// AVX2 softmax outputs: a row's whole output table in a few dozen instructions, and the scan
+// for the inputs whose output is not zero.
 //
 // Once a row's reciprocal and shift are known, the output for every input value in [min, max]
 // is clamp(RoundingDivideByPOT(SRDHM(recip, e), shift) + qmin) over the row's contiguous run of
@@ -28,6 +29,12 @@ NPUQ_TARGET_AVX2_OUT inline void softmax_outputs_avx2(const std::int32_t* e, std
     const __m256i v = _mm256_add_epi32(rdbpot_avx2(srdhm_avx2(x, m), s), lo);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_min_epi32(_mm256_max_epi32(v, lo), hi));
   }
+}
+
+// Bit j set when in[j] > low, for the 32 int8 values at in.
+NPUQ_TARGET_AVX2_OUT inline std::uint32_t greater_mask_avx2(const std::int8_t* in, std::int8_t low) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
+  return static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, _mm256_set1_epi8(low))));
 }
 
 }  // namespace simd_detail
