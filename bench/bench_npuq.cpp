@@ -30,9 +30,9 @@ void gemm_scalar(benchmark::State& state, gemm_shape s) {
 
 void gemm_simd(benchmark::State& state, gemm_shape s, npuq::isa level) {
   gemm_data d(s);
-  npuq::packed_gemm_weights<std::int8_t> packed;
-  npuq::throw_if_error(npuq::pack_gemm_weights(npuq::simd, d.b, &packed));
   const npuq::simd_backend be{level};
+  npuq::packed_gemm_weights<std::int8_t> packed;
+  npuq::throw_if_error(npuq::pack_gemm_weights(be, d.b, &packed));  // packed for the level it runs at
   npuq::gemm(be, d.params, d.a, packed, d.bias, d.out);  // warm-up; names the kernel
   const std::string kernel = npuq::simd_last_kernel();
   for (auto _ : state) {
@@ -83,7 +83,7 @@ void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level) {
   const npuq::simd_backend be{level};
   const npuq::conv2d_params params = conv_params(s);
   npuq::packed_conv2d_weights<std::int8_t> packed;
-  if (!s.dw) npuq::throw_if_error(npuq::pack_conv2d_weights(npuq::simd, params, d.w, &packed));
+  if (!s.dw) npuq::throw_if_error(npuq::pack_conv2d_weights(be, params, d.w, &packed));  // packed for the level it runs at
   auto call = [&] {
     if (s.dw)
       run_conv(be, s, d);

@@ -2,14 +2,15 @@
 # Cross-compiles the npuq test suite for aarch64 and runs it under qemu-user, installing what is
 # missing through apt first (g++-aarch64-linux-gnu, qemu-user and the test dependencies; see
 # NPUQ_ARM_PACKAGES in lib/deps.sh). One build, RelWithDebInfo with Ninja and every core, using
-# cmake/toolchains/aarch64-linux-gnu.cmake; then CTest once per emulated CPU model:
+# cmake/toolchains/aarch64-linux-gnu.cmake; then CTest once per emulated CPU model in
+# NPUQ_QEMU_CPUS (default "max cortex-a53"; CI runs both):
 #
-#   cortex-a53  an ARMv8.0 core without dotprod or i8mm (the default): detection must report
-#               neon only, the tests force portable and neon in turn, and the default dispatch
-#               must never execute an instruction the core lacks (qemu stops it with SIGILL)
-#   max         every level: neon, neon_dotprod, neon_i8mm. Not in the default list until the
-#               dotprod and i8mm kernels exist: the level test fails there by design, because
-#               those levels still run the neon kernel (NPUQ_QEMU_CPUS="max cortex-a53" runs it)
+#   max         every level: the tests force portable, neon, neon_dotprod and neon_i8mm in turn,
+#               and the level test fails if a level the CPU reports did not run its own kernels
+#               (gemm_*_4x16c2_neon, gemm_*_4x16c4_neon_dotprod, gemm_*_4x16c8_neon_i8mm)
+#   cortex-a53  an ARMv8.0 core without dotprod or i8mm: detection must report neon only, the
+#               tests force portable and neon in turn, and the default dispatch must never
+#               execute an instruction the core lacks (qemu stops it with SIGILL)
 #
 # The packaging tests (label `packaging`) build consumer projects with the host toolchain and
 # are not registered in a cross build. Every CPU model always runs; the exit status is non-zero
@@ -17,7 +18,7 @@
 # `aarch64` pass. Works from any directory; run it again and it only rebuilds.
 #
 #   bash scripts/test-aarch64.sh
-#   NPUQ_QEMU_CPUS="max cortex-a76 cortex-a53" bash scripts/test-aarch64.sh   # other models
+#   NPUQ_QEMU_CPUS="max cortex-a76 cortex-a53" bash scripts/test-aarch64.sh   # add cortex-a76 (dotprod, no i8mm)
 #
 # Build directory: $NPUQ_BUILD_ROOT/build-aarch64 (default: the repository root).
 set -euo pipefail
@@ -34,7 +35,7 @@ npuq_ensure_packages "${NPUQ_ARM_PACKAGES[@]}"
 root="${NPUQ_BUILD_ROOT:-$repo}"
 build="$root/build-aarch64"
 jobs=$(nproc)
-read -r -a cpus <<<"${NPUQ_QEMU_CPUS:-cortex-a53}"
+read -r -a cpus <<<"${NPUQ_QEMU_CPUS:-max cortex-a53}"
 
 duration() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 

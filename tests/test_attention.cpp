@@ -82,11 +82,16 @@ std::vector<std::int64_t> unfused(const attn_case& c, const Tensor<std::int32_t>
   return out;
 }
 
+// The kernel that ran must belong to the forced level: prefill names the level's GEMM kernel;
+// decode has one kernel family per architecture (AVX2 for every x86 level from avx2 up, NEON for
+// every aarch64 level), so it must name that family.
 void require_level_ran(isa level) {
   const std::string name = simd_last_kernel();
   INFO("attention at " << to_string(level) << " ran " << name);
-  const std::string suffix = std::string("_") + to_string(level);
   REQUIRE(name.rfind("attention_", 0) == 0);
+  std::string suffix = std::string("_") + to_string(level);
+  if (name.rfind("attention_decode", 0) == 0 && level != isa::portable)
+    suffix = level >= isa::neon ? "_neon" : "_avx2";
   REQUIRE(name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0);
 }
 

@@ -1,13 +1,18 @@
 // The simd backend's GEMM and conv2d against the scalar reference, bit for bit, at every ISA
 // level this CPU supports (each forced in turn), over edge shapes, deep K, every numerics
 // profile, both signednesses, per-channel zero points, batches and strided views. A level the
-// CPU supports but whose kernel did not run (the name says which ran) fails the test.
+// CPU supports but whose kernel did not run (the name says which ran) fails the test: under
+// `qemu-aarch64 -cpu max` that is neon, neon_dotprod and neon_i8mm, each with its own kernels.
 #include "support/catch.hpp"
 #include "support/random.hpp"
 
 #include <cmath>
 #include <set>
 #include <string>
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 #include <npuq/npuq.hpp>
 
@@ -157,7 +162,10 @@ TEST_CASE("packed weights are reusable and validated like unpacked ones", "[simd
   fill(b, r);
   packed_gemm_weights<std::int8_t> packed;
   REQUIRE(pack_gemm_weights(simd, b, &packed).ok());
-  CHECK(packed.packed_bytes() == 2 * 25 * 32);
+  CHECK(packed.format() == pack_format_for(simd.level()));
+  CHECK(packed.packed_bytes() == 2 * packed.k_groups() * packed.kr() * 16);  // bytes unchanged, K padded to KR
+  CHECK(packed.k_groups() * packed.kr() >= 50);
+  CHECK(packed.k_groups() * packed.kr() < 50 + packed.kr());
   for (isa level : cpu().levels()) {
     for (std::int64_t M : {1, 4, 10}) {
       Tensor<std::int8_t> a(Layout::matrix(M, 50), Quant::per_tensor(0.02f, 7));
@@ -181,6 +189,74 @@ TEST_CASE("packed weights are reusable and validated like unpacked ones", "[simd
   Tensor<std::int8_t> bad(Layout::matrix(5, 5), Quant::per_tensor(-1.0f, 0));
   CHECK(pack_gemm_weights(simd, bad, &packed).code() == errc::invalid_quantization);
   CHECK(packed.K() == 50);  // a failed pack leaves the old weights in place
+}
+
+TEST_CASE("weights packed for one level run exactly at every level", "[simd][gemm][pack]") {
+  // Each level's kernels read their own format (c2, c4, c8); weights packed for another level
+  // are converted for the call. Every (pack level, run level) pair must give the reference's
+  // integers and run the run level's kernel.
+  rng r(21);
+  Tensor<std::uint8_t> b(Layout::matrix(37, 35), Quant::per_axis(1, random_scales(r, 35), random_zero_points(r, 35, 0, 255)));
+  Tensor<std::int8_t> a(Layout::matrix(6, 37), Quant::per_tensor(0.02f, -9));
+  fill(b, r);
+  fill(a, r);
+  Tensor<std::int8_t> e(Layout::matrix(6, 35), Quant::per_tensor(0.3f, 1)), g(Layout::matrix(6, 35), Quant::per_tensor(0.3f, 1));
+  gemm(scalar, gemm_params{}, a, b, no_bias, e);
+  for (isa pack_level : cpu().levels()) {
+    packed_gemm_weights<std::uint8_t> packed;
+    REQUIRE(pack_gemm_weights(simd_backend{pack_level}, b, &packed).ok());
+    CHECK(packed.format() == pack_format_for(pack_level));
+    for (std::int64_t k = 0; k < 37; ++k)
+      for (std::int64_t n = 0; n < 35; ++n) REQUIRE(packed.value(k, n) == b.data()[k * 35 + n]);
+    for (isa run_level : cpu().levels()) {
+      INFO("packed for " << to_string(pack_level) << " (" << to_string(packed.format()) << "), run at " << to_string(run_level));
+      gemm(simd_backend{run_level}, gemm_params{}, a, packed, no_bias, g);
+      require_level_ran(run_level, "packed gemm");
+      REQUIRE(values(g) == values(e));
+    }
+  }
+}
+
+TEST_CASE("simd gemm is exact at the extremes of both types and zero points", "[simd][gemm][extremes]") {
+  // a - za and b - zb reach +-255: the 16-bit kernels multiply them as they are, the 8-bit ones
+  // (dotprod, i8mm) move each A row into B's range and fold the zero points in afterwards.
+  rng r(22);
+  for (isa level : cpu().levels()) {
+    for (int trial = 0; trial < 8; ++trial) {
+      const std::int64_t M = 1 + trial, N = 17 + trial, K = 1 + 9 * trial;
+      const bool extreme_a = trial % 2 == 0;
+      Tensor<std::int8_t> as(Layout::matrix(M, K), Quant::per_tensor(1.0f, extreme_a ? -128 : 127));
+      Tensor<std::uint8_t> au(Layout::matrix(M, K), Quant::per_tensor(1.0f, extreme_a ? 255 : 0));
+      fill(as, r, extreme_a ? 120 : -128, extreme_a ? 127 : -120);
+      fill(au, r, extreme_a ? 0 : 250, extreme_a ? 5 : 255);
+      std::vector<std::int32_t> zs(static_cast<std::size_t>(N)), zu(static_cast<std::size_t>(N));
+      for (std::int64_t n = 0; n < N; ++n) {
+        zs[static_cast<std::size_t>(n)] = n % 2 ? -128 : 127;
+        zu[static_cast<std::size_t>(n)] = n % 2 ? 0 : 255;
+      }
+      Tensor<std::int8_t> bs(Layout::matrix(K, N), Quant::per_axis(1, std::vector<float>(static_cast<std::size_t>(N), 1.0f), zs));
+      Tensor<std::uint8_t> bu(Layout::matrix(K, N), Quant::per_axis(1, std::vector<float>(static_cast<std::size_t>(N), 1.0f), zu));
+      fill(bs, r);
+      fill(bu, r);
+      for (std::int64_t i = 0; i < K * N; ++i) {  // columns at the far end from their zero point
+        const bool odd = i % N % 2 != 0;
+        if (r.uniform(0, 3) != 0) bs.data()[i] = static_cast<std::int8_t>(odd ? 127 : -128);
+        if (r.uniform(0, 3) != 0) bu.data()[i] = static_cast<std::uint8_t>(odd ? 255 : 0);
+      }
+      const auto run = [&](const auto& a, const auto& b) {
+        Tensor<std::int32_t> e(Layout::matrix(M, N)), g(Layout::matrix(M, N));
+        gemm(scalar, gemm_params{}, a, b, no_bias, e);
+        gemm(simd_backend{level}, gemm_params{}, a, b, no_bias, g);
+        require_level_ran(level, "gemm");
+        INFO("level " << to_string(level) << " M=" << M << " N=" << N << " K=" << K);
+        REQUIRE(values(g) == values(e));
+      };
+      run(as, bs);
+      run(as, bu);
+      run(au, bs);
+      run(au, bu);
+    }
+  }
 }
 
 TEST_CASE("saturating and wide accumulators run on the reference path with the reference's result", "[simd][gemm][fallback]") {
@@ -287,6 +363,12 @@ TEST_CASE("the ISA cap: process-wide and per backend value", "[simd][dispatch]")
   CHECK(cpu().supports(isa::avx2) == (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
   CHECK(cpu().supports(isa::avx512_vnni) == (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
                                              __builtin_cpu_supports("avx512vl")));
+#elif defined(__aarch64__) && defined(__linux__)
+  // HWCAP_ASIMDDP (bit 20) and HWCAP2_I8MM (bit 13): qemu's cortex-a53 has neither, max both.
+  const bool dotprod = (getauxval(AT_HWCAP) >> 20) & 1, i8mm = (getauxval(AT_HWCAP2) >> 13) & 1;
+  CHECK(cpu().supports(isa::neon));
+  CHECK(cpu().supports(isa::neon_dotprod) == dotprod);
+  CHECK(cpu().supports(isa::neon_i8mm) == (dotprod && i8mm));
 #endif
 }
 

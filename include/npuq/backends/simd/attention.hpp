@@ -15,7 +15,9 @@
 // Decode (S < 8, e.g. one new token against a KV cache): per query, one pass over the visible
 // keys computes each int8 score with a dot product, the softmax runs on the int8 scores, and a
 // second pass adds (p - zp) * v rows for the keys whose probability is not zero, so K is read
-// once and V at most once, as bytes (x86/attention_decode_avx2.hpp; a portable loop elsewhere).
+// once and V at most once, as bytes (x86/attention_decode_avx2.hpp, arm/attention_decode_neon.hpp,
+// a portable loop elsewhere; every aarch64 level runs the NEON kernels, every x86 level from AVX2
+// up the AVX2 ones).
 // An int4 cache is unpacked head by head into int8 rows first.
 //
 // Every sum is int32 with wrap-around (exact for accumulators that wrap at <= 32 bits); other
@@ -31,6 +33,7 @@
 #include "npuq/backends/scalar/attention.hpp"
 #include "npuq/backends/simd/gemm.hpp"
 #include "npuq/backends/simd/softmax.hpp"
+#include "npuq/backends/simd/arm/attention_decode_neon.hpp"
 #include "npuq/backends/simd/x86/attention_decode_avx2.hpp"
 
 namespace npuq {
@@ -105,6 +108,9 @@ decode_kernels<KB> select_decode(isa level) {
 #if defined(NPUQ_ARCH_X86_64)
   if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
     return {dot_rows_avx2<KB>, axpy_rows_avx2<KB>, apply_tile_avx2, "avx2"};
+#elif defined(NPUQ_ARCH_AARCH64)
+  if (static_cast<int>(level) >= static_cast<int>(isa::neon) && static_cast<int>(level) <= static_cast<int>(isa::neon_i8mm))
+    return {dot_rows_neon<KB>, axpy_rows_neon<KB>, apply_tile_portable, "neon"};
 #endif
   (void)level;
   return {dot_rows_portable<KB>, axpy_rows_portable<KB>, apply_tile_portable, "portable"};
@@ -160,12 +166,17 @@ void attention_prefill(const simd_backend& be, const attention_problem<Q, KV, O>
   packed_gemm_weights<KB> v_packed;
   for (std::int64_t h = 0; h < p.heads; ++h) {
     const head_operand<KV> kh(head_matrix(p.k, h)), vh(head_matrix(p.v, h));
+    // K^T tiles ([d, keys]) and V ([T, dv]) packed for the level the GEMMs run at, read through
+    // raw row pointers (the heads were validated with the problem).
+    const KB* kb = kh.row0();
+    const KB* vb = vh.row0();
+    const std::int64_t ks = kh.row_stride(), vs = vh.row_stride();
     for (std::int64_t c = 0; c < tiles; ++c) {
       const std::int64_t t0 = c * attention_key_tile, tn = std::min(attention_key_tile, T - t0);
-      throw_if_error(k_tiles[static_cast<std::size_t>(c)].pack(kh.view.slice(0, t0, tn).with_layout(
-          Layout::strided({p.d, tn}, {kh.view.layout().stride(1), kh.view.layout().stride(0)}))));
+      k_tiles[static_cast<std::size_t>(c)].pack_from(
+          p.d, tn, kh.view.quant(), [&](std::int64_t i, std::int64_t t) { return kb[(t0 + t) * ks + i]; }, be.level());
     }
-    throw_if_error(v_packed.pack(vh.view));
+    v_packed.pack_from(T, p.dv, vh.view.quant(), [&](std::int64_t t, std::int64_t j) { return vb[t * vs + j]; }, be.level());
     const TensorView<const Q> qh = head_matrix(p.q, h);
     const TensorView<O> oh = head_matrix(p.out, h);
     for (std::int64_t s0 = 0; s0 < p.S; s0 += B) {

@@ -44,8 +44,9 @@ class packed_conv2d_weights {
   static_assert(is_8bit_v<W>, "packed_conv2d_weights: weights must be int8_t or uint8_t");
 
  public:
-  // Packs OHWI weights (any strides) for `groups` groups. On failure *this is unchanged.
-  status pack(const TensorView<const W>& w, std::int64_t groups) {
+  // Packs OHWI weights (any strides) for `groups` groups, for the kernels of `level`. On failure
+  // *this is unchanged.
+  status pack(const TensorView<const W>& w, std::int64_t groups, isa level = active_isa()) {
     NPUQ_RETURN_IF_ERROR(w.validate("weights"));
     if (w.rank() != 4) return {errc::invalid_shape, "weights: rank " + std::to_string(w.rank()) + ", expected 4 (O, KH, KW, I)"};
     if (groups < 1 || w.dim(0) % groups != 0)
@@ -56,7 +57,7 @@ class packed_conv2d_weights {
       return {errc::invalid_quantization, "weights: per-channel zero points must be along axis 0"};
     std::vector<packed_gemm_weights<W>> packed(static_cast<std::size_t>(groups));
     const std::int64_t ocg = w.dim(0) / groups;
-    for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)]);
+    for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)], level);
     groups_ = std::move(packed);
     layout_ = Layout::ohwi(w.dim(0), w.dim(1), w.dim(2), w.dim(3));
     quant_ = w.quant();
@@ -69,14 +70,15 @@ class packed_conv2d_weights {
   TensorView<const W> descriptor() const { return {nullptr, layout_, quant_}; }
 
   // Packs the OHWI rows [oc0, oc0 + ocg) as a [KH*KW*I, ocg] GEMM operand.
-  static void pack_group(const TensorView<const W>& w, std::int64_t oc0, std::int64_t ocg, packed_gemm_weights<W>* out) {
+  static void pack_group(const TensorView<const W>& w, std::int64_t oc0, std::int64_t ocg, packed_gemm_weights<W>* out,
+                         isa level = active_isa()) {
     const std::int64_t kw = w.dim(2), cg = w.dim(3);
     Quant zq;  // only the zero points matter to the packer
     zq.granularity = quant_granularity::per_axis;
     for (std::int64_t c = 0; c < ocg; ++c) zq.zero_points.push_back(w.quant().zero_point(oc0 + c));
-    out->pack_from(w.dim(1) * kw * cg, ocg, zq, [&](std::int64_t k, std::int64_t n) {
-      return w(oc0 + n, k / (cg * kw), (k / cg) % kw, k % cg);
-    });
+    out->pack_from(
+        w.dim(1) * kw * cg, ocg, zq, [&](std::int64_t k, std::int64_t n) { return w(oc0 + n, k / (cg * kw), (k / cg) % kw, k % cg); },
+        level);
   }
 
  private:
@@ -97,7 +99,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
   for (std::int64_t grp = 0; grp < p.groups; ++grp) {
     const std::int64_t oc0 = grp * ocg;
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
-    if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own);
+    if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
     const packed_gemm_weights<W>& w = packed != nullptr ? packed->group(grp) : own;
     run_c2(
         kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
@@ -106,7 +108,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
           store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
         });
   }
-  detail::simd_last_kernel_storage() = std::string("conv2d_") + type_code(p.in.type()) + type_code(p.w.type()) + "_4x16c2_" + kern.suffix;
+  detail::simd_last_kernel_storage() = gemm_kernel_name("conv2d", p.in.type(), p.w.type(), kern);
 }
 
 }  // namespace simd_detail
@@ -124,9 +126,9 @@ status execute(const simd_backend& be, const conv2d_problem<I, W, O>& p) {
 
 // Packs conv2d weights once per layer for `conv2d(simd, params, input, packed, bias, out)`.
 template <class XW>
-status pack_conv2d_weights(const simd_backend&, const conv2d_params& params, const XW& weights,
+status pack_conv2d_weights(const simd_backend& be, const conv2d_params& params, const XW& weights,
                            packed_conv2d_weights<detail::element_of<XW>>* out) {
-  return out->pack(input_view(weights), params.groups);
+  return out->pack(input_view(weights), params.groups, be.level());
 }
 
 // conv2d against packed weights: validated exactly like the unpacked call.

@@ -7,6 +7,10 @@
 // integers are the reference's by construction. The convolution path (conv2d.hpp) reuses the
 // driver with a different A packer.
 //
+// Each level's kernels read one packed format (gemm_pack.hpp): c2 for portable, avx2 and neon
+// (16-bit products), c4 for neon_dotprod (SDOT/UDOT), c8 for neon_i8mm (SMMLA/UMMLA). The 8-bit
+// formats get their zero-point compensation added by the driver after the kernel.
+//
 // Profiles whose accumulator saturates or is wider than 32 bits depend on the order of every
 // single addition; the simd backend runs those on the reference kernels (kernel name
 // "..._reference") instead of computing something different.
@@ -23,6 +27,8 @@
 #include "npuq/backends/simd/output_stage.hpp"
 #include "npuq/backends/simd/portable/gemm_c2.hpp"
 #include "npuq/backends/simd/arm/gemm_c2_neon.hpp"
+#include "npuq/backends/simd/arm/gemm_c4_dotprod.hpp"
+#include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
 #include "npuq/ops/gemm_problem.hpp"
 
@@ -40,16 +46,25 @@ inline bool wraps_within_32_bits(const numerics_profile& p) {
 
 template <class B>
 using c2_kernel = void (*)(std::int64_t, const std::int16_t*, const B*, const std::int16_t*, std::int32_t*);
+// c4 / c8 kernels: (K groups, A block of bytes in B's type, panel, MR x 16 int32 sums).
+template <class B>
+using dot_kernel = void (*)(std::int64_t, const B*, const B*, std::int32_t*);
 
-// The c2 microkernels for 1..4 rows at the best level allowed; `suffix` names the ISA.
+// The output stage for a tile of sums.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
                                std::int32_t*);
 
+// The GEMM microkernels for 1..4 rows at the best level allowed: `rows` (c2 format) or `dot_rows`
+// (c4, c8), the format they read, and the names of the tile and the ISA (`suffix`, the level).
+// (The c2 in the type's name is historical: conv2d.hpp uses it.)
 template <class B>
 struct c2_kernels {
   c2_kernel<B> rows[mr];
-  tile_apply_fn apply;  // the output stage for a tile of sums
+  tile_apply_fn apply;
   const char* suffix;
+  gemm_pack_format format = gemm_pack_format::c2;
+  dot_kernel<B> dot_rows[mr] = {};
+  const char* tile = "4x16c2";
 };
 
 template <class B>
@@ -58,7 +73,13 @@ c2_kernels<B> select_c2(isa level) {
   if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
     return {{gemm_c2_avx2<1, B>, gemm_c2_avx2<2, B>, gemm_c2_avx2<3, B>, gemm_c2_avx2<4, B>}, apply_tile_avx2, "avx2"};
 #elif defined(NPUQ_ARCH_AARCH64)
-  if (static_cast<int>(level) >= static_cast<int>(isa::neon) && static_cast<int>(level) <= static_cast<int>(isa::neon_i8mm))
+  if (level == isa::neon_i8mm)
+    return {{}, apply_tile_portable, "neon_i8mm", gemm_pack_format::c8,
+            {gemm_c8_i8mm<1, B>, gemm_c8_i8mm<2, B>, gemm_c8_i8mm<3, B>, gemm_c8_i8mm<4, B>}, "4x16c8"};
+  if (level == isa::neon_dotprod)
+    return {{}, apply_tile_portable, "neon_dotprod", gemm_pack_format::c4,
+            {gemm_c4_dotprod<1, B>, gemm_c4_dotprod<2, B>, gemm_c4_dotprod<3, B>, gemm_c4_dotprod<4, B>}, "4x16c4"};
+  if (level == isa::neon)
     return {{gemm_c2_neon<1, B>, gemm_c2_neon<2, B>, gemm_c2_neon<3, B>, gemm_c2_neon<4, B>}, apply_tile_portable, "neon"};
 #endif
   (void)level;
@@ -66,23 +87,61 @@ c2_kernels<B> select_c2(isa level) {
           "portable"};
 }
 
+// Adds the zero-point compensation of the 8-bit formats to a tile of dot products (see
+// gemm_pack.hpp): c[m][j] += o[m] * sb[j] - zb[j] * v_sum[m], modulo 2^32.
+inline void add_dot_compensation(std::int32_t* c, int rows, const std::int32_t* comp, const std::int32_t* o,
+                                 const std::uint32_t* v_sum) {
+  const std::int32_t* zb = comp;
+  const std::int32_t* sb = comp + nr;
+  for (int m = 0; m < rows; ++m) {
+    const auto om = static_cast<std::uint32_t>(o[m]);
+    for (int j = 0; j < nr; ++j) {
+      const std::uint32_t v = static_cast<std::uint32_t>(c[m * nr + j]) + om * static_cast<std::uint32_t>(sb[j]) -
+                              static_cast<std::uint32_t>(zb[j]) * v_sum[m];
+      c[m * nr + j] = static_cast<std::int32_t>(v);
+    }
+  }
+}
+
 // Runs C = A x B for M rows and the output stage: `fill(m, v)` writes A row m's K
 // zero-point-corrected values into v (int16); `store(m, n0, cols, values)` receives output row m's
 // values for columns [n0, n0 + cols).
-// Column n of this product is channel first_channel + n of the stage.
+// Column n of this product is channel first_channel + n of the stage. Weights packed in another
+// format than the kernels read (packed for another level) are converted for this call.
 template <class B, class FillFn, class StoreFn>
-void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w, const tile_output_stage& stage,
+void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
             std::int64_t first_channel, FillFn&& fill, StoreFn&& store) {
-  const std::int64_t N = w.N(), kp = w.k_pairs();
-  // A block (see gemm_pack.hpp), plus 4 values of slack for kernels that load 8 bytes per pair.
-  std::vector<std::int16_t> a_block(static_cast<std::size_t>(2 * kp * mr + 4), 0);
+  packed_gemm_weights<B> converted;
+  if (packed.format() != kern.format) converted = packed.converted(kern.format);
+  const packed_gemm_weights<B>& w = packed.format() == kern.format ? packed : converted;
+  const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), kr = w.kr();
+  const bool c2 = kern.format == gemm_pack_format::c2;
+  // c2: the A block (see gemm_pack.hpp), plus 4 values of slack for kernels that load 8 bytes
+  // per pair. c4, c8: one row of values, and the block of bytes (c8: pairs of rows interleaved).
+  const int rows_per_group = kern.format == gemm_pack_format::c8 ? 2 : 1;
+  std::vector<std::int16_t> a_block(static_cast<std::size_t>(c2 ? 2 * kg * mr + 4 : K), 0);
+  std::vector<B> a_bytes(static_cast<std::size_t>(c2 ? 0 : kg * kr * mr), 0);
+  std::int32_t offset[mr] = {};
+  std::uint32_t v_sum[mr] = {};
   alignas(64) std::int32_t c[mr * nr];
   alignas(64) std::int32_t out[mr * nr];
   for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
     const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
-    for (int m = 0; m < rows; ++m) fill(m0 + m, a_block.data() + m * 2 * kp);  // odd K: the pad stays 0
+    for (int m = 0; m < rows; ++m) {
+      if (c2) {
+        fill(m0 + m, a_block.data() + m * 2 * kg);  // odd K: the pad stays 0
+      } else {
+        fill(m0 + m, a_block.data());
+        pack_dot_row(a_block.data(), K, kr, kg, rows_per_group, m, a_bytes.data(), &offset[m], &v_sum[m]);
+      }
+    }
     for (std::int64_t p = 0; p < w.panels(); ++p) {
-      kern.rows[rows - 1](kp, a_block.data(), w.panel(p), w.panel_zero_points(p), c);
+      if (c2) {
+        kern.rows[rows - 1](kg, a_block.data(), w.panel(p), w.panel_zero_points(p), c);
+      } else {
+        kern.dot_rows[rows - 1](kg, a_bytes.data(), w.panel(p), c);
+        add_dot_compensation(c, rows, w.panel_compensation(p), offset, v_sum);
+      }
       const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
       kern.apply(stage, c, rows, n0, first_channel, cols, out);
       for (int m = 0; m < rows; ++m) store(m0 + m, n0, cols, out + m * nr);
@@ -106,8 +165,10 @@ void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std
   }
 }
 
-inline std::string gemm_kernel_name(dtype a, dtype b, const char* suffix) {
-  return std::string("gemm_") + type_code(a) + type_code(b) + "_4x16c2_" + suffix;
+// "<op>_<A type><B type>_<tile>_<level>", e.g. "gemm_s8s8_4x16c4_neon_dotprod".
+template <class B>
+std::string gemm_kernel_name(const char* op, dtype a, dtype b, const c2_kernels<B>& kern) {
+  return std::string(op) + "_" + type_code(a) + type_code(b) + "_" + kern.tile + "_" + kern.suffix;
 }
 
 // One GEMM problem with B already packed (shared by all batches, or `per_batch` packs).
@@ -128,7 +189,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
       const int br = bl.rank();
       TensorView<const B> bb(p.b.data(), p.b.offset() + bo, Layout::strided({p.K, p.N}, {bl.stride(br - 2), bl.stride(br - 1)}),
                              p.b.quant(), p.b.capacity());
-      (void)own.pack(bb);  // cannot fail: the problem was validated
+      (void)own.pack(bb, be.level());  // cannot fail: the problem was validated
       w = &own;
     }
     const std::int64_t a0 = p.a.offset() + ao, sm = al.stride(ar - 2), sk = al.stride(ar - 1);
@@ -148,7 +209,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
           store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
         });
   }
-  detail::simd_last_kernel_storage() = gemm_kernel_name(p.a.type(), p.b.type(), kern.suffix);
+  detail::simd_last_kernel_storage() = gemm_kernel_name("gemm", p.a.type(), p.b.type(), kern);
 }
 
 }  // namespace simd_detail
@@ -164,10 +225,11 @@ status execute(const simd_backend& be, const gemm_problem<A, B, O>& p) {
   return {};
 }
 
-// Packs GEMM weights once for reuse by `gemm(simd, params, a, packed, bias, out)`.
+// Packs GEMM weights once for reuse by `gemm(simd, params, a, packed, bias, out)`, in the format
+// of the kernels `be` runs (pass the same backend value to both calls).
 template <class XB>
-status pack_gemm_weights(const simd_backend&, const XB& b, packed_gemm_weights<detail::element_of<XB>>* out) {
-  return out->pack(input_view(b));
+status pack_gemm_weights(const simd_backend& be, const XB& b, packed_gemm_weights<detail::element_of<XB>>* out) {
+  return out->pack(input_view(b), be.level());
 }
 
 // GEMM against packed weights: validated exactly like the unpacked call (B must be 2-D).

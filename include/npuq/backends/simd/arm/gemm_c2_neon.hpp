@@ -15,6 +15,8 @@
 #if defined(__aarch64__)
 #include <arm_neon.h>
 
+#include "npuq/backends/simd/arm/gemm_neon_common.hpp"
+
 namespace npuq {
 namespace simd_detail {
 
@@ -44,14 +46,9 @@ inline c2_pair_neon load_c2_pair_neon(const B* bp, int16x8_t z_lo, int16x8_t z_h
   return {vsubq_s16(k0_lo, z_lo), vsubq_s16(k0_hi, z_hi), vsubq_s16(k1_lo, z_lo), vsubq_s16(k1_hi, z_hi)};
 }
 
-// Four int32x4 accumulators: columns 0-3, 4-7, 8-11, 12-15 of one row.
-struct c2_row_acc_neon {
-  int32x4_t c0, c1, c2, c3;
-};
-
 // pair: (a[2p], a[2p+1]) of one row; 8 bytes are loaded (the A block has slack after its end)
 // and only lanes 0 and 1 are used.
-inline void c2_row_step_neon(c2_row_acc_neon& acc, const std::int16_t* pair, const c2_pair_neon& b) {
+inline void c2_row_step_neon(neon_row_acc& acc, const std::int16_t* pair, const c2_pair_neon& b) {
   const int16x4_t av = vld1_s16(pair);
   acc.c0 = vmlal_lane_s16(acc.c0, vget_low_s16(b.k0_lo), av, 0);
   acc.c1 = vmlal_high_lane_s16(acc.c1, b.k0_lo, av, 0);
@@ -63,13 +60,6 @@ inline void c2_row_step_neon(c2_row_acc_neon& acc, const std::int16_t* pair, con
   acc.c3 = vmlal_high_lane_s16(acc.c3, b.k1_hi, av, 1);
 }
 
-inline void c2_row_store_neon(const c2_row_acc_neon& acc, std::int32_t* c) {
-  vst1q_s32(c, acc.c0);
-  vst1q_s32(c + 4, acc.c1);
-  vst1q_s32(c + 8, acc.c2);
-  vst1q_s32(c + 12, acc.c3);
-}
-
 // c[m][j] = sum over K pairs of (a_lo * (b0 - zb) + a_hi * (b1 - zb)), int32 with wrap-around;
 // same contract as gemm_c2_portable. Rows are named, not an array, so GCC keeps all 4 x 4
 // accumulators in registers.
@@ -79,8 +69,7 @@ void gemm_c2_neon(std::int64_t k_pairs, const std::int16_t* a, const B* b, const
   // zb holds each column's zero point twice (register order of the interleaved pairs):
   // vld2q keeps one copy per column.
   const int16x8_t z_lo = vld2q_s16(zb).val[0], z_hi = vld2q_s16(zb + 16).val[0];
-  const int32x4_t zero = vdupq_n_s32(0);
-  c2_row_acc_neon r0{zero, zero, zero, zero}, r1 = r0, r2 = r0, r3 = r0;
+  neon_row_acc r0 = neon_row_zero(), r1 = r0, r2 = r0, r3 = r0;
   for (std::int64_t p = 0; p < k_pairs; ++p) {
     const c2_pair_neon bv = load_c2_pair_neon<B>(b + p * 32, z_lo, z_hi);
     const std::int16_t* ap = a + 2 * p;
@@ -90,10 +79,10 @@ void gemm_c2_neon(std::int64_t k_pairs, const std::int16_t* a, const B* b, const
     if constexpr (MR > 2) c2_row_step_neon(r2, ap + 2 * row, bv);
     if constexpr (MR > 3) c2_row_step_neon(r3, ap + 3 * row, bv);
   }
-  c2_row_store_neon(r0, c);
-  if constexpr (MR > 1) c2_row_store_neon(r1, c + 16);
-  if constexpr (MR > 2) c2_row_store_neon(r2, c + 32);
-  if constexpr (MR > 3) c2_row_store_neon(r3, c + 48);
+  neon_row_store(r0, c);
+  if constexpr (MR > 1) neon_row_store(r1, c + 16);
+  if constexpr (MR > 2) neon_row_store(r2, c + 32);
+  if constexpr (MR > 3) neon_row_store(r3, c + 48);
 }
 
 }  // namespace simd_detail
