@@ -88,12 +88,16 @@ row_stats softmax_row_stats(const softmax_tables& t, const I* in, std::int64_t n
     r.min = std::min<std::int32_t>(r.min, in[i]);
   }
   const std::int32_t* term = t.term.data() + 255 - r.max;  // term[x] = sum_term(e(x - max))
-  std::int64_t sum[4] = {0, 0, 0, 0};  // four chains of lookups and adds in flight
+  std::int64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // four chains of lookups and adds in flight (in registers)
   std::int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int j = 0; j < 4; ++j) sum[j] += term[in[i + j]];
-  for (; i < n; ++i) sum[0] += term[in[i]];
-  r.norm = softmax_math::normalizer::of_sum(sum[0] + sum[1] + sum[2] + sum[3]);
+  for (; i + 4 <= n; i += 4) {
+    s0 += term[in[i]];
+    s1 += term[in[i + 1]];
+    s2 += term[in[i + 2]];
+    s3 += term[in[i + 3]];
+  }
+  for (; i < n; ++i) s0 += term[in[i]];
+  r.norm = softmax_math::normalizer::of_sum(s0 + s1 + s2 + s3);
   return r;
 }
 
