@@ -130,6 +130,8 @@ void register_xnnpack(const conv_shape& s);
 #endif
 void register_peak();
 void register_attention();  // bench_attention.cpp
+void register_int4();       // bench_int4.cpp
+void register_sparse();     // bench_sparse.cpp
 
 // One GEMM benchmark's operands: int8 activations and per-channel weights, random but fixed.
 struct gemm_data {

@@ -65,6 +65,8 @@ int main(int argc, char** argv) {
 #endif
   }
   register_attention();
+  register_int4();
+  register_sparse();
   register_peak();
 
   benchmark::Initialize(&argc, argv);

@@ -4,6 +4,8 @@
 
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/gemm.hpp"
+#include "npuq/backends/simd/gemm_int4.hpp"
+#include "npuq/backends/simd/gemm_sparse.hpp"
 #include "npuq/core/cpu_features.hpp"
 #include "npuq/backends/simd/conv2d.hpp"
 #include "npuq/backends/simd/depthwise.hpp"

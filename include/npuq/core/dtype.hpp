@@ -12,7 +12,7 @@
 
 namespace npuq {
 
-enum class dtype : std::uint8_t { s8, u8, s32, s4, s16 };
+enum class dtype : std::uint8_t { s8, u8, s32, s4, s16, f32 };
 
 inline const char* to_string(dtype t) {
   switch (t) {
@@ -21,6 +21,7 @@ inline const char* to_string(dtype t) {
     case dtype::s32: return "int32";
     case dtype::s4: return "int4";
     case dtype::s16: return "int16";
+    case dtype::f32: return "float32";
   }
   return "?";
 }
@@ -29,6 +30,14 @@ inline const char* to_string(dtype t) {
 struct int4 {
   std::int8_t value;
 };
+
+// Which int4 values weights may hold: TFLite / CMSIS-NN / ONNX use the full two's complement
+// range [-8, 7]; TOSA (EXT-INT4) restricts symmetric weights to [-7, 7]. Ops taking int4 weights
+// check the symmetric range when asked to (gemm_params::int4_weights).
+enum class int4_range : std::uint8_t { full, symmetric };
+
+inline const char* to_string(int4_range r) { return r == int4_range::full ? "[-8, 7]" : "[-7, 7]"; }
+inline constexpr std::int32_t int4_min(int4_range r) { return r == int4_range::full ? -8 : -7; }
 
 // Sign-extends the low (hi == false) or high nibble of a byte.
 constexpr std::int8_t int4_nibble(std::uint8_t byte, bool hi) {
@@ -86,6 +95,15 @@ struct element_traits<int4> {
   static constexpr dtype type = dtype::s4;
   static constexpr std::int32_t min = -8, max = 7;
   static constexpr bool packed = true;
+};
+
+// float32 outputs (group-wise int4 GEMM) and float biases. Not an integer element: no zero point.
+template <>
+struct element_traits<float> {
+  using storage = float;
+  using value = float;
+  static constexpr dtype type = dtype::f32;
+  static constexpr bool packed = false;
 };
 
 template <class T>

@@ -91,6 +91,7 @@ inline status validate_quant(const Quant& q, const Layout& layout, dtype t, cons
     case dtype::s4: lo = -8; hi = 7; break;
     case dtype::s16: lo = -32768; hi = 32767; break;
     case dtype::s32: lo = 0; hi = 0; break;
+    case dtype::f32: lo = 0; hi = 0; break;
   }
   for (std::size_t i = 0; i < q.zero_points.size(); ++i) {
     const std::int32_t z = q.zero_points[i];

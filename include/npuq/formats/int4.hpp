@@ -38,6 +38,21 @@ inline status pack_int4(const TensorView<const std::int8_t>& src, const TensorVi
   return {};
 }
 
+// Checks that every value of an int4 view lies in `range` (int4_range::full accepts every
+// nibble; int4_range::symmetric rejects -8, naming the first offending index).
+inline status check_int4_range(const TensorView<const int4>& v, int4_range range, const char* name) {
+  if (range == int4_range::full) return {};
+  status bad;
+  for_each_index(v.layout(), [&](const std::int64_t* i) {
+    if (!bad.ok() || v.load(v.offset() + v.layout().offset_of(i)) >= int4_min(range)) return;
+    std::string at;
+    for (int d = 0; d < v.rank(); ++d) at += (d ? ", " : "") + std::to_string(i[d]);
+    bad = {errc::invalid_argument, std::string(name) + ": value -8 at [" + at + "] is outside the symmetric int4 range " +
+                                       to_string(range) + " (TOSA); use int4_range::full for TFLite's [-8, 7]"};
+  });
+  return bad;
+}
+
 // dst (int8) = src (int4), elementwise over the same logical shape.
 inline status unpack_int4(const TensorView<const int4>& src, const TensorView<std::int8_t>& dst) {
   NPUQ_RETURN_IF_ERROR(src.validate("src"));

@@ -587,4 +587,47 @@ double zero_fraction(const S& s) {
   return s.K * s.N == 0 ? 0.0 : 1.0 - density(s);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reading the stored entries, for kernels. for_each_entry(s, n, f) calls f(k, value) for every
+// stored entry of column (output channel) n that lies inside [0, K), in ascending k: the kept
+// values of each 2:4 group (zeros kept as fillers included), every element of the stored blocks
+// of n's block row, or the CSR entries. Every other element of the column is 0, so a dot product
+// over these entries equals the dense one (zero products add nothing). `s` must be valid.
+template <class V, class F>
+void for_each_entry(const sparse_2_4_matrix<V>& s, std::int64_t n, F&& f) {
+  for (std::int64_t g = 0; g < s.groups(); ++g)
+    for (int j = 0; j < 2; ++j) {
+      const std::int64_t k = s.k_of(n, g, j);
+      if (k < s.K) f(k, s.value(n, g, j));
+    }
+}
+template <class F>
+void for_each_entry(const block_csr_matrix& s, std::int64_t n, F&& f) {
+  const std::int64_t r = n / s.bn, i = n % s.bn;
+  for (std::int32_t b = s.row_ptr[static_cast<std::size_t>(r)]; b < s.row_ptr[static_cast<std::size_t>(r + 1)]; ++b) {
+    const std::int64_t k0 = static_cast<std::int64_t>(s.col_idx[static_cast<std::size_t>(b)]) * s.bk;
+    const std::int8_t* v = s.block(b) + i * s.bk;
+    for (std::int64_t j = 0; j < s.bk && k0 + j < s.K; ++j) f(k0 + j, v[j]);
+  }
+}
+template <class F>
+void for_each_entry(const csr_matrix& s, std::int64_t n, F&& f) {
+  for (std::int32_t i = s.row_ptr[static_cast<std::size_t>(n)]; i < s.row_ptr[static_cast<std::size_t>(n + 1)]; ++i)
+    f(static_cast<std::int64_t>(s.col_idx[static_cast<std::size_t>(i)]), s.values[static_cast<std::size_t>(i)]);
+}
+
+// True when a view can touch a byte of the sparse matrix's storage (ops reject such outputs).
+template <class T, class V>
+bool storage_overlaps(const TensorView<T>& v, const sparse_2_4_matrix<V>& s) {
+  return detail::overlaps_storage(v, s.values) || detail::overlaps_storage(v, s.indices);
+}
+template <class T>
+bool storage_overlaps(const TensorView<T>& v, const block_csr_matrix& s) {
+  return detail::overlaps_storage(v, s.row_ptr) || detail::overlaps_storage(v, s.col_idx) || detail::overlaps_storage(v, s.values);
+}
+template <class T>
+bool storage_overlaps(const TensorView<T>& v, const csr_matrix& s) {
+  return detail::overlaps_storage(v, s.row_ptr) || detail::overlaps_storage(v, s.col_idx) || detail::overlaps_storage(v, s.values);
+}
+
 }  // namespace npuq

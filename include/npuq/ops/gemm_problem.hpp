@@ -8,6 +8,12 @@
 // with per-tensor or per-column (axis = last) scales and zero points, as ONNX allows. The output
 // is int32 (raw accumulators, e.g. ONNX MatMulInteger) or int8/uint8 requantized under the
 // profile with a fused clamp.
+//
+// B may also be packed int4 (`TensorView<const int4>`, W4A8): the same contract on the
+// sign-extended values, so the results are the int8 GEMM's on the unpacked weights under every
+// profile. gemm_params::int4_weights picks the accepted value range (TFLite [-8, 7] by default,
+// TOSA's symmetric [-7, 7] on request, checked over every weight). Group-wise int4 scales along K
+// do not fold into one output multiplier: they go through gemm_grouped (gemm_grouped.hpp).
 #pragma once
 
 #include <cstdint>
@@ -15,16 +21,22 @@
 #include <type_traits>
 #include <vector>
 
+#include "npuq/formats/int4.hpp"
 #include "npuq/ops/output_stage.hpp"
 
 namespace npuq {
 
-struct gemm_params : output_params {};
+struct gemm_params : output_params {
+  int4_range int4_weights = int4_range::full;  // accepted values of int4 B (TOSA: symmetric)
+};
+
+template <class B>
+constexpr bool is_gemm_weight_v = is_8bit_v<B> || std::is_same<B, int4>::value;
 
 template <class A, class B, class O>
 struct gemm_problem {
   static_assert(is_8bit_v<A>, "gemm: A must be int8_t or uint8_t");
-  static_assert(is_8bit_v<B>, "gemm: B must be int8_t or uint8_t");
+  static_assert(is_gemm_weight_v<B>, "gemm: B must be int8_t, uint8_t or int4");
   static_assert(is_op_output_v<O>, "gemm: output must be int8_t, uint8_t or int32_t");
 
   TensorView<const A> a;
@@ -64,6 +76,14 @@ namespace detail {
 inline std::string dims_mismatch(const char* what, const Layout& got, const std::string& expect) {
   return std::string(what) + ": shape " + got.shape_string() + ", expected " + expect;
 }
+
+// int4 weights under the symmetric (TOSA) range must not hold -8; the full range needs no scan.
+template <class B>
+status validate_int4_range(const TensorView<const B>& b, int4_range range, const char* name) {
+  if constexpr (std::is_same<B, int4>::value) return check_int4_range(b, range, name);
+  (void)b, (void)range, (void)name;
+  return {};
+}
 }  // namespace detail
 
 template <class A, class B, class O>
@@ -100,6 +120,7 @@ status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, con
     return {errc::invalid_quantization, "a: activations must be quantized per tensor"};
   NPUQ_RETURN_IF_ERROR(validate_quant(b.quant(), b.layout(), b.type(), "b", false));
   NPUQ_RETURN_IF_ERROR(detail::validate_weight_zero_points(b, b.rank() - 1, "b"));
+  if (!b_is_descriptor) NPUQ_RETURN_IF_ERROR(detail::validate_int4_range(b, p.int4_weights, "b"));
   NPUQ_RETURN_IF_ERROR(validate_quant(out.quant(), out.layout(), out.type(), "output", false));
   NPUQ_RETURN_IF_ERROR(detail::validate_bias(bias, N));
   NPUQ_RETURN_IF_ERROR(detail::make_output_stage(p, a, b, out, N, b.rank() - 1, &pb->stage, "a", "b"));

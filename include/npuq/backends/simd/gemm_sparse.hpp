@@ -1,0 +1,261 @@
+// simd GEMM on sparse weights: kernel selection, the blocking drivers, and the entry points for
+// weights packed once.
+//
+// Two drivers share the dense GEMM's output stage (tile_output_stage, 16 channels per tile, the
+// AVX2 or portable apply function) and row store:
+//   2:4       blocks of up to 4 rows; each row becomes its lookup table of activation pairs
+//             (sparse_2_4_table), then the kernel runs 4 rows x 16 channels per panel.
+//             Kernel names: gemm_sp24_<a>s8_4x16_<level>.
+//   pairs     block CSR (every block shape) and CSR: the activations are transposed in chunks of
+//             8 rows (sparse_pairs_transpose), the kernel runs up to 32 rows x 1 channel over the
+//             channel's stored K pairs. Names: gemm_bsr_<a>s8_32x1_<level>, gemm_csr_...
+// <level> is the kernels' ISA: avx2 from the avx2 level up on x86-64, portable otherwise (there
+// are no NEON sparse kernels yet: aarch64 runs the portable ones).
+//
+// Profiles whose accumulator saturates or is wider than 32 bits run the scalar reference
+// ("gemm_sp24_reference", "gemm_bsr_reference", "gemm_csr_reference"), like the dense simd GEMM;
+// packed sparse weights refuse them with errc::unsupported.
+//
+// Unpacked sparse matrices are packed per call (O(weights), like unpacked dense weights); pack
+// once with pack_gemm_weights(simd, sparse, &packed) to reuse them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "npuq/backends/scalar/gemm_sparse.hpp"
+#include "npuq/backends/simd/backend.hpp"
+#include "npuq/backends/simd/gemm.hpp"
+#include "npuq/backends/simd/gemm_sparse_pack.hpp"
+#include "npuq/backends/simd/output_stage.hpp"
+#include "npuq/backends/simd/portable/gemm_sparse.hpp"
+#include "npuq/backends/simd/x86/gemm_sparse_avx2.hpp"
+#include "npuq/ops/gemm_sparse_problem.hpp"
+
+namespace npuq {
+namespace simd_detail {
+
+using sparse_2_4_kernel = void (*)(std::int64_t, const std::int32_t*, std::int64_t, const std::uint8_t*, std::int32_t*, std::int64_t);
+using sparse_pairs_kernel = void (*)(const std::int32_t*, std::int64_t, const std::int32_t*, const std::int32_t*, std::int64_t,
+                                     std::int32_t*);
+
+// The sparse kernels at the best level allowed, by rows (2:4: 1..4 rows; pairs: 1..4 chunks of 8).
+struct sparse_kernels {
+  sparse_2_4_kernel sp24[4];
+  sparse_pairs_kernel pairs[4];
+  tile_apply_fn apply;
+  const char* suffix;
+};
+
+inline sparse_kernels select_sparse(isa level) {
+#if defined(NPUQ_ARCH_X86_64)
+  if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
+    return {{sparse_2_4_avx2<1>, sparse_2_4_avx2<2>, sparse_2_4_avx2<3>, sparse_2_4_avx2<4>},
+            {sparse_pairs_avx2<1>, sparse_pairs_avx2<2>, sparse_pairs_avx2<3>, sparse_pairs_avx2<4>},
+            apply_tile_avx2,
+            "avx2"};
+#endif
+  (void)level;
+  return {{sparse_2_4_portable<1>, sparse_2_4_portable<2>, sparse_2_4_portable<3>, sparse_2_4_portable<4>},
+          {sparse_pairs_portable<1>, sparse_pairs_portable<2>, sparse_pairs_portable<3>, sparse_pairs_portable<4>},
+          apply_tile_portable,
+          "portable"};
+}
+
+// Row m of batch offset ao as K values a - a_zp (int16).
+template <class A, class S, class O>
+void sparse_load_row(const gemm_sparse_problem<A, S, O>& p, std::int64_t ao, std::int64_t m, std::int16_t* v) {
+  const A* row = p.a.data() + p.a_row(ao, m);
+  const std::int64_t sk = p.a.layout().stride(p.a.rank() - 1);
+  const std::int32_t zp = p.a_zero_point;
+  if (sk == 1) {
+    for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k] - zp);
+  } else {
+    for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
+  }
+}
+
+// Output stage of a tile of `rows` x 16 sums (channels [n0, n0 + cols)) and the store.
+template <class A, class S, class O>
+void sparse_finish_tile(const sparse_kernels& kern, const gemm_sparse_problem<A, S, O>& p, const tile_output_stage& stage,
+                        const std::int32_t* c, int rows, std::int64_t m0, std::int64_t n0, std::int64_t cols, std::int64_t oo,
+                        std::int32_t* tmp) {
+  kern.apply(stage, c, rows, n0, 0, cols, tmp);
+  const std::int64_t on = p.out.layout().stride(p.out.rank() - 1);
+  for (int m = 0; m < rows; ++m) store_row(p.out, p.out_row(oo, m0 + m) + n0 * on, on, cols, tmp + m * nr);
+}
+
+// K is walked in blocks so that the activation side of a block (2:4 tables of 4 rows, or the
+// transposed chunks of 32 rows) stays in L1 while every channel runs over it; the kernels add
+// into per-call accumulators between blocks (the sums wrap modulo 2^32 either way).
+constexpr std::int64_t sp24_k_block = 128;    // groups: 4 rows x 128 x 32 bytes = 16 KB of tables
+constexpr std::int64_t pairs_k_block = 256;   // pairs: 4 chunks x 256 x 32 bytes = 32 KB
+
+template <class A, class S, class O>
+void run_sparse_2_4(const simd_backend& be, const gemm_sparse_problem<A, S, O>& p, const packed_sparse_2_4_weights& w) {
+  const sparse_kernels kern = select_sparse(be.level());
+  const tile_output_stage stage(p.stage, p.bias, p.N);
+  const std::int64_t G = w.groups(), ts = G * 8, P = w.panels(), ldc = P * sp24_panel;
+  std::vector<std::int16_t> row(static_cast<std::size_t>(p.K));
+  std::vector<std::int32_t> table(static_cast<std::size_t>(4 * ts));
+  std::vector<std::int32_t> sums(static_cast<std::size_t>(4 * ldc));  // 4 rows x all channels
+  alignas(64) std::int32_t c[4 * nr];
+  alignas(64) std::int32_t tmp[4 * nr];
+  for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
+    std::int64_t ao = 0, oo = 0;
+    p.batch_offsets(batch, &ao, &oo);
+    for (std::int64_t m0 = 0; m0 < p.M; m0 += 4) {
+      const int rows = static_cast<int>(std::min<std::int64_t>(4, p.M - m0));
+      for (int m = 0; m < rows; ++m) {
+        sparse_load_row(p, ao, m0 + m, row.data());
+        sparse_2_4_table(row.data(), p.K, table.data() + m * ts);
+      }
+      std::fill(sums.begin(), sums.end(), 0);
+      for (std::int64_t g0 = 0; g0 < G; g0 += sp24_k_block) {
+        const std::int64_t gc = std::min(sp24_k_block, G - g0);
+        for (std::int64_t q = 0; q < P; ++q)
+          kern.sp24[rows - 1](gc, table.data() + g0 * 8, ts, w.panel(q) + g0 * sp24_record, sums.data() + q * sp24_panel, ldc);
+      }
+      for (std::int64_t n0 = 0; n0 < p.N; n0 += nr) {
+        const std::int64_t cols = std::min<std::int64_t>(nr, p.N - n0);
+        for (int m = 0; m < rows; ++m) std::copy_n(sums.data() + m * ldc + n0, nr, c + m * nr);
+        sparse_finish_tile(kern, p, stage, c, rows, m0, n0, cols, oo, tmp);
+      }
+    }
+  }
+  detail::simd_last_kernel_storage() = std::string("gemm_sp24_") + type_code(p.a.type()) + "s8_4x16_" + kern.suffix;
+}
+
+template <class A, class S, class O>
+void run_sparse_pairs(const simd_backend& be, const gemm_sparse_problem<A, S, O>& p, const packed_sparse_pairs_weights& w) {
+  constexpr int max_chunks = 4;
+  constexpr std::int64_t tile_rows = max_chunks * pairs_chunk;
+  const sparse_kernels kern = select_sparse(be.level());
+  const tile_output_stage stage(p.stage, p.bias, p.N);
+  const std::int64_t chunks = (p.M + pairs_chunk - 1) / pairs_chunk, KP = w.k_pairs(), cs = KP * pairs_chunk;
+  std::vector<std::int16_t> row(static_cast<std::size_t>(p.K));
+  std::vector<std::int32_t> at(static_cast<std::size_t>(chunks * cs), 0);  // rows past M stay 0
+  std::vector<std::int32_t> sums(static_cast<std::size_t>(p.N * tile_rows));  // channel n's rows at n * tile_rows
+  std::vector<std::int64_t> cursor(static_cast<std::size_t>(p.N));           // channel n's next entry
+  alignas(64) std::int32_t c[tile_rows * nr] = {};
+  alignas(64) std::int32_t tmp[tile_rows * nr];
+  for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
+    std::int64_t ao = 0, oo = 0;
+    p.batch_offsets(batch, &ao, &oo);
+    for (std::int64_t m = 0; m < p.M; ++m) {
+      sparse_load_row(p, ao, m, row.data());
+      sparse_pairs_transpose(row.data(), p.K, at.data() + (m / pairs_chunk) * cs, static_cast<int>(m % pairs_chunk));
+    }
+    for (std::int64_t m0 = 0; m0 < p.M; m0 += tile_rows) {
+      const int rows = static_cast<int>(std::min<std::int64_t>(tile_rows, p.M - m0));
+      const int R = static_cast<int>((rows + pairs_chunk - 1) / pairs_chunk);
+      const std::int32_t* a_chunks = at.data() + (m0 / pairs_chunk) * cs;
+      std::fill(sums.begin(), sums.end(), 0);
+      for (std::int64_t n = 0; n < p.N; ++n) cursor[static_cast<std::size_t>(n)] = w.begin(n);
+      for (std::int64_t p0 = 0; p0 < KP; p0 += pairs_k_block) {
+        const std::int64_t p1 = std::min(p0 + pairs_k_block, KP);
+        for (std::int64_t n = 0; n < p.N; ++n) {
+          const std::int64_t e0 = cursor[static_cast<std::size_t>(n)], end = w.begin(n + 1);
+          std::int64_t e1 = e0;
+          while (e1 < end && w.pairs()[e1] < p1) ++e1;
+          if (e1 == e0) continue;
+          kern.pairs[R - 1](a_chunks, cs, w.pairs() + e0, w.weights() + e0, e1 - e0, sums.data() + n * tile_rows);
+          cursor[static_cast<std::size_t>(n)] = e1;
+        }
+      }
+      for (std::int64_t n0 = 0; n0 < p.N; n0 += nr) {
+        const std::int64_t cols = std::min<std::int64_t>(nr, p.N - n0);
+        for (std::int64_t j = 0; j < cols; ++j)
+          for (int r = 0; r < rows; ++r) c[r * nr + j] = sums[static_cast<std::size_t>((n0 + j) * tile_rows + r)];
+        sparse_finish_tile(kern, p, stage, c, rows, m0, n0, cols, oo, tmp);
+      }
+    }
+  }
+  detail::simd_last_kernel_storage() =
+      std::string("gemm_") + w.source() + "_" + type_code(p.a.type()) + "s8_32x1_" + kern.suffix;
+}
+
+// The reference for profiles the kernels do not reproduce (see the top).
+template <class A, class S, class O>
+bool sparse_reference_if_needed(const gemm_sparse_problem<A, S, O>& p, const char* op) {
+  if (wraps_within_32_bits(p.stage.numerics)) return false;
+  (void)execute(scalar, p);  // cannot fail: the problem was validated
+  detail::simd_last_kernel_storage() = std::string("gemm_") + op + "_reference";
+  return true;
+}
+
+inline status sparse_packed_profile(const output_stage& st) {
+  if (wraps_within_32_bits(st.numerics)) return {};
+  return {errc::unsupported, "params: packed sparse weights need an accumulator that wraps at <= 32 bits; pass the sparse matrix "
+                             "itself to run saturating or wider accumulators on the reference path"};
+}
+
+}  // namespace simd_detail
+
+template <class A, class V, class O>
+status execute(const simd_backend& be, const gemm_sparse_problem<A, sparse_2_4_matrix<V>, O>& p) {
+  if (simd_detail::sparse_reference_if_needed(p, "sp24")) return {};
+  packed_sparse_2_4_weights w;
+  NPUQ_RETURN_IF_ERROR(w.pack(*p.b));
+  simd_detail::run_sparse_2_4(be, p, w);
+  return {};
+}
+
+template <class A, class S, class O, class = std::enable_if_t<std::is_same<S, block_csr_matrix>::value || std::is_same<S, csr_matrix>::value>>
+status execute(const simd_backend& be, const gemm_sparse_problem<A, S, O>& p) {
+  if (simd_detail::sparse_reference_if_needed(p, std::is_same<S, csr_matrix>::value ? "csr" : "bsr")) return {};
+  packed_sparse_pairs_weights w;
+  NPUQ_RETURN_IF_ERROR(w.pack(*p.b));
+  simd_detail::run_sparse_pairs(be, p, w);
+  return {};
+}
+
+// Packs sparse weights once for `gemm(simd, params, a, packed, bias, out)`.
+template <class V>
+status pack_gemm_weights(const simd_backend&, const sparse_2_4_matrix<V>& b, packed_sparse_2_4_weights* out) {
+  if (out == nullptr) return {errc::invalid_argument, "out: null"};
+  return out->pack(b);
+}
+inline status pack_gemm_weights(const simd_backend&, const block_csr_matrix& b, packed_sparse_pairs_weights* out) {
+  if (out == nullptr) return {errc::invalid_argument, "out: null"};
+  return out->pack(b);
+}
+inline status pack_gemm_weights(const simd_backend&, const csr_matrix& b, packed_sparse_pairs_weights* out) {
+  if (out == nullptr) return {errc::invalid_argument, "out: null"};
+  return out->pack(b);
+}
+
+// GEMM against packed sparse weights: validated like the unpacked call.
+template <class XA, class XBias, class XO>
+status try_gemm(const simd_backend& be, const gemm_params& params, const XA& a, const packed_sparse_2_4_weights& b, const XBias& bias,
+                const XO& out) {
+  gemm_sparse_problem<detail::element_of<XA>, packed_sparse_2_4_weights, detail::element_of<XO>> problem;
+  NPUQ_RETURN_IF_ERROR(make_gemm_sparse_problem(params, input_view(a), b, input_view(bias), output_view(out), &problem));
+  NPUQ_RETURN_IF_ERROR(simd_detail::sparse_packed_profile(problem.stage));
+  simd_detail::run_sparse_2_4(be, problem, b);
+  return {};
+}
+template <class XA, class XBias, class XO>
+status try_gemm(const simd_backend& be, const gemm_params& params, const XA& a, const packed_sparse_pairs_weights& b, const XBias& bias,
+                const XO& out) {
+  gemm_sparse_problem<detail::element_of<XA>, packed_sparse_pairs_weights, detail::element_of<XO>> problem;
+  NPUQ_RETURN_IF_ERROR(make_gemm_sparse_problem(params, input_view(a), b, input_view(bias), output_view(out), &problem));
+  NPUQ_RETURN_IF_ERROR(simd_detail::sparse_packed_profile(problem.stage));
+  simd_detail::run_sparse_pairs(be, problem, b);
+  return {};
+}
+
+template <class XA, class XBias, class XO>
+void gemm(const simd_backend& be, const gemm_params& params, const XA& a, const packed_sparse_2_4_weights& b, const XBias& bias,
+          const XO& out) {
+  throw_if_error(try_gemm(be, params, a, b, bias, out));
+}
+template <class XA, class XBias, class XO>
+void gemm(const simd_backend& be, const gemm_params& params, const XA& a, const packed_sparse_pairs_weights& b, const XBias& bias,
+          const XO& out) {
+  throw_if_error(try_gemm(be, params, a, b, bias, out));
+}
+
+}  // namespace npuq

@@ -1,0 +1,66 @@
+// conv2d and depthwise conv2d with packed int4 weights (W4A8), on any backend.
+//
+// Why a wrapper: convolution weights are small next to their reuse (every weight meets every
+// output pixel), so nothing is gained by convolving on nibbles; what users need is to pass the
+// int4 tensors their models hold (TFLite / CMSIS-NN OHWI or depthwise [KH, KW, C*M], rows that
+// may start mid-byte, viewed through TensorView<int4>). The weights are range checked (TFLite
+// [-8, 7] or TOSA's symmetric [-7, 7]), widened to int8 once per call and handed to the int8 op,
+// so the results are the int8 conv's on the unpacked weights by construction, under every
+// profile and on every backend.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "npuq/formats/int4.hpp"
+#include "npuq/ops/conv2d.hpp"
+
+namespace npuq {
+namespace detail {
+
+// int4 weights (any layout) -> int8 weights with the same logical shape and quantization.
+inline status widen_int4_weights(const TensorView<const int4>& w, int4_range range, Tensor<std::int8_t>* out) {
+  NPUQ_RETURN_IF_ERROR(w.validate("weights"));
+  NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), dtype::s4, "weights", false));
+  NPUQ_RETURN_IF_ERROR(check_int4_range(w, range, "weights"));
+  std::int64_t dims[Layout::max_rank] = {};
+  for (int d = 0; d < w.rank(); ++d) dims[d] = w.dim(d);
+  Tensor<std::int8_t> t(Layout::row_major(dims, w.rank()), w.quant());
+  NPUQ_RETURN_IF_ERROR(unpack_int4(w, t.view()));
+  *out = std::move(t);
+  return {};
+}
+
+}  // namespace detail
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+status try_conv2d_int4(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
+                       const XO& out, int4_range range = int4_range::full) {
+  static_assert(std::is_same<detail::element_of<XW>, int4>::value, "conv2d_int4: weights must be int4");
+  Tensor<std::int8_t> w8;
+  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
+  return try_conv2d(backend, params, input, w8, bias, out);
+}
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+void conv2d_int4(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
+                 const XO& out, int4_range range = int4_range::full) {
+  throw_if_error(try_conv2d_int4(backend, params, input, weights, bias, out, range));
+}
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+status try_depthwise_conv2d_int4(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
+                                 const XBias& bias, const XO& out, int4_range range = int4_range::full) {
+  static_assert(std::is_same<detail::element_of<XW>, int4>::value, "depthwise_conv2d_int4: weights must be int4");
+  Tensor<std::int8_t> w8;
+  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
+  return try_depthwise_conv2d(backend, params, input, w8, bias, out);
+}
+
+template <class Backend, class XI, class XW, class XBias, class XO>
+void depthwise_conv2d_int4(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
+                           const XBias& bias, const XO& out, int4_range range = int4_range::full) {
+  throw_if_error(try_depthwise_conv2d_int4(backend, params, input, weights, bias, out, range));
+}
+
+}  // namespace npuq
