@@ -13,6 +13,8 @@
 #include "npuq/backends/npu/cost_model.hpp"
 #include "npuq/backends/npu/emulator.hpp"
 #include "npuq/backends/npu/gemm.hpp"
+#include "npuq/backends/npu/gemm_grouped.hpp"
+#include "npuq/backends/npu/gemm_sparse.hpp"
 #include "npuq/backends/npu/presets.hpp"
 #include "npuq/backends/npu/profile.hpp"
 #include "npuq/backends/npu/softmax.hpp"

@@ -6,7 +6,8 @@
 // may start mid-byte, viewed through TensorView<int4>). The weights are range checked (TFLite
 // [-8, 7] or TOSA's symmetric [-7, 7]), widened to int8 once per call and handed to the int8 op,
 // so the results are the int8 conv's on the unpacked weights by construction, under every
-// profile and on every backend.
+// profile and on every backend. A backend that models memory traffic (the NPU emulator) is told
+// through int4_weight_scope that the weights it moves are 4-bit ones.
 #pragma once
 
 #include <cstdint>
@@ -33,12 +34,31 @@ inline status widen_int4_weights(const TensorView<const int4>& w, int4_range ran
 
 }  // namespace detail
 
+// Backends that do not model weight traffic ignore this; the NPU emulator overloads
+// set_int4_weights (found by argument-dependent lookup) to charge 4 bits per weight.
+template <class Backend>
+void set_int4_weights(const Backend&, bool) {}
+
+// Marks the backend's ops as having int4 weights for the lifetime of the scope.
+template <class Backend>
+class int4_weight_scope {
+ public:
+  explicit int4_weight_scope(const Backend& b) : b_(b) { set_int4_weights(b_, true); }
+  ~int4_weight_scope() { set_int4_weights(b_, false); }
+  int4_weight_scope(const int4_weight_scope&) = delete;
+  int4_weight_scope& operator=(const int4_weight_scope&) = delete;
+
+ private:
+  const Backend& b_;
+};
+
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_conv2d_int4(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
                        const XO& out, int4_range range = int4_range::full) {
   static_assert(std::is_same<detail::element_of<XW>, int4>::value, "conv2d_int4: weights must be int4");
   Tensor<std::int8_t> w8;
   NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
+  const int4_weight_scope<Backend> scope(backend);
   return try_conv2d(backend, params, input, w8, bias, out);
 }
 
@@ -54,6 +74,7 @@ status try_depthwise_conv2d_int4(const Backend& backend, const depthwise_params&
   static_assert(std::is_same<detail::element_of<XW>, int4>::value, "depthwise_conv2d_int4: weights must be int4");
   Tensor<std::int8_t> w8;
   NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
+  const int4_weight_scope<Backend> scope(backend);
   return try_depthwise_conv2d(backend, params, input, w8, bias, out);
 }
 

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <ostream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -54,6 +55,19 @@ inline std::int64_t add_under(const accumulator_spec& spec, std::int64_t prev, s
 inline bool same_numerics(const numerics_profile& a, const numerics_profile& b) {
   return a.format == b.format && a.mode == b.mode && a.acc.bits == b.acc.bits && a.acc.overflow == b.acc.overflow;
 }
+
+// What a sparse weight tile (channels [n0, n0 + nt), K range [k0, k0 + kt)) holds: the bytes the
+// DMA moves for it (values plus metadata, as the format stores them), its stored entries, and the
+// most entries any one of its channels stores (a lockstep pass with zero skipping takes that many
+// K steps). Operands with sparse weights provide sparse_tile(n0, nt, k0, kt, first_k).
+struct sparse_tile_info {
+  std::int64_t bytes = 0, stored = 0, max_column = 0;
+};
+template <class T, class = void>
+struct has_sparse_weights : std::false_type {};
+template <class T>
+struct has_sparse_weights<T, std::void_t<decltype(std::declval<const T&>().sparse_tile(std::int64_t{}, std::int64_t{}, std::int64_t{},
+                                                                                        std::int64_t{}, true))>> : std::true_type {};
 
 struct scratch {
   std::vector<std::int16_t> a, b;
@@ -188,6 +202,7 @@ class emulator {
   // npu/conv2d.hpp for the interface). Used by the execute overloads.
   template <class Operands>
   status run(op_shape shape, const Operands& src, const output_stage& st) const {
+    if (int4_weights_) shape.w_bits = 4;
     bool host_requant = false;
     NPUQ_RETURN_IF_ERROR(check_stage(shape.op, st, &host_requant));
     shape.acc_bits = st.numerics.acc.bits;
@@ -267,9 +282,23 @@ class emulator {
     ops_.resize(first);
     ops_.push_back(std::move(rec));
   }
+  // Adds a group-wise op's epilogue to the last record (npu/gemm_grouped.hpp): `scale_bytes` of
+  // group scales read from DRAM with the weights, and `scale_ops` float scale multiply-adds in the
+  // PPU, each charged like one PPU output.
+  void charge_group_epilogue(std::int64_t scale_bytes, std::int64_t scale_ops) const {
+    if (ops_.empty()) return;
+    op_stats& r = ops_.back();
+    r.dram.weight_read += scale_bytes;
+    r.sram.weight.written += scale_bytes;
+    r.energy.dram += static_cast<double>(scale_bytes) * prof_.energy.dram_pj_per_byte;
+    r.energy.ppu += static_cast<double>(scale_ops) * prof_.energy.ppu_pj_per_output;
+  }
   void discard_from(std::size_t first) const {
     if (first < ops_.size()) ops_.resize(first);
   }
+  // Ops run while this is set are charged 4-bit weights (conv2d_int4 widens int4 weights to int8
+  // for the arithmetic; the NPU still moves and stores nibbles). See set_int4_weights below.
+  void int4_weights(bool on) const { int4_weights_ = on; }
 
  private:
   template <class Operands>
@@ -416,10 +445,18 @@ class emulator {
         ts.sram.ifmap.written = bytes;
         in_bytes += bytes;
       }
+      // Sparse weights: compressed bytes, and with skip_macs a pass over the longest column only.
+      detail::sparse_tile_info sp;
+      bool sparse = false;
+      if constexpr (detail::has_sparse_weights<Operands>::value) {
+        sp = src.sparse_tile(t.n0, nt, ts.k0, kt, first_k);
+        sparse = true;
+      }
+      const std::int64_t kt_pass = sparse && P.sparse_weights == sparse_mode::skip_macs ? sp.max_column : kt;
       const std::int64_t bk[3] = {src.b_instance(t.inst), t.n0, t.kc0};
       if (!std::equal(bk, bk + 3, b_key)) {
         std::copy(bk, bk + 3, b_key);
-        const std::int64_t bytes = bits_to_bytes(nt * kt, s.w_bits);
+        const std::int64_t bytes = sparse ? sp.bytes : bits_to_bytes(nt * kt, s.w_bits);
         ts.dram.weight_read = bytes;
         ts.sram.weight.written = bytes;
         in_bytes += bytes;
@@ -430,15 +467,23 @@ class emulator {
       }
       // Analytic costs of the pass.
       const array_pass_cost pc = s.depthwise && !P.array.native_depthwise ? array_pass(P.array, mt, s.n_step, kt)
-                                                                          : array_pass(P.array, mt, nt, kt);
+                                                                          : array_pass(P.array, mt, nt, kt_pass);
       const std::int64_t reps = s.depthwise && !P.array.native_depthwise ? groups : 1;
       ts.folds = pc.folds * reps;
       ts.cycles.compute = pc.compute * reps;
       ts.cycles.fill_drain = pc.fill_drain * reps;
       ts.mapping_sum = pc.mapping_sum * static_cast<double>(reps);
-      ts.useful_macs = mt * nt * kt;
+      ts.useful_macs = sparse ? mt * sp.stored : mt * nt * kt;
       ts.sram.ifmap.read = bits_to_bytes(pc.a_reads * reps, s.in_bits);
       ts.sram.weight.read = bits_to_bytes(pc.b_reads * reps, s.w_bits);
+      if (sparse) {  // the array reads the compressed tile as often as it would read the dense one
+        ts.absent_weight_macs = mt * nt * kt - ts.useful_macs;
+        ts.skipped_macs = mt * nt * (kt - kt_pass);
+        ts.sram.weight.read = nt * kt_pass > 0 ? static_cast<std::int64_t>(std::llround(static_cast<double>(pc.b_reads) *
+                                                                                       static_cast<double>(sp.bytes) /
+                                                                                       static_cast<double>(nt * kt_pass)))
+                                               : 0;
+      }
       const std::int64_t outs = mt * nt;
       if (P.memory.psums == psum_mode::accumulator) {
         ts.sram.accumulator.written = outs * acc_bytes;
@@ -638,8 +683,13 @@ class emulator {
   profile prof_;
   status valid_;
   mutable std::vector<op_stats> ops_;
+  mutable bool int4_weights_ = false;
   mutable detail::scratch scratch_;
 };
+
+// conv2d_int4 / depthwise_conv2d_int4 (ops/conv2d_int4.hpp) call this through
+// int4_weight_scope, so the emulator charges their weights as 4-bit values.
+inline void set_int4_weights(const emulator& emu, bool on) { emu.int4_weights(on); }
 
 }  // namespace npu
 }  // namespace npuq

@@ -3,6 +3,8 @@
 // Each batch of A is one instance of an (M x N x K) op; a rank-2 B is shared by every batch, so
 // the weight DMA is skipped when consecutive tiles need the same weight block. A tile's sums come
 // from the simd backend: a view of A's tile rows times the weight tile, packed once per op.
+// int4 weights (W4A8) run the simd int4 kernels on nibble panels and are charged 4 bits per
+// weight in every DMA, buffer and energy figure.
 #pragma once
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -68,12 +71,22 @@ inline std::int64_t max_abs_bias(const TensorView<const std::int32_t>& bias) {
   return m;
 }
 
+// The simd packed form of a weight tile: int8/uint8 panels, or int4 nibble panels (W4A8).
+template <class B>
+struct packed_tile_weights {
+  using type = packed_gemm_weights<B>;
+};
+template <>
+struct packed_tile_weights<int4> {
+  using type = packed_int4_weights;
+};
+
 // The operand interface the emulator's run() reads, for a GEMM problem.
 template <class A, class B, class O>
 struct gemm_operands {
   const gemm_problem<A, B, O>& p;
   // Weight tiles packed for the simd kernels, by (n0, kc0), for the B instance `packed_for`.
-  mutable std::map<std::pair<std::int64_t, std::int64_t>, packed_gemm_weights<B>> packed;
+  mutable std::map<std::pair<std::int64_t, std::int64_t>, typename packed_tile_weights<B>::type> packed;
   mutable std::int64_t packed_for = -1;
 
   explicit gemm_operands(const gemm_problem<A, B, O>& pb) : p(pb) {}
@@ -131,7 +144,7 @@ struct gemm_operands {
       packed.clear();
       packed_for = binst;
     }
-    packed_gemm_weights<B>& w = packed[{t.n0, t.kc0}];
+    typename packed_tile_weights<B>::type& w = packed[{t.n0, t.kc0}];
     if (w.N() == 0) {
       const Layout& bl = p.b.layout();
       const std::int64_t sk = bl.stride(bl.rank() - 2), sn = bl.stride(bl.rank() - 1);
@@ -168,6 +181,7 @@ status execute(const emulator& emu, const gemm_problem<A, B, O>& p) {
   s.N = p.N;
   s.k_units = p.K;
   s.out_bits = 8 * static_cast<int>(sizeof(O));
+  s.w_bits = std::is_same<B, int4>::value ? 4 : 8;  // int4 weights move and store half the bytes
   return emu.run(s, detail::gemm_operands<A, B, O>(p), p.stage);
 }
 

@@ -36,6 +36,16 @@ enum class psum_mode : std::uint8_t { accumulator, spill };
 // op_stats::host_requantized, charged as 4-byte outputs); `error` refuses the op.
 enum class requant_fallback : std::uint8_t { host, error };
 
+// What the array does with weights a sparse format leaves out (2:4, block CSR, CSR; the op's MAC
+// count still counts them). `bandwidth_only`: they are DMAed and stored compressed (values plus
+// metadata) and their MACs are zero-gated (no MAC energy), but the array still spends the dense
+// cycles on them. `skip_macs`: additionally the array skips them, as sparse tensor cores do for
+// 2:4 and zero-skipping accelerators for unstructured sparsity; the columns of a tile advance in
+// lockstep, so a pass takes as many K steps as the tile's column with the most stored entries.
+enum class sparse_mode : std::uint8_t { bandwidth_only, skip_macs };
+
+inline const char* to_string(sparse_mode m) { return m == sparse_mode::skip_macs ? "skip_macs" : "bandwidth_only"; }
+
 inline const char* to_string(dataflow d) {
   switch (d) {
     case dataflow::output_stationary: return "output stationary";
@@ -126,6 +136,7 @@ struct profile {
   requant_fallback per_channel_fallback = requant_fallback::host;  // ops that need more (see requant_fallback)
   energy_table energy;
   softmax_unit_config softmax;
+  sparse_mode sparse_weights = sparse_mode::bandwidth_only;  // zero weights of sparse formats (see sparse_mode)
   bool record_tiles = true;  // keep per-tile records (the trace); op totals are always kept
 
   // The four SRAM energies actually used (derived when the table says 0).
@@ -182,6 +193,9 @@ struct profile {
                                           std::to_string(softmax.elements_per_cycle)};
     if (!(softmax.pj_per_element >= 0) || !std::isfinite(softmax.pj_per_element))
       return {errc::invalid_argument, at + "softmax.pj_per_element must be finite and >= 0"};
+    if (sparse_weights != sparse_mode::bandwidth_only && sparse_weights != sparse_mode::skip_macs)
+      return {errc::invalid_argument, at + "sparse_weights must be sparse_mode::bandwidth_only or sparse_mode::skip_macs, got " +
+                                          std::to_string(static_cast<int>(sparse_weights))};
     if (fixed_numerics) {
       const status s = numerics.validate();
       if (!s.ok()) return {s.code(), at + "numerics: " + s.message()};

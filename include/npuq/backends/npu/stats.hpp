@@ -114,6 +114,8 @@ struct tile_stats {
   energy_split energy;
   std::int64_t outputs = 0;              // elements through the PPU
   std::int64_t host_requantized = 0;     // of those, left as int32 for the host to requantize
+  std::int64_t absent_weight_macs = 0;   // MACs whose weight a sparse format leaves out (zero)
+  std::int64_t skipped_macs = 0;         // of those, skipped by the array (sparse_mode::skip_macs)
 };
 
 struct op_stats {
@@ -135,6 +137,8 @@ struct op_stats {
   std::int64_t host_requantized = 0;  // outputs requantized on the host (profile::per_channel_fallback)
   std::int64_t softmax_elements = 0;  // elements through the softmax unit (one per element, not per pass)
   std::int64_t score_bytes = 0;       // DRAM bytes of attention scores and probabilities between its steps
+  std::int64_t absent_weight_macs = 0;  // MACs of `macs` whose weight a sparse format leaves out (zero)
+  std::int64_t skipped_macs = 0;        // of those, skipped by the array (profile::sparse_weights = skip_macs)
   std::vector<tile_stats> tiles;  // empty when the profile does not record tiles
 
   // Useful MACs over the slots the array offered during the op's cycles.
@@ -156,6 +160,8 @@ struct op_stats {
     energy += t.energy;
     outputs += t.outputs;
     host_requantized += t.host_requantized;
+    absent_weight_macs += t.absent_weight_macs;
+    skipped_macs += t.skipped_macs;
   }
   // Adds another op's totals (for network totals).
   void add(const op_stats& o) {
@@ -175,6 +181,8 @@ struct op_stats {
     host_requantized += o.host_requantized;
     softmax_elements += o.softmax_elements;
     score_bytes += o.score_bytes;
+    absent_weight_macs += o.absent_weight_macs;
+    skipped_macs += o.skipped_macs;
   }
 };
 
@@ -214,7 +222,8 @@ inline void write_trace_json(std::ostream& os, const std::string& profile_name, 
        << ",\"utilisation\":" << detail::fmt("%.6f", o.utilisation())
        << ",\"mapping_efficiency\":" << detail::fmt("%.6f", o.mapping_efficiency()) << ",\"dram_read\":" << o.dram.read()
        << ",\"dram_written\":" << o.dram.output_written << ",\"energy_pj\":" << detail::fmt("%.3f", o.energy.total())
-       << ",\"host_requantized\":" << o.host_requantized << ",\"tiles\":[";
+       << ",\"host_requantized\":" << o.host_requantized << ",\"absent_weight_macs\":" << o.absent_weight_macs
+       << ",\"skipped_macs\":" << o.skipped_macs << ",\"tiles\":[";
     for (std::size_t t = 0; t < o.tiles.size(); ++t) {
       const tile_stats& s = o.tiles[t];
       os << (t ? "," : "") << "{\"instance\":" << s.instance << ",\"m0\":" << s.m0 << ",\"mt\":" << s.mt << ",\"n0\":" << s.n0
@@ -246,6 +255,9 @@ inline std::string summarize(const std::string& header, const std::vector<op_sta
          " uJ" + (o.host_requantized > 0 ? "; requantized on the host (int32 out): " + std::to_string(o.host_requantized) + " outputs" : "") +
          (o.softmax_elements > 0 ? "; softmax " + std::to_string(o.softmax_elements) + " elements" : "") +
          (o.score_bytes > 0 ? ", score/probability DRAM traffic " + fmt("%.1f", static_cast<double>(o.score_bytes) / 1024) + " KiB" : "") +
+         (o.absent_weight_macs > 0 ? "; sparse weights: " + std::to_string(o.absent_weight_macs) + " of " + std::to_string(o.macs) +
+                                         " MACs have absent weights, " + std::to_string(o.skipped_macs) + " skipped"
+                                   : "") +
          "\n";
   }
   const double us = static_cast<double>(total.cycles.total()) / clock_mhz;
@@ -273,6 +285,11 @@ inline std::string summarize(const std::string& header, const std::vector<op_sta
   if (total.softmax_elements > 0)
     s += "  softmax: " + std::to_string(total.softmax_elements) + " elements; attention scores and probabilities moved " +
          std::to_string(total.score_bytes) + " DRAM bytes\n";
+  if (total.absent_weight_macs > 0)
+    s += "  sparse weights: " + std::to_string(total.absent_weight_macs) + " of " + std::to_string(total.macs) +
+         " MACs have weights the format leaves out (zero-gated, no MAC energy); " + std::to_string(total.skipped_macs) +
+         " of them skipped by the array" + (total.skipped_macs == 0 ? " (their cycles are spent: sparse_mode::bandwidth_only)" : "") +
+         "\n";
   if (total.host_requantized > 0)
     s += "  host fallback: " + std::to_string(total.host_requantized) + " of " + std::to_string(total.outputs) +
          " outputs left the NPU as int32 and were requantized on the host (per-channel scales, per-tensor PPU)\n";
