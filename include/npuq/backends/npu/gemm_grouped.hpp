@@ -8,7 +8,7 @@
 // as 4 bytes per (channel, group) on top, charged with the op's weight bytes and DRAM energy (not
 // as extra DMA cycles). The outputs leave as float (4 bytes) or as requantized int8.
 //
-// The integers cannot depend on the array: a group's sum is at most group_size * 255 * 8 in
+// The integers cannot depend on the array: a group's sum is at most group_size * 255 * 15 in
 // magnitude, far inside any accumulator a profile can configure (20 bits and up), so the
 // emulator charges the tiles with the tile model while the values come from the simd backend,
 // which is bit-identical to the scalar contract (ops/gemm_grouped_problem.hpp). A profile with
