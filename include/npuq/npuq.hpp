@@ -22,6 +22,7 @@
 #include "npuq/ops/conv2d_int4.hpp"
 #include "npuq/ops/gemm.hpp"
 #include "npuq/ops/gemm_grouped.hpp"
+#include "npuq/ops/conv2d_sparse.hpp"
 #include "npuq/ops/gemm_sparse.hpp"
 #include "npuq/ops/softmax.hpp"
 #include "npuq/ops/softmax_int16.hpp"

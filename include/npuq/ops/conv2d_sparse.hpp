@@ -1,0 +1,127 @@
+// conv2d with sparse weights (2:4, block CSR, CSR), on every backend that runs the sparse GEMM.
+//
+// Why: pruned conv layers (1x1 projections, 3x3 convs) hold their weights in the same sparse
+// formats as GEMM layers, and users should not have to decompress them or write the im2col
+// themselves. The sparse matrix is the logical [K, OC] weight matrix of the convolution with
+// K = KH * KW * C ordered (ky, kx, c), exactly how OHWI weights flatten (compress the dense
+// weights viewed as Layout::col_major(KH * KW * C, OC), i.e. OHWI's [OC][KH][KW][C] read as
+// [K, OC]); the kernel extent is stated in `sparse_conv_kernel`.
+//
+//   conv2d_sparse(simd, params, input, weights_2_4, sparse_conv_kernel{3, 3}, bias, out);
+//
+// Contract: equal, bit for bit, to conv2d (ops/conv2d.hpp) on the decompressed OHWI weights
+// under every numerics profile, for groups = 1 (other group counts are refused). How: a 1x1
+// window with stride 1 and no padding is one sparse GEMM on the NHWC input as it is ([N, H, W, C]
+// is a batch of [W, C] matrices); any other window copies a band of output rows' input patches
+// into a bounded scratch buffer ([rows, OW, K], padded taps hold the input zero point, so they
+// contribute (zp - zp) * w = 0 like the reference's skipped taps) and runs the sparse GEMM on it,
+// band after band. Everything is validated, and the first band's GEMM call checked, before any
+// output is written (later bands differ only in their data).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "npuq/ops/conv2d_problem.hpp"
+#include "npuq/ops/gemm_sparse.hpp"
+
+namespace npuq {
+
+// Kernel extent of sparse conv weights (the sparse matrix itself is [KH * KW * C, OC]).
+struct sparse_conv_kernel {
+  std::int64_t KH = 1, KW = 1;
+};
+
+namespace detail {
+
+// Output elements a band of im2col rows may hold (about 1 MiB of int8 patches).
+constexpr std::int64_t sparse_conv_band_bytes = std::int64_t{1} << 20;
+
+template <class I, class S, class O>
+status validate_conv2d_sparse(const conv2d_params& p, const TensorView<const I>& in, const S& w, sparse_conv_kernel kernel,
+                              const TensorView<const std::int32_t>& bias, const TensorView<O>& out, conv_geometry* g) {
+  NPUQ_RETURN_IF_ERROR(validate_activation_pair(in, out));
+  NPUQ_RETURN_IF_ERROR(w.validate("weights"));
+  if (p.groups != 1)
+    return {errc::unsupported, "groups: conv2d_sparse supports groups = 1, got " + std::to_string(p.groups) +
+                                   " (run one conv2d_sparse per group on channel slices)"};
+  *g = input_geometry(in.layout(), kernel.KH, kernel.KW);
+  if (kernel.KH < 1 || kernel.KW < 1)
+    return {errc::invalid_shape, "kernel: extent " + std::to_string(kernel.KH) + "x" + std::to_string(kernel.KW) + " must be >= 1x1"};
+  NPUQ_RETURN_IF_ERROR(resolve_geometry(p, g));
+  if (w.K != g->KH * g->KW * g->C)
+    return {errc::invalid_shape, "weights: sparse matrix has K = " + std::to_string(w.K) + ", expected KH * KW * C = " +
+                                     std::to_string(g->KH) + " * " + std::to_string(g->KW) + " * " + std::to_string(g->C) + " = " +
+                                     std::to_string(g->KH * g->KW * g->C)};
+  if (out.dim(0) != g->N || out.dim(1) != g->OH || out.dim(2) != g->OW || out.dim(3) != w.N)
+    return {errc::invalid_shape, "output: shape " + out.layout().shape_string() + ", expected [" + std::to_string(g->N) + "," +
+                                     std::to_string(g->OH) + "," + std::to_string(g->OW) + "," + std::to_string(w.N) + "]"};
+  NPUQ_RETURN_IF_ERROR(validate_bias(bias, w.N));
+  if (overlaps(out, in)) return {errc::aliasing, "output: memory overlaps the input; use a separate buffer"};
+  return {};
+}
+
+// The NHWC input patches of output rows [oy0, oy0 + rows) of image n as [rows][OW][K] int8/uint8,
+// K in (ky, kx, c) order; taps outside the image hold the input zero point.
+template <class I>
+void im2col_rows(const TensorView<const I>& in, const conv_geometry& g, std::int64_t n, std::int64_t oy0, std::int64_t rows, I zp,
+                 I* dst) {
+  const Layout& l = in.layout();
+  const std::int64_t K = g.KH * g.KW * g.C;
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t ox = 0; ox < g.OW; ++ox) {
+      I* row = dst + (r * g.OW + ox) * K;
+      std::fill(row, row + K, zp);
+      for_each_tap(g, oy0 + r, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
+        I* d = row + (ky * g.KW + kx) * g.C;
+        const std::int64_t base = in.offset() + n * l.stride(0) + iy * l.stride(1) + ix * l.stride(2);
+        for (std::int64_t c = 0; c < g.C; ++c) d[c] = static_cast<I>(in.load(base + c * l.stride(3)));
+      });
+    }
+}
+
+template <class Backend, class I, class S, class O>
+status run_conv2d_sparse(const Backend& backend, const conv2d_params& p, const TensorView<const I>& in, const S& w,
+                         sparse_conv_kernel kernel, const TensorView<const std::int32_t>& bias, const TensorView<O>& out) {
+  conv_geometry g;
+  NPUQ_RETURN_IF_ERROR(validate_conv2d_sparse(p, in, w, kernel, bias, out, &g));
+  gemm_params gp;
+  static_cast<output_params&>(gp) = p;
+  const bool direct = g.KH == 1 && g.KW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+                      g.pad_bottom == 0 && g.pad_right == 0;
+  if (direct) return try_gemm(backend, gp, in, w, bias, out);  // [N, H, W, C] x [C, OC] -> [N, H, W, OC]
+  const std::int64_t K = g.KH * g.KW * g.C;
+  const Layout& ol = out.layout();
+  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.OW * K);
+  const std::int64_t band = std::max<std::int64_t>(1, std::min<std::int64_t>(g.OH, sparse_conv_band_bytes / row_bytes));
+  std::vector<I> cols(static_cast<std::size_t>(band * g.OW * K));
+  const I zp = static_cast<I>(in.quant().present() ? in.quant().zero_point() : 0);
+  for (std::int64_t n = 0; n < g.N; ++n)
+    for (std::int64_t oy0 = 0; oy0 < g.OH; oy0 += band) {
+      const std::int64_t rows = std::min(band, g.OH - oy0);
+      im2col_rows(in, g, n, oy0, rows, zp, cols.data());
+      const TensorView<const I> a(cols.data(), Layout::row_major({rows, g.OW, K}), in.quant(), static_cast<std::int64_t>(cols.size()));
+      const TensorView<O> o(out.data(), out.offset() + n * ol.stride(0) + oy0 * ol.stride(1),
+                            Layout::strided({rows, g.OW, w.N}, {ol.stride(1), ol.stride(2), ol.stride(3)}), out.quant(), out.capacity());
+      NPUQ_RETURN_IF_ERROR(try_gemm(backend, gp, a, w, bias, o));
+    }
+  return {};
+}
+
+}  // namespace detail
+
+template <class Backend, class XI, class S, class XBias, class XO, class = std::enable_if_t<is_sparse_format<S>::value>>
+status try_conv2d_sparse(const Backend& backend, const conv2d_params& params, const XI& input, const S& weights,
+                         sparse_conv_kernel kernel, const XBias& bias, const XO& out) {
+  return detail::run_conv2d_sparse(backend, params, input_view(input), weights, kernel, input_view(bias), output_view(out));
+}
+
+template <class Backend, class XI, class S, class XBias, class XO, class = std::enable_if_t<is_sparse_format<S>::value>>
+void conv2d_sparse(const Backend& backend, const conv2d_params& params, const XI& input, const S& weights, sparse_conv_kernel kernel,
+                   const XBias& bias, const XO& out) {
+  throw_if_error(try_conv2d_sparse(backend, params, input, weights, kernel, bias, out));
+}
+
+}  // namespace npuq
