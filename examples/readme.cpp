@@ -32,5 +32,26 @@ int main() {
   Tensor<std::int8_t> q_new(Layout::row_major({12, 1, 64}), Quant::per_tensor(0.05f, 0)), out_new(Layout::row_major({12, 1, 64}), Quant::per_tensor(0.02f, 0));
   attention(simd, ap, q_new, cache, no_mask, out_new);    // one decode step
   std::printf("probs[0][9] = %d, out[0][4][0] = %d, decode out[0][0][0] = %d\n", probs.data()[9], out.data()[4 * 64], out_new.data()[0]);
+
+  // INT4 and sparse weights (README, same section).
+  for (int i = 0; i < 64 * 16; ++i) w.data()[i] = static_cast<std::int8_t>(i % 15 - 7);
+  for (int i = 0; i < 4 * 64; ++i) x.data()[i] = static_cast<std::int8_t>(i % 23 - 11);
+  Tensor<int4> w4(Layout::matrix(64, 16), Quant::per_axis(1, std::vector<float>(16, 0.01f)));  // packed nibbles
+  throw_if_error(pack_int4(w.cview(), w4.view()));
+  gemm(simd, p, x, w4, no_bias, y);                                   // W4A8, equals the int8 GEMM on the unpacked weights
+  const int y4 = y.data()[0];
+  sparse_2_4_matrix<> w24;
+  throw_if_error(prune_2_4(w.view()));                                // magnitude pruning to 2:4 (or compress_2_4 as is)
+  throw_if_error(compress_2_4(w.cview(), &w24));
+  gemm(simd, p, x, w24, no_bias, y);                                  // 2:4 weights, equals the dense GEMM
+  Tensor<std::int8_t> image(Layout::nhwc(1, 8, 8, 4), Quant::per_tensor(0.02f, 0)), fmap(Layout::nhwc(1, 6, 6, 8), Quant::per_tensor(0.05f, 0));
+  Tensor<std::int8_t> k3(Layout::matrix(3 * 3 * 4, 8), Quant::per_tensor(0.01f, 0));  // OHWI [8, 3, 3, 4] read as [36, 8]
+  for (int i = 0; i < 36 * 8; ++i) k3.data()[i] = static_cast<std::int8_t>(i % 9 - 4);
+  for (int i = 0; i < 8 * 8 * 4; ++i) image.data()[i] = static_cast<std::int8_t>(i % 17 - 8);
+  throw_if_error(prune_2_4(k3.view()));
+  sparse_2_4_matrix<> w24_3x3;
+  throw_if_error(compress_2_4(k3.cview(), &w24_3x3));
+  conv2d_sparse(simd, conv2d_params{}, image, w24_3x3, sparse_conv_kernel{3, 3}, no_bias, fmap);
+  std::printf("int4 y[0][0] = %d, 2:4 y[0][0] = %d, sparse conv fmap[0] = %d\n", y4, y.data()[0], fmap.data()[0]);
   return 0;
 }
