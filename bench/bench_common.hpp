@@ -14,6 +14,7 @@
 
 #include <benchmark/benchmark.h>
 #include <npuq/npuq.hpp>
+#include <npuq/simd.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -104,6 +105,21 @@ inline void set_gops(benchmark::State& state, double macs) {
 inline void set_gemm_counters(benchmark::State& state, const gemm_shape& s) {
   set_gops(state, s.macs());
   if (s.M == 1) state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * s.K * s.N);
+}
+
+// The timed loop of a weight-streaming benchmark: one warm-up call (which names the kernel, the
+// row's label), then `call` per iteration; GOPS from `macs`, bytes/s from `weight_bytes` per call.
+template <class Fn>
+void timed_weights(benchmark::State& state, Fn&& call, double macs, double weight_bytes) {
+  call();
+  const std::string kernel = npuq::simd_last_kernel();
+  for (auto _ : state) {
+    call();
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(kernel);
+  set_gops(state, macs);
+  state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * weight_bytes));
 }
 
 // RegisterBenchmark with the time unit every npuq benchmark uses.

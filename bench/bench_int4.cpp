@@ -41,25 +41,12 @@ npuq::Quant group_quant(std::int64_t K, std::int64_t N, std::int64_t gs) {
   return npuq::Quant::per_group(1, 0, gs, std::move(s));
 }
 
-template <class Fn>
-void timed(benchmark::State& state, Fn&& call, double macs, double weight_bytes) {
-  call();  // warm-up; names the kernel
-  const std::string kernel = npuq::simd_last_kernel();
-  for (auto _ : state) {
-    call();
-    benchmark::ClobberMemory();
-  }
-  state.SetLabel(kernel);
-  set_gops(state, macs);
-  state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * weight_bytes));
-}
-
 void int8_gemm(benchmark::State& state, gemm_shape s, npuq::isa level) {
   gemm_data d(s);
   npuq::packed_gemm_weights<std::int8_t> packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(npuq::simd_backend{level}, d.b, &packed));
   const npuq::simd_backend be{level};
-  timed(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(s.K) * double(s.N));
+  timed_weights(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(s.K) * double(s.N));
 }
 
 void w4_gemm(benchmark::State& state, gemm_shape s, npuq::isa level) {
@@ -68,7 +55,7 @@ void w4_gemm(benchmark::State& state, gemm_shape s, npuq::isa level) {
   npuq::packed_int4_weights packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(npuq::simd, w.b, &packed));
   const npuq::simd_backend be{level};
-  timed(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(s.K) * double(s.N) / 2);
+  timed_weights(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(s.K) * double(s.N) / 2);
 }
 
 void w4_grouped(benchmark::State& state, gemm_shape s, npuq::isa level, std::int64_t gs, npuq::scale_storage storage) {
@@ -78,7 +65,7 @@ void w4_grouped(benchmark::State& state, gemm_shape s, npuq::isa level, std::int
   npuq::throw_if_error(npuq::pack_gemm_weights(npuq::simd, w.b, &packed, storage));
   npuq::Tensor<float> out(npuq::Layout::matrix(s.M, s.N));
   const npuq::simd_backend be{level};
-  timed(state, [&] { npuq::gemm_grouped(be, npuq::gemm_grouped_params{}, d.a, packed, npuq::no_bias, out); }, s.macs(),
+  timed_weights(state, [&] { npuq::gemm_grouped(be, npuq::gemm_grouped_params{}, d.a, packed, npuq::no_bias, out); }, s.macs(),
         double(s.K) * double(s.N) / 2);
 }
 

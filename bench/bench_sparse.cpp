@@ -21,25 +21,12 @@
 namespace npuq_bench {
 namespace {
 
-template <class Fn>
-void timed_sparse(benchmark::State& state, Fn&& call, double macs, double weight_bytes) {
-  call();  // warm-up; names the kernel
-  const std::string kernel = npuq::simd_last_kernel();
-  for (auto _ : state) {
-    call();
-    benchmark::ClobberMemory();
-  }
-  state.SetLabel(kernel);
-  set_gops(state, macs);
-  state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * weight_bytes));
-}
-
 void dense(benchmark::State& state, gemm_shape s, npuq::isa level) {
   gemm_data d(s);
   const npuq::simd_backend be{level};
   npuq::packed_gemm_weights<std::int8_t> packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(be, d.b, &packed));
-  timed_sparse(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(s.K) * double(s.N));
+  timed_weights(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(s.K) * double(s.N));
 }
 
 void sparse_2_4(benchmark::State& state, gemm_shape s, npuq::isa level) {
@@ -50,7 +37,7 @@ void sparse_2_4(benchmark::State& state, gemm_shape s, npuq::isa level) {
   const npuq::simd_backend be{level};
   npuq::packed_sparse_2_4_weights packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(be, sm, &packed));
-  timed_sparse(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(packed.packed_bytes()));
+  timed_weights(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(packed.packed_bytes()));
 }
 
 void block_sparse(benchmark::State& state, gemm_shape s, npuq::isa level, std::int64_t bn, std::int64_t bk, double zeros) {
@@ -62,7 +49,7 @@ void block_sparse(benchmark::State& state, gemm_shape s, npuq::isa level, std::i
   npuq::packed_sparse_pairs_weights packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(be, sm, &packed));
   state.counters["zero_blocks"] = npuq::block_zero_fraction(sm);
-  timed_sparse(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(packed.packed_bytes()));
+  timed_weights(state, [&] { npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); }, s.macs(), double(packed.packed_bytes()));
 }
 
 std::string name(const gemm_shape& s, const std::string& variant, npuq::isa level) {

@@ -3,6 +3,7 @@
 // of narrow / saturating accumulators on purpose-built inputs, profile validation, traces and
 // statistics consistency.
 #include "support/catch.hpp"
+#include "support/npu_profiles.hpp"
 #include "support/random.hpp"
 
 #include <npuq/npu.hpp>
@@ -16,36 +17,13 @@
 
 using namespace npuq;
 using npuq_test::fill;
+using npuq_test::all_profiles;
+using npuq_test::preset;
 using npuq_test::rng;
+using npuq_test::shrunk;
 using npuq_test::values;
 
 namespace {
-
-npu::profile preset(const std::string& name) {
-  npu::profile p;
-  REQUIRE(npu::presets::by_name(name, &p).ok());
-  return p;
-}
-
-// The same NPU with buffers so small that ops split into many tiles, K included.
-npu::profile shrunk(npu::profile p) {
-  p.name += "/small";
-  npu::memory_config& m = p.memory;
-  if (m.unified_bytes > 0) m.unified_bytes = 4096;
-  else m.ifmap_bytes = m.weight_bytes = 2048;
-  if (m.ofmap_bytes > 0) m.ofmap_bytes = 4096;
-  if (m.accumulator_bytes > 0) m.accumulator_bytes = 1024;
-  return p;
-}
-
-std::vector<npu::profile> all_profiles() {
-  std::vector<npu::profile> v;
-  for (const auto& n : npu::presets::names()) {
-    v.push_back(preset(n));
-    v.push_back(shrunk(preset(n)));
-  }
-  return v;
-}
 
 // The numerics an op may ask of a profile: its own when fixed, a spread otherwise.
 std::vector<numerics_profile> numerics_for(const npu::profile& p) {

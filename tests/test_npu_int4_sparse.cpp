@@ -11,40 +11,18 @@
 
 #include <npuq/npuq.hpp>
 
+#include "support/npu_profiles.hpp"
 #include "support/random.hpp"
 
 using namespace npuq;
 using npuq_test::fill;
+using npuq_test::all_profiles;
+using npuq_test::preset;
 using npuq_test::rng;
+using npuq_test::shrunk;
 using npuq_test::values;
 
 namespace {
-
-npu::profile preset(const std::string& name) {
-  npu::profile p;
-  REQUIRE(npu::presets::by_name(name, &p).ok());
-  return p;
-}
-
-// Small buffers: many tiles, K split too (the partial-sum rules run per K tile).
-npu::profile shrunk(npu::profile p) {
-  p.name += "/small";
-  npu::memory_config& m = p.memory;
-  if (m.unified_bytes > 0) m.unified_bytes = 4096;
-  else m.ifmap_bytes = m.weight_bytes = 2048;
-  if (m.ofmap_bytes > 0) m.ofmap_bytes = 4096;
-  if (m.accumulator_bytes > 0) m.accumulator_bytes = 1024;
-  return p;
-}
-
-std::vector<npu::profile> all_profiles() {
-  std::vector<npu::profile> v;
-  for (const auto& n : npu::presets::names()) {
-    v.push_back(preset(n));
-    v.push_back(shrunk(preset(n)));
-  }
-  return v;
-}
 
 // The numerics an op asks of a profile: its own when fixed; otherwise a saturating 24-bit
 // accumulator (results differ from wrap-around when sums are large) and tflite in turn.

@@ -28,6 +28,18 @@ namespace npuq {
 namespace npu {
 namespace detail {
 
+// Stored entries of channels [n0, n0 + nt) inside K range [k0, k0 + kt): their total and the
+// most any one channel holds.
+template <class S>
+void count_stored(const S& s, std::int64_t n0, std::int64_t nt, std::int64_t k0, std::int64_t kt, sparse_tile_info* r) {
+  for (std::int64_t n = n0; n < n0 + nt; ++n) {
+    std::int64_t c = 0;
+    for_each_entry(s, n, [&](std::int64_t k, std::int8_t) { c += k >= k0 && k < k0 + kt; });
+    r->stored += c;
+    r->max_column = std::max(r->max_column, c);
+  }
+}
+
 // Bytes, stored entries and longest channel of a sparse weight tile, per format.
 template <class V>
 sparse_tile_info sparse_tile_of(const sparse_2_4_matrix<V>& s, std::int64_t n0, std::int64_t nt, std::int64_t k0, std::int64_t kt, bool) {
@@ -36,12 +48,7 @@ sparse_tile_info sparse_tile_of(const sparse_2_4_matrix<V>& s, std::int64_t n0, 
   const std::int64_t groups = std::max<std::int64_t>(0, g1 - g0);
   sparse_tile_info r;
   r.bytes = nt * groups * ((std::is_same<V, int4>::value ? 1 : 2) + 1);
-  for (std::int64_t n = n0; n < n0 + nt; ++n) {
-    std::int64_t c = 0;
-    for_each_entry(s, n, [&](std::int64_t k, std::int8_t) { c += k >= k0 && k < k0 + kt; });
-    r.stored += c;
-    r.max_column = std::max(r.max_column, c);
-  }
+  count_stored(s, n0, nt, k0, kt, &r);
   return r;
 }
 
@@ -60,12 +67,7 @@ inline sparse_tile_info sparse_tile_of(const block_csr_matrix& s, std::int64_t n
     }
     if (first_k) r.bytes += 4 + (br == s.block_rows() - 1 ? 4 : 0);
   }
-  for (std::int64_t n = n0; n < n0 + nt; ++n) {
-    std::int64_t c = 0;
-    for_each_entry(s, n, [&](std::int64_t k, std::int8_t) { c += k >= k0 && k < k0 + kt; });
-    r.stored += c;
-    r.max_column = std::max(r.max_column, c);
-  }
+  count_stored(s, n0, nt, k0, kt, &r);
   return r;
 }
 
@@ -74,12 +76,7 @@ inline sparse_tile_info sparse_tile_of(const block_csr_matrix& s, std::int64_t n
 inline sparse_tile_info sparse_tile_of(const csr_matrix& s, std::int64_t n0, std::int64_t nt, std::int64_t k0, std::int64_t kt,
                                        bool first_k) {
   sparse_tile_info r;
-  for (std::int64_t n = n0; n < n0 + nt; ++n) {
-    std::int64_t c = 0;
-    for_each_entry(s, n, [&](std::int64_t k, std::int8_t) { c += k >= k0 && k < k0 + kt; });
-    r.stored += c;
-    r.max_column = std::max(r.max_column, c);
-  }
+  count_stored(s, n0, nt, k0, kt, &r);
   r.bytes = 5 * r.stored + (first_k ? 4 * nt + (n0 + nt == s.N ? 4 : 0) : 0);
   return r;
 }
