@@ -1,8 +1,9 @@
 // What the emulated NPU spent on an op: cycles, MAC-array occupancy, bytes per buffer and per
 // DRAM tensor, energy, and numeric events; per op and per tile.
 //
-// Records are plain structs so later ops (attention, int4, sparse) add to the same ones: an
-// op_stats is a sum of tile_stats plus what only the op knows (its name, shape and tiling).
+// Records are plain structs so composite and weight-format ops (attention, int4, sparse) add to
+// the same ones: an op_stats is a sum of tile_stats plus what only the op knows (its name, shape
+// and tiling, and its sparse-weight MAC counts).
 #pragma once
 
 #include <algorithm>
