@@ -8,7 +8,8 @@
 //             Kernel names: gemm_sp24_<a>s8_4x16_<level>.
 //   pairs     block CSR (every block shape) and CSR: the activations are transposed in chunks of
 //             8 rows (sparse_pairs_transpose), the kernel runs up to 32 rows x 1 channel over the
-//             channel's stored K pairs. Names: gemm_bsr_<a>s8_32x1_<level>, gemm_csr_...
+//             channel's stored K pairs. Names: gemm_bsr_<a>s8_32x1_<level>, gemm_csr_...; 32x2 when
+//             channel pairs that store the same K pairs (block rows) ran two channels per load
 // <level> is the kernels' ISA: avx2 from the avx2 level up on x86-64, portable otherwise (there
 // are no NEON sparse kernels yet: aarch64 runs the portable ones).
 //
@@ -40,11 +41,14 @@ namespace simd_detail {
 using sparse_2_4_kernel = void (*)(std::int64_t, const std::int32_t*, std::int64_t, const std::uint8_t*, std::int32_t*, std::int64_t);
 using sparse_pairs_kernel = void (*)(const std::int32_t*, std::int64_t, const std::int32_t*, const std::int32_t*, std::int64_t,
                                      std::int32_t*);
+using sparse_pairs2_kernel = void (*)(const std::int32_t*, std::int64_t, const std::int32_t*, const std::int32_t*, const std::int32_t*,
+                                      std::int64_t, std::int32_t*, std::int32_t*);
 
 // The sparse kernels at the best level allowed, by rows (2:4: 1..4 rows; pairs: 1..4 chunks of 8).
 struct sparse_kernels {
   sparse_2_4_kernel sp24[4];
   sparse_pairs_kernel pairs[4];
+  sparse_pairs2_kernel pairs2[4];  // twin channels at once; null: two pairs[] calls
   tile_apply_fn apply;
   const char* suffix;
 };
@@ -54,12 +58,14 @@ inline sparse_kernels select_sparse(isa level) {
   if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
     return {{sparse_2_4_avx2<1>, sparse_2_4_avx2<2>, sparse_2_4_avx2<3>, sparse_2_4_avx2<4>},
             {sparse_pairs_avx2<1>, sparse_pairs_avx2<2>, sparse_pairs_avx2<3>, sparse_pairs_avx2<4>},
+            {sparse_pairs2_avx2<1>, sparse_pairs2_avx2<2>, sparse_pairs2_avx2<3>, sparse_pairs2_avx2<4>},
             apply_tile_avx2,
             "avx2"};
 #endif
   (void)level;
   return {{sparse_2_4_portable<1>, sparse_2_4_portable<2>, sparse_2_4_portable<3>, sparse_2_4_portable<4>},
           {sparse_pairs_portable<1>, sparse_pairs_portable<2>, sparse_pairs_portable<3>, sparse_pairs_portable<4>},
+          {},
           apply_tile_portable,
           "portable"};
 }
@@ -141,6 +147,7 @@ void run_sparse_pairs(const simd_backend& be, const gemm_sparse_problem<A, S, O>
   std::vector<std::int64_t> cursor(static_cast<std::size_t>(p.N));           // channel n's next entry
   alignas(64) std::int32_t c[tile_rows * nr] = {};
   alignas(64) std::int32_t tmp[tile_rows * nr];
+  bool twins_ran = false;  // some channel pair ran the two-channel kernel (name: 32x2)
   for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
     std::int64_t ao = 0, oo = 0;
     p.batch_offsets(batch, &ao, &oo);
@@ -160,7 +167,20 @@ void run_sparse_pairs(const simd_backend& be, const gemm_sparse_problem<A, S, O>
           const std::int64_t e0 = cursor[static_cast<std::size_t>(n)], end = w.begin(n + 1);
           std::int64_t e1 = e0;
           while (e1 < end && w.pairs()[e1] < p1) ++e1;
-          if (e1 == e0) continue;
+          if (e1 == e0) {
+            n += w.twin(n) ? 1 : 0;  // the twin has no entries in this block either
+            continue;
+          }
+          if (kern.pairs2[R - 1] != nullptr && w.twin(n)) {  // channel n + 1 has the same pairs: one pass for both
+            const std::int64_t f0 = cursor[static_cast<std::size_t>(n + 1)];
+            kern.pairs2[R - 1](a_chunks, cs, w.pairs() + e0, w.weights() + e0, w.weights() + f0, e1 - e0, sums.data() + n * tile_rows,
+                               sums.data() + (n + 1) * tile_rows);
+            cursor[static_cast<std::size_t>(n + 1)] = f0 + (e1 - e0);
+            cursor[static_cast<std::size_t>(n)] = e1;
+            ++n;
+            twins_ran = true;
+            continue;
+          }
           kern.pairs[R - 1](a_chunks, cs, w.pairs() + e0, w.weights() + e0, e1 - e0, sums.data() + n * tile_rows);
           cursor[static_cast<std::size_t>(n)] = e1;
         }
@@ -174,7 +194,7 @@ void run_sparse_pairs(const simd_backend& be, const gemm_sparse_problem<A, S, O>
     }
   }
   detail::simd_last_kernel_storage() =
-      std::string("gemm_") + w.source() + "_" + type_code(p.a.type()) + "s8_32x1_" + kern.suffix;
+      std::string("gemm_") + w.source() + "_" + type_code(p.a.type()) + (twins_ran ? "s8_32x2_" : "s8_32x1_") + kern.suffix;
 }
 
 // The reference for profiles the kernels do not reproduce (see the top).

@@ -115,6 +115,9 @@ class packed_sparse_pairs_weights {
   std::int64_t begin(std::int64_t n) const { return col_ptr_[static_cast<std::size_t>(n)]; }
   const std::int32_t* pairs() const { return pair_.data(); }
   const std::int32_t* weights() const { return w_.data(); }
+  // True when channel n + 1 stores exactly channel n's K pairs (the channels of one block row of
+  // a block CSR matrix): the kernels then read each activation vector once for both.
+  bool twin(std::int64_t n) const { return twin_[static_cast<std::size_t>(n)] != 0; }
   std::int64_t packed_bytes() const {
     return static_cast<std::int64_t>((col_ptr_.size() + pair_.size() + w_.size()) * sizeof(std::int32_t));
   }
@@ -166,10 +169,18 @@ class packed_sparse_pairs_weights {
       });
       col_ptr[static_cast<std::size_t>(n + 1)] = static_cast<std::int32_t>(e + 1);
     }
+    std::vector<std::uint8_t> twin;
+    NPUQ_RETURN_IF_ERROR(detail::sparse_alloc(twin, s.N, "b"));
+    for (std::int64_t n = 0; n + 1 < s.N; ++n) {
+      const auto a0 = col_ptr[static_cast<std::size_t>(n)], a1 = col_ptr[static_cast<std::size_t>(n + 1)],
+                 b1 = col_ptr[static_cast<std::size_t>(n + 2)];
+      twin[static_cast<std::size_t>(n)] = a1 - a0 == b1 - a1 && std::equal(pair.begin() + a0, pair.begin() + a1, pair.begin() + a1);
+    }
     K = k_ = s.K;
     N = n_ = s.N;
     quant = s.quant;
     source_ = source;
+    twin_ = std::move(twin);
     col_ptr_ = std::move(col_ptr);
     pair_ = std::move(pair);
     w_ = std::move(w);
@@ -179,6 +190,7 @@ class packed_sparse_pairs_weights {
   std::int64_t k_ = 0, n_ = 0;
   const char* source_ = "csr";
   std::vector<std::int32_t> col_ptr_{0}, pair_, w_;
+  std::vector<std::uint8_t> twin_;
 };
 
 template <class T>

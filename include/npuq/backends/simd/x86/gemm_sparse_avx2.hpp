@@ -74,6 +74,35 @@ NPUQ_TARGET_AVX2_SPARSE void sparse_pairs_avx2(const std::int32_t* at, std::int6
   for (int r = 0; r < R; ++r) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_io + r * pairs_chunk), acc[r]);
 }
 
+// The same for two channels that store the same K pairs (twins): each activation vector is
+// loaded once and multiplied with both channels' weights.
+template <int R>
+NPUQ_TARGET_AVX2_SPARSE void sparse_pairs2_avx2(const std::int32_t* at, std::int64_t chunk_stride, const std::int32_t* pair,
+                                                const std::int32_t* w0, const std::int32_t* w1, std::int64_t count,
+                                                std::int32_t* acc0_io, std::int32_t* acc1_io) {
+  __m256i acc0[R], acc1[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    acc0[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc0_io + r * pairs_chunk));
+    acc1[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc1_io + r * pairs_chunk));
+  }
+  for (std::int64_t e = 0; e < count; ++e) {
+    const std::int32_t* base = at + static_cast<std::int64_t>(pair[e]) * pairs_chunk;
+    const __m256i wv0 = _mm256_set1_epi32(w0[e]), wv1 = _mm256_set1_epi32(w1[e]);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + r * chunk_stride));
+      acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(x, wv0));
+      acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(x, wv1));
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc0_io + r * pairs_chunk), acc0[r]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc1_io + r * pairs_chunk), acc1[r]);
+  }
+}
+
 }  // namespace simd_detail
 }  // namespace npuq
 
