@@ -21,7 +21,7 @@
 #include "npuq/core/numerics.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 #define NPUQ_NPU_PPU_AVX2 1
 #endif
 
@@ -67,7 +67,7 @@ struct ppu_lanes {
 
 #if defined(NPUQ_NPU_PPU_AVX2)
 // tflite's MultiplyByQuantizedMultiplier on 8 lanes from column j.
-__attribute__((target("avx2"))) inline __m256i q31_double_avx2(__m256i v, const ppu_lanes& c, std::int64_t j) {
+NPUQ_TARGET_AVX2 inline __m256i q31_double_avx2(__m256i v, const ppu_lanes& c, std::int64_t j) {
   const __m256i zero = _mm256_setzero_si256();
   const __m256i nudge_pos = _mm256_set1_epi64x(std::int64_t{1} << 30);
   const __m256i nudge_neg = _mm256_set1_epi64x(1 - (std::int64_t{1} << 30));
@@ -94,7 +94,7 @@ __attribute__((target("avx2"))) inline __m256i q31_double_avx2(__m256i v, const 
 // v = sums + bias (exact in int32: the caller checked the accumulator cannot overflow), then
 // out = clamp(requantize(v)) (K != raw) or v; rows x nt, channel j uses lane constants [j].
 template <ppu_kind K>
-__attribute__((target("avx2"))) inline void ppu_tile_avx2(const std::int32_t* sums, const std::int32_t* bias, const ppu_lanes& c,
+NPUQ_TARGET_AVX2 inline void ppu_tile_avx2(const std::int32_t* sums, const std::int32_t* bias, const ppu_lanes& c,
                                                           std::int64_t rows, std::int64_t nt, const numerics_profile& num,
                                                           std::int32_t zp, std::int32_t lo, std::int32_t hi, std::int32_t* out,
                                                           std::int64_t* max_abs, std::int64_t* n_low, std::int64_t* n_high) {

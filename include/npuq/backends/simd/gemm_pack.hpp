@@ -41,6 +41,11 @@ namespace npuq {
 
 namespace simd_detail {
 constexpr std::int64_t nr = 16;  // columns per B panel
+
+// The byte type of A in the x86 c4 format: the other signedness than B, because vpdpbusd and
+// AMX's tdpbusd / tdpbsud multiply unsigned by signed bytes.
+template <class B>
+using dot_a_t = std::conditional_t<std::is_same<B, std::int8_t>::value, std::uint8_t, std::int8_t>;
 }  // namespace simd_detail
 
 // The packed layouts, named by their K group (see above).

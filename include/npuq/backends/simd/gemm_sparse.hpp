@@ -119,8 +119,9 @@ void run_sparse_2_4(const simd_backend& be, const gemm_sparse_problem<A, S, O>& 
         sparse_2_4_table(row.data(), p.K, table.data() + m * ts);
       }
       std::fill(sums.begin(), sums.end(), 0);
-      for (std::int64_t g0 = 0; g0 < G; g0 += sp24_k_block) {
-        const std::int64_t gc = std::min(sp24_k_block, G - g0);
+      const std::int64_t kb = rows == 1 ? G : sp24_k_block;
+      for (std::int64_t g0 = 0; g0 < G; g0 += kb) {
+        const std::int64_t gc = std::min(kb, G - g0);
         for (std::int64_t q = 0; q < P; ++q)
           kern.sp24[rows - 1](gc, table.data() + g0 * 8, ts, w.panel(q) + g0 * sp24_record, sums.data() + q * sp24_panel, ldc);
       }

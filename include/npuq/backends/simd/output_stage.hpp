@@ -16,7 +16,7 @@
 #include "npuq/ops/output_stage.hpp"
 
 #if defined(NPUQ_ARCH_X86_64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 #endif
 
 namespace npuq {
@@ -80,16 +80,15 @@ inline void apply_tile_portable(const tile_output_stage& t, const std::int32_t* 
 
 #if defined(NPUQ_ARCH_X86_64)
 
-#define NPUQ_TARGET_AVX2_OUT __attribute__((target("avx2,fma")))
 
 // floor(v / 2^s) for signed 64-bit lanes (AVX2 has no 64-bit arithmetic shift).
-NPUQ_TARGET_AVX2_OUT inline __m256i sra_epi64_avx2(__m256i v, __m256i s) {
+NPUQ_TARGET_AVX2 inline __m256i sra_epi64_avx2(__m256i v, __m256i s) {
   const __m256i sign = _mm256_cmpgt_epi64(_mm256_setzero_si256(), v);
   return _mm256_xor_si256(_mm256_srlv_epi64(_mm256_xor_si256(v, sign), s), sign);
 }
 
 // Low 32 bits of floor((x * m + 2^30) / 2^31) per lane: gemmlowp's SRDHM for m >= 0.
-NPUQ_TARGET_AVX2_OUT inline __m256i srdhm_avx2(__m256i x, __m256i m) {
+NPUQ_TARGET_AVX2 inline __m256i srdhm_avx2(__m256i x, __m256i m) {
   const __m256i nudge = _mm256_set1_epi64x(std::int64_t{1} << 30);
   const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(x, m), nudge), 31);
   const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)), nudge), 31);
@@ -97,7 +96,7 @@ NPUQ_TARGET_AVX2_OUT inline __m256i srdhm_avx2(__m256i x, __m256i m) {
 }
 
 // RoundingDivideByPOT with per-lane exponents e in [0, 31].
-NPUQ_TARGET_AVX2_OUT inline __m256i rdbpot_avx2(__m256i x, __m256i e) {
+NPUQ_TARGET_AVX2 inline __m256i rdbpot_avx2(__m256i x, __m256i e) {
   const __m256i one = _mm256_set1_epi32(1);
   const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, e), one);
   const __m256i rem = _mm256_and_si256(x, mask);
@@ -109,7 +108,7 @@ NPUQ_TARGET_AVX2_OUT inline __m256i rdbpot_avx2(__m256i x, __m256i e) {
 
 // Single rounding on the low 32 bits of each 64-bit lane: ((int64)x * m + 2^(t-1)) >> t,
 // clamped to [lo, hi] in 64 bits (the rounded value can exceed int32 before the clamp).
-NPUQ_TARGET_AVX2_OUT inline __m256i single_round_lanes_avx2(__m256i x, __m256i m, __m256i t32, __m256i lo64, __m256i hi64) {
+NPUQ_TARGET_AVX2 inline __m256i single_round_lanes_avx2(__m256i x, __m256i m, __m256i t32, __m256i lo64, __m256i hi64) {
   const __m256i one64 = _mm256_set1_epi64x(1);
   const __m256i t = _mm256_and_si256(t32, _mm256_set1_epi64x(0xFFFFFFFF));
   const __m256i round = _mm256_sllv_epi64(one64, _mm256_sub_epi64(t, one64));
@@ -119,7 +118,7 @@ NPUQ_TARGET_AVX2_OUT inline __m256i single_round_lanes_avx2(__m256i x, __m256i m
 }
 
 // The same for all 8 lanes, with ts = 31 - shift.
-NPUQ_TARGET_AVX2_OUT inline __m256i single_round_avx2(__m256i x, __m256i m, __m256i shift, std::int32_t lo, std::int32_t hi) {
+NPUQ_TARGET_AVX2 inline __m256i single_round_avx2(__m256i x, __m256i m, __m256i shift, std::int32_t lo, std::int32_t hi) {
   const __m256i ts = _mm256_sub_epi32(_mm256_set1_epi32(31), shift);
   const __m256i lo64 = _mm256_set1_epi64x(lo), hi64 = _mm256_set1_epi64x(hi);
   const __m256i even = single_round_lanes_avx2(x, m, ts, lo64, hi64);
@@ -129,7 +128,7 @@ NPUQ_TARGET_AVX2_OUT inline __m256i single_round_avx2(__m256i x, __m256i m, __m2
 }
 
 template <tile_requant Kind>
-NPUQ_TARGET_AVX2_OUT inline void apply_tile_avx2_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
+NPUQ_TARGET_AVX2 inline void apply_tile_avx2_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
                                                       std::int32_t* out) {
   const output_stage& st = *t.st;
   const __m256i vdrop = _mm256_set1_epi32(32 - st.numerics.acc.bits);

@@ -17,15 +17,14 @@
 #include "npuq/backends/simd/w4/kernel_portable.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 
-#define NPUQ_TARGET_AVX2_W4 __attribute__((target("avx2")))
 
 namespace npuq {
 namespace simd_detail {
 
 template <int MR>
-NPUQ_TARGET_AVX2_W4 void w4_dot_avx2(const std::uint8_t* w, std::int64_t groups, std::int64_t qpg, const std::int8_t* a,
+NPUQ_TARGET_AVX2 void w4_dot_avx2(const std::uint8_t* w, std::int64_t groups, std::int64_t qpg, const std::int8_t* a,
                                      std::int64_t a_stride, std::int32_t* sums) {
   const __m256i mask = _mm256_set1_epi8(0x0F);
   const __m256i ones = _mm256_set1_epi16(1);
@@ -73,7 +72,7 @@ NPUQ_TARGET_AVX2_W4 void w4_dot_avx2(const std::uint8_t* w, std::int64_t groups,
   }
 }
 
-NPUQ_TARGET_AVX2_W4 inline void w4_grouped_epilogue_avx2(int rows, std::int64_t groups, const std::int32_t* sums, const std::int32_t* e,
+NPUQ_TARGET_AVX2 inline void w4_grouped_epilogue_avx2(int rows, std::int64_t groups, const std::int32_t* sums, const std::int32_t* e,
                                                          const std::int32_t* S, std::int64_t s_stride, const std::int32_t* dw,
                                                          const float* sg, float* facc) {
   for (int m = 0; m < rows; ++m) {

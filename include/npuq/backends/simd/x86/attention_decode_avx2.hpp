@@ -18,7 +18,7 @@
 #include <type_traits>
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
 

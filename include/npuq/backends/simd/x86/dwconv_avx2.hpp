@@ -25,7 +25,7 @@
 #include "npuq/ops/output_stage.hpp"
 
 #if defined(NPUQ_ARCH_X86_64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 
 namespace npuq {
 namespace simd_detail {

@@ -12,9 +12,8 @@
 #include <type_traits>
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 
-#define NPUQ_TARGET_AVX2 __attribute__((target("avx2,fma")))
 
 namespace npuq {
 namespace simd_detail {

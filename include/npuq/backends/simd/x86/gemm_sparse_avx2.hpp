@@ -15,16 +15,15 @@
 #include "npuq/backends/simd/gemm_sparse_pack.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <immintrin.h>
+#include "npuq/backends/simd/x86/intrin.hpp"
 
-#define NPUQ_TARGET_AVX2_SPARSE __attribute__((target("avx2,fma")))
 
 namespace npuq {
 namespace simd_detail {
 
 // MR rows x 16 channels, added to c (see portable/gemm_sparse.hpp for the arguments).
 template <int MR>
-NPUQ_TARGET_AVX2_SPARSE void sparse_2_4_avx2(std::int64_t groups, const std::int32_t* table, std::int64_t t_stride,
+NPUQ_TARGET_AVX2 void sparse_2_4_avx2(std::int64_t groups, const std::int32_t* table, std::int64_t t_stride,
                                              const std::uint8_t* panel, std::int32_t* c, std::int64_t ldc) {
   __m256i acc0[MR], acc1[MR];  // lanes: channels 0,8,1,9,2,10,3,11 and 4,12,5,13,6,14,7,15
 #pragma GCC unroll 4
@@ -58,7 +57,7 @@ NPUQ_TARGET_AVX2_SPARSE void sparse_2_4_avx2(std::int64_t groups, const std::int
 
 // R chunks of 8 rows x one channel, added to acc_io (see portable/gemm_sparse.hpp).
 template <int R>
-NPUQ_TARGET_AVX2_SPARSE void sparse_pairs_avx2(const std::int32_t* at, std::int64_t chunk_stride, const std::int32_t* pair,
+NPUQ_TARGET_AVX2 void sparse_pairs_avx2(const std::int32_t* at, std::int64_t chunk_stride, const std::int32_t* pair,
                                                const std::int32_t* w, std::int64_t count, std::int32_t* acc_io) {
   __m256i acc[R];
 #pragma GCC unroll 4
@@ -77,7 +76,7 @@ NPUQ_TARGET_AVX2_SPARSE void sparse_pairs_avx2(const std::int32_t* at, std::int6
 // The same for two channels that store the same K pairs (twins): each activation vector is
 // loaded once and multiplied with both channels' weights.
 template <int R>
-NPUQ_TARGET_AVX2_SPARSE void sparse_pairs2_avx2(const std::int32_t* at, std::int64_t chunk_stride, const std::int32_t* pair,
+NPUQ_TARGET_AVX2 void sparse_pairs2_avx2(const std::int32_t* at, std::int64_t chunk_stride, const std::int32_t* pair,
                                                 const std::int32_t* w0, const std::int32_t* w1, std::int64_t count,
                                                 std::int32_t* acc0_io, std::int32_t* acc1_io) {
   __m256i acc0[R], acc1[R];

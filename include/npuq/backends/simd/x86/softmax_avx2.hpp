@@ -20,7 +20,7 @@ namespace simd_detail {
 
 // out[i] = clamp(RDBPOT(SRDHM(recip, e[i]), shift) + qmin, qmin, qmax) for i < count, computed
 // in whole vectors of 8 (e and out must have room for count rounded up to 8).
-NPUQ_TARGET_AVX2_OUT inline void softmax_outputs_avx2(const std::int32_t* e, std::int32_t count, std::int32_t recip, int shift,
+NPUQ_TARGET_AVX2 inline void softmax_outputs_avx2(const std::int32_t* e, std::int32_t count, std::int32_t recip, int shift,
                                                       std::int32_t qmin, std::int32_t qmax, std::int32_t* out) {
   const __m256i m = _mm256_set1_epi32(recip), s = _mm256_set1_epi32(shift);
   const __m256i lo = _mm256_set1_epi32(qmin), hi = _mm256_set1_epi32(qmax);
@@ -32,7 +32,7 @@ NPUQ_TARGET_AVX2_OUT inline void softmax_outputs_avx2(const std::int32_t* e, std
 }
 
 // Bit j set when in[j] > low, for the 32 int8 values at in.
-NPUQ_TARGET_AVX2_OUT inline std::uint32_t greater_mask_avx2(const std::int8_t* in, std::int8_t low) {
+NPUQ_TARGET_AVX2 inline std::uint32_t greater_mask_avx2(const std::int8_t* in, std::int8_t low) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(in));
   return static_cast<std::uint32_t>(_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, _mm256_set1_epi8(low))));
 }
