@@ -378,7 +378,7 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
                                        numerics_profile::tflite().with_accumulator(12, overflow_rule::wrap),
                                        numerics_profile::onnx().with_accumulator(20, overflow_rule::wrap)};
   for (isa level : cpu().levels()) {
-    const simd_detail::c2_kernels<std::int8_t> kern = simd_detail::select_c2<std::int8_t>(level);
+    const simd_detail::gemm_kernel_set<std::int8_t> kern = simd_detail::gemm_kernels<std::int8_t>(level);
     for (const auto& prof : profiles) {
       for (int trial = 0; trial < 300; ++trial) {
         output_stage st;

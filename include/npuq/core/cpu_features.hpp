@@ -16,6 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "npuq/core/isa.hpp"
+#include "npuq/core/level_table.hpp"
+
 #if defined(__x86_64__) || defined(_M_X64)
 #define NPUQ_ARCH_X86_64 1
 #include <cpuid.h>
@@ -33,63 +36,22 @@
 
 namespace npuq {
 
-// Instruction-set levels, ordered within each architecture from plain to best.
-enum class isa : std::uint8_t {
-  portable = 0,  // plain C++ (any CPU)
-  // x86-64
-  avx2 = 10,
-  avx_vnni = 11,
-  avx512_vnni = 12,
-  amx_int8 = 13,
-  // aarch64
-  neon = 20,
-  neon_dotprod = 21,
-  neon_i8mm = 22,
-  best = 255,  // no cap
-};
-
-inline const char* to_string(isa l) {
-  switch (l) {
-    case isa::portable: return "portable";
-    case isa::avx2: return "avx2";
-    case isa::avx_vnni: return "avx_vnni";
-    case isa::avx512_vnni: return "avx512_vnni";
-    case isa::amx_int8: return "amx_int8";
-    case isa::neon: return "neon";
-    case isa::neon_dotprod: return "neon_dotprod";
-    case isa::neon_i8mm: return "neon_i8mm";
-    case isa::best: return "best";
-  }
-  return "?";
-}
-
-// Parses an NPUQ_ISA value ("avx2", "amx", "portable", ...); returns false if unknown.
-inline bool parse_isa(const char* s, isa* out) {
-  struct entry {
-    const char* name;
-    isa level;
-  };
-  static const entry names[] = {{"portable", isa::portable},       {"scalar", isa::portable},      {"avx2", isa::avx2},
-                                {"avx_vnni", isa::avx_vnni},       {"avxvnni", isa::avx_vnni},     {"avx512_vnni", isa::avx512_vnni},
-                                {"avx512vnni", isa::avx512_vnni},  {"amx", isa::amx_int8},         {"amx_int8", isa::amx_int8},
-                                {"neon", isa::neon},               {"dotprod", isa::neon_dotprod}, {"neon_dotprod", isa::neon_dotprod},
-                                {"i8mm", isa::neon_i8mm},          {"neon_i8mm", isa::neon_i8mm},  {"best", isa::best}};
-  for (const entry& e : names)
-    if (std::strcmp(s, e.name) == 0) {
-      *out = e.level;
-      return true;
-    }
-  return false;
-}
-
 struct cpu_info {
   bool avx2 = false, fma = false, avx_vnni = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512_vnni = false;
   bool amx_tile = false, amx_int8 = false;
   bool neon = false, dotprod = false, i8mm = false;
 
-  // Every level this CPU can run, plainest first (always starts with portable).
+  // Every level this CPU can run and npuq has kernels for (a table in level_table.hpp),
+  // plainest first (always starts with portable).
   std::vector<isa> levels() const {
+    std::vector<isa> all = hardware_levels(), v;
+    for (isa l : all)
+      if (find_level_table(l) != nullptr) v.push_back(l);
+    return v;
+  }
+  // Every level this CPU can run, whether or not npuq has kernels for it.
+  std::vector<isa> hardware_levels() const {
     std::vector<isa> v{isa::portable};
     if (avx2 && fma) v.push_back(isa::avx2);
     if (avx2 && avx_vnni) v.push_back(isa::avx_vnni);
@@ -106,6 +68,20 @@ struct cpu_info {
     return false;
   }
 };
+
+// Linux requires a process to ask for the AMX tile data state before using it. Returns true
+// when AMX may be used. Called once, by CPU detection: AMX is listed only when granted.
+inline bool request_amx_permission() {
+#if defined(__linux__) && defined(NPUQ_ARCH_X86_64)
+  static const bool granted = [] {
+    constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
+    return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+  }();
+  return granted;
+#else
+  return false;
+#endif
+}
 
 namespace detail {
 
@@ -135,6 +111,12 @@ inline cpu_info detect_cpu() {
   c.avx512_vnni = os_zmm && ((ecx7 >> 11) & 1);
   c.amx_tile = os_amx && ((edx7 >> 24) & 1);
   c.amx_int8 = os_amx && ((edx7 >> 25) & 1);
+  if (c.amx_tile && c.amx_int8 && !request_amx_permission()) c.amx_tile = c.amx_int8 = false;
+#if defined(NPUQ_X86_EMULATED) && NPUQ_X86_EMULATED
+  // The emulated-ISA build (x86/intrin.hpp): every x86 level's kernels run through SIMDe and
+  // the portable AMX tile layer, whatever this CPU has.
+  c.avx2 = c.fma = c.avx_vnni = c.avx512f = c.avx512bw = c.avx512vl = c.avx512_vnni = c.amx_tile = c.amx_int8 = true;
+#endif
 #elif defined(NPUQ_ARCH_AARCH64)
   c.neon = true;  // mandatory in ARMv8-A
 #if defined(__linux__)
@@ -183,20 +165,6 @@ inline isa active_isa(isa call_cap = isa::best) {
   const isa process = isa_cap();
   const isa cap = static_cast<int>(call_cap) < static_cast<int>(process) ? call_cap : process;
   return detail::best_level(cpu(), cap);
-}
-
-// Linux requires a process to ask for the AMX tile data state before using it. Returns true
-// when AMX may be used. Called once by the AMX kernels.
-inline bool request_amx_permission() {
-#if defined(__linux__) && defined(NPUQ_ARCH_X86_64)
-  static const bool granted = [] {
-    constexpr long arch_req_xcomp_perm = 0x1023, xfeature_xtiledata = 18;
-    return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
-  }();
-  return granted;
-#else
-  return false;
-#endif
 }
 
 }  // namespace npuq

@@ -1,12 +1,15 @@
-// simd conv2d: implicit GEMM on the c2 GEMM kernels, without an im2col copy of the input.
+// simd conv2d: implicit GEMM on the level's GEMM kernels, without an im2col copy of the input.
 //
 // Per group, the OHWI weights are the GEMM's B ([K = KH*KW*Cg, OC/groups], packed once per call)
 // and each block of up to 4 output pixels is gathered straight from the input into the kernel's
-// packed A layout (taps outside the image contribute 0 after the zero point is subtracted). The
+// packed A layout (int16 values for c2, bytes for the x86 c4 kernels; taps outside the image
+// contribute 0 after the zero point is subtracted). The
 // int32 sums then go through the reference's output stage.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "npuq/backends/scalar/conv2d.hpp"
@@ -32,6 +35,26 @@ void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int
       for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int16_t>(src[c] - zp);
     } else {
       for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int16_t>(src[c * sc] - zp);
+    }
+  });
+}
+
+// The same pixel as the x86 c4 kernels' bytes (a ^ shift in dot_a_t<W>, see dot_shift in
+// gemm.hpp): padded taps hold the input zero point's byte, whose v = a - za is 0.
+template <class AB, int Shift, class I, class W, class O>
+void gather_pixel_bytes(const window_problem<I, W, O>& p, std::int64_t pixel, std::int64_t c0, std::int64_t cg, AB* row) {
+  const conv_geometry& g = p.g;
+  const std::int64_t ox = pixel % g.OW, oy = (pixel / g.OW) % g.OH, n = pixel / (g.OW * g.OH);
+  const std::int64_t K = g.KH * g.KW * cg, sc = p.in.layout().stride(3);
+  const auto pad = static_cast<AB>(static_cast<std::uint8_t>(p.in_zero_point) ^ Shift);
+  std::fill(row, row + K, pad);
+  for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
+    AB* dst = row + (ky * g.KW + kx) * cg;
+    const I* src = p.in.data() + p.in.offset() + p.in.layout()(n, iy, ix, c0);
+    if (Shift == 0 && sc == 1) {
+      std::memcpy(dst, src, static_cast<std::size_t>(cg));
+    } else {
+      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<AB>(static_cast<std::uint8_t>(src[c * sc]) ^ Shift);
     }
   });
 }
@@ -93,7 +116,7 @@ namespace simd_detail {
 template <class I, class W, class O>
 void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const packed_conv2d_weights<W>* packed) {
   const conv_geometry& g = p.g;
-  const c2_kernels<W> kern = select_c2<W>(be.level());
+  const gemm_kernel_set<W> kern = gemm_kernels<W>(be.level());
   const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW;
   packed_gemm_weights<W> own;
   for (std::int64_t grp = 0; grp < p.groups; ++grp) {
@@ -101,12 +124,20 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
     const packed_gemm_weights<W>& w = packed != nullptr ? packed->group(grp) : own;
-    run_c2(
-        kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
-        [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
-          const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
-          store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
-        });
+    const auto store = [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
+      const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
+      store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
+    };
+    if (is_x86_dot(kern)) {
+      using AB = dot_a_t<W>;
+      constexpr int shift = dot_shift<I, W>();
+      run_x86_dot(
+          kern, M, w, stage, oc0, dot_offset<I, W>(p.in_zero_point),
+          [&](std::int64_t m, AB* dst) { gather_pixel_bytes<AB, shift>(p, m, grp * cg, cg, dst); }, store);
+    } else {
+      run_c2(
+          kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); }, store);
+    }
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name("conv2d", p.in.type(), p.w.type(), kern);
 }

@@ -18,10 +18,14 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "npuq/backends/scalar/gemm.hpp"
+#include "npuq/core/level_table.hpp"
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/gemm_pack.hpp"
 #include "npuq/backends/simd/output_stage.hpp"
@@ -30,12 +34,14 @@
 #include "npuq/backends/simd/arm/gemm_c4_dotprod.hpp"
 #include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
+#include "npuq/backends/simd/x86/gemm_c4_vnni.hpp"
 #include "npuq/ops/gemm_problem.hpp"
 
 namespace npuq {
 namespace simd_detail {
 
-constexpr int mr = 4;  // rows per A block
+constexpr int mr = 4;  // rows per A block of the c2 and NEON kernels
+constexpr int max_mr = 16;  // rows per tile of any x86 c4 kernel (AMX: 16)
 
 inline const char* type_code(dtype t) { return t == dtype::u8 ? "u8" : "s8"; }
 
@@ -46,45 +52,96 @@ inline bool wraps_within_32_bits(const numerics_profile& p) {
 
 template <class B>
 using c2_kernel = void (*)(std::int64_t, const std::int16_t*, const B*, const std::int16_t*, std::int32_t*);
-// c4 / c8 kernels: (K groups, A block of bytes in B's type, panel, MR x 16 int32 sums).
+// NEON c4 / c8 kernels: (K groups, A block of bytes in B's type, panel, MR x 16 int32 sums).
 template <class B>
 using dot_kernel = void (*)(std::int64_t, const B*, const B*, std::int32_t*);
+// x86 c4 kernels (x86/gemm_c4_vnni.hpp, x86/gemm_c4_amx.hpp): (K groups, A rows of bytes in
+// dot_a_t<B> with stride lda, first panel, bytes from one panel to the next, c) with c laid out
+// [panel][row][16].
+template <class B>
+using x86_dot_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, std::int32_t*);
 
 // The output stage for a tile of sums.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
                                std::int32_t*);
 
-// The GEMM microkernels for 1..4 rows at the best level allowed: `rows` (c2 format) or `dot_rows`
-// (c4, c8), the format they read, and the names of the tile and the ISA (`suffix`, the level).
-// (The c2 in the type's name is historical: conv2d.hpp uses it.)
+// The GEMM microkernels of one kernel family (level_table.hpp), by row count: `rows` (c2
+// format), `dot_rows` (NEON c4, c8) or `x86` (x86 c4: [rows - 1][panels - 1]), the format they
+// read, the tile they compute (tile_rows x np panels of 16 columns), and the output stage.
 template <class B>
-struct c2_kernels {
-  c2_kernel<B> rows[mr];
-  tile_apply_fn apply;
-  const char* suffix;
+struct gemm_kernel_set {
+  kernel_family family = kernel_family::portable;
   gemm_pack_format format = gemm_pack_format::c2;
-  dot_kernel<B> dot_rows[mr] = {};
   const char* tile = "4x16c2";
+  int tile_rows = 4, np = 1;
+  c2_kernel<B> rows[mr] = {};
+  dot_kernel<B> dot_rows[mr] = {};
+  x86_dot_kernel<B> x86[max_mr][2] = {};
+  tile_apply_fn apply = apply_tile_portable;
+  const char* suffix() const { return to_string(family); }
 };
 
-template <class B>
-c2_kernels<B> select_c2(isa level) {
 #if defined(NPUQ_ARCH_X86_64)
-  if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
-    return {{gemm_c2_avx2<1, B>, gemm_c2_avx2<2, B>, gemm_c2_avx2<3, B>, gemm_c2_avx2<4, B>}, apply_tile_avx2, "avx2"};
-#elif defined(NPUQ_ARCH_AARCH64)
-  if (level == isa::neon_i8mm)
-    return {{}, apply_tile_portable, "neon_i8mm", gemm_pack_format::c8,
-            {gemm_c8_i8mm<1, B>, gemm_c8_i8mm<2, B>, gemm_c8_i8mm<3, B>, gemm_c8_i8mm<4, B>}, "4x16c8"};
-  if (level == isa::neon_dotprod)
-    return {{}, apply_tile_portable, "neon_dotprod", gemm_pack_format::c4,
-            {gemm_c4_dotprod<1, B>, gemm_c4_dotprod<2, B>, gemm_c4_dotprod<3, B>, gemm_c4_dotprod<4, B>}, "4x16c4"};
-  if (level == isa::neon)
-    return {{gemm_c2_neon<1, B>, gemm_c2_neon<2, B>, gemm_c2_neon<3, B>, gemm_c2_neon<4, B>}, apply_tile_portable, "neon"};
+template <class B, std::size_t... I>
+void set_avx512_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
+  ((k.x86[I][0] = gemm_c4_avx512_vnni<I + 1, 1, B>, k.x86[I][1] = gemm_c4_avx512_vnni<I + 1, 2, B>), ...);
+}
+template <class B, std::size_t... I>
+void set_avx_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
+  ((k.x86[I][0] = gemm_c4_avx_vnni<I + 1, 1, B>), ...);
+}
 #endif
-  (void)level;
-  return {{gemm_c2_portable<1, B>, gemm_c2_portable<2, B>, gemm_c2_portable<3, B>, gemm_c2_portable<4, B>}, apply_tile_portable,
-          "portable"};
+
+// The GEMM kernels the table of `level` lists.
+template <class B>
+gemm_kernel_set<B> gemm_kernels(isa level) {
+  const level_table& t = level_kernels(level);
+  gemm_kernel_set<B> k;
+  k.family = t.gemm;
+#if defined(NPUQ_ARCH_X86_64)
+  if (t.output_stage == kernel_family::avx2) k.apply = apply_tile_avx2;
+  switch (t.gemm) {
+    case kernel_family::avx2:
+      k.rows[0] = gemm_c2_avx2<1, B>, k.rows[1] = gemm_c2_avx2<2, B>, k.rows[2] = gemm_c2_avx2<3, B>, k.rows[3] = gemm_c2_avx2<4, B>;
+      return k;
+    case kernel_family::avx512_vnni:
+      k.format = gemm_pack_format::c4, k.tile = "8x32c4", k.tile_rows = 8, k.np = 2;
+      set_avx512_vnni(k, std::make_index_sequence<8>());
+      return k;
+    case kernel_family::avx_vnni:
+      k.format = gemm_pack_format::c4, k.tile = "6x16c4", k.tile_rows = 6, k.np = 1;
+      set_avx_vnni(k, std::make_index_sequence<6>());
+      return k;
+    default: break;
+  }
+#elif defined(NPUQ_ARCH_AARCH64)
+  switch (t.gemm) {
+    case kernel_family::neon_i8mm:
+      k.format = gemm_pack_format::c8, k.tile = "4x16c8";
+      k.dot_rows[0] = gemm_c8_i8mm<1, B>, k.dot_rows[1] = gemm_c8_i8mm<2, B>, k.dot_rows[2] = gemm_c8_i8mm<3, B>,
+      k.dot_rows[3] = gemm_c8_i8mm<4, B>;
+      return k;
+    case kernel_family::neon_dotprod:
+      k.format = gemm_pack_format::c4, k.tile = "4x16c4";
+      k.dot_rows[0] = gemm_c4_dotprod<1, B>, k.dot_rows[1] = gemm_c4_dotprod<2, B>, k.dot_rows[2] = gemm_c4_dotprod<3, B>,
+      k.dot_rows[3] = gemm_c4_dotprod<4, B>;
+      return k;
+    case kernel_family::neon:
+      k.rows[0] = gemm_c2_neon<1, B>, k.rows[1] = gemm_c2_neon<2, B>, k.rows[2] = gemm_c2_neon<3, B>, k.rows[3] = gemm_c2_neon<4, B>;
+      return k;
+    default: break;
+  }
+#endif
+  k.family = kernel_family::portable;
+  k.rows[0] = gemm_c2_portable<1, B>, k.rows[1] = gemm_c2_portable<2, B>, k.rows[2] = gemm_c2_portable<3, B>,
+  k.rows[3] = gemm_c2_portable<4, B>;
+  return k;
+}
+
+// True when the kernels read x86 c4 panels with A bytes of the other signedness (dot_a_t).
+template <class B>
+bool is_x86_dot(const gemm_kernel_set<B>& k) {
+  return k.x86[0][0] != nullptr;
 }
 
 // Adds the zero-point compensation of the 8-bit formats to a tile of dot products (see
@@ -103,17 +160,25 @@ inline void add_dot_compensation(std::int32_t* c, int rows, const std::int32_t* 
   }
 }
 
-// Runs C = A x B for M rows and the output stage: `fill(m, v)` writes A row m's K
-// zero-point-corrected values into v (int16); `store(m, n0, cols, values)` receives output row m's
-// values for columns [n0, n0 + cols).
-// Column n of this product is channel first_channel + n of the stage. Weights packed in another
-// format than the kernels read (packed for another level) are converted for this call.
+// The weights in the kernels' format: `packed` itself, or a converted copy kept in `converted`
+// (weights packed for another level).
+template <class B>
+const packed_gemm_weights<B>& weights_in_format(const packed_gemm_weights<B>& packed, gemm_pack_format f,
+                                                packed_gemm_weights<B>& converted) {
+  if (packed.format() == f) return packed;
+  converted = packed.converted(f);
+  return converted;
+}
+
+// Runs C = A x B for M rows and the output stage on the c2 and NEON kernels: `fill(m, v)`
+// writes A row m's K zero-point-corrected values into v (int16); `store(m, n0, cols, values)`
+// receives output row m's values for columns [n0, n0 + cols).
+// Column n of this product is channel first_channel + n of the stage.
 template <class B, class FillFn, class StoreFn>
-void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
+void run_c2(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
             std::int64_t first_channel, FillFn&& fill, StoreFn&& store) {
   packed_gemm_weights<B> converted;
-  if (packed.format() != kern.format) converted = packed.converted(kern.format);
-  const packed_gemm_weights<B>& w = packed.format() == kern.format ? packed : converted;
+  const packed_gemm_weights<B>& w = weights_in_format(packed, kern.format, converted);
   const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), kr = w.kr();
   const bool c2 = kern.format == gemm_pack_format::c2;
   // c2: the A block (see gemm_pack.hpp), plus 4 values of slack for kernels that load 8 bytes
@@ -149,6 +214,80 @@ void run_c2(const c2_kernels<B>& kern, std::int64_t M, const packed_gemm_weights
   }
 }
 
+// A's bytes for the x86 c4 kernels are a - (min(A) - min(dot_a_t<B>)) in dot_a_t<B>: one XOR of
+// the sign bit (dot_shift = 128) when A and dot_a_t<B> differ in signedness, else a itself. With
+// v = a - za that is v - o for the constant o = dot_offset (below), so the compensation's
+// o * sb[j] is one value per column (folded into the stage's bias) and only weight zero points
+// need the row sums.
+template <class A, class B>
+constexpr int dot_shift() {
+  return std::is_same<A, dot_a_t<B>>::value ? 0 : 128;
+}
+template <class A, class B>
+constexpr std::int32_t dot_offset(std::int32_t a_zero_point) {
+  return element_traits<A>::min - element_traits<dot_a_t<B>>::min - a_zero_point;
+}
+
+// Bytes of A rows per block of the x86 driver: the packed block stays in L2 while every panel
+// pair of B passes over it.
+constexpr std::int64_t x86_a_block_bytes = 192 * 1024;
+
+// C = A x B and the output stage on the x86 c4 kernels, blocked for the caches: up to
+// x86_a_block_bytes of A rows are packed once (`fill_bytes(m, dst)` writes row m's K bytes), then
+// each group of np panels (in L1 for K up to ~1.5k) meets every mr-row tile of the block.
+// `o` is the constant offset of the bytes (see dot_offset); `store` as for run_c2.
+template <class B, class FillFn, class StoreFn>
+void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
+                 std::int64_t first_channel, std::int32_t o, FillFn&& fill_bytes, StoreFn&& store) {
+  using AB = dot_a_t<B>;
+  packed_gemm_weights<B> converted;
+  const packed_gemm_weights<B>& w = weights_in_format(packed, gemm_pack_format::c4, converted);
+  const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), panels = w.panels();
+  const std::int64_t lda = (kg * 4 + 63) / 64 * 64;
+  const std::int64_t mr_ = kern.tile_rows;
+  const std::int64_t mc = std::max<std::int64_t>(mr_, std::min<std::int64_t>((x86_a_block_bytes / lda) / mr_ * mr_, (M + mr_ - 1) / mr_ * mr_));
+  // The stage with o * sb[j] added to every column's bias (modulo 2^32, like the sums).
+  tile_output_stage st = stage;
+  for (std::int64_t n = 0; n < N; ++n) {
+    const std::int32_t sb = w.panel_compensation(n / nr)[nr + n % nr];
+    st.bias[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(static_cast<std::uint32_t>(st.bias[static_cast<std::size_t>(n)]) +
+                                                                     static_cast<std::uint32_t>(o) * static_cast<std::uint32_t>(sb));
+  }
+  const bool zero_points = w.has_zero_points();
+  std::vector<AB> a_block(static_cast<std::size_t>(mc * lda));
+  std::vector<std::uint32_t> v_sum(static_cast<std::size_t>(zero_points ? mc : 0));
+  alignas(64) std::int32_t c[max_mr * 2 * nr];
+  alignas(64) std::int32_t out[max_mr * nr];
+  const std::int32_t no_offset[max_mr] = {};
+  for (std::int64_t m0 = 0; m0 < M; m0 += mc) {
+    const std::int64_t rows_in_block = std::min(mc, M - m0);
+    for (std::int64_t m = 0; m < rows_in_block; ++m) {
+      AB* row = a_block.data() + m * lda;
+      fill_bytes(m0 + m, row);
+      std::fill(row + K, row + lda, AB{0});
+      if (zero_points) {  // sum of v = a - za = bytes + o
+        std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
+        for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));
+        v_sum[static_cast<std::size_t>(m)] = s;
+      }
+    }
+    for (std::int64_t p0 = 0; p0 < panels; p0 += kern.np) {
+      const int np = static_cast<int>(std::min<std::int64_t>(kern.np, panels - p0));
+      for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += mr_) {
+        const int rows = static_cast<int>(std::min(mr_, rows_in_block - t0));
+        kern.x86[rows - 1][np - 1](kg, a_block.data() + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
+        for (int q = 0; q < np; ++q) {
+          std::int32_t* cq = c + q * rows * nr;
+          if (zero_points) add_dot_compensation(cq, rows, w.panel_compensation(p0 + q), no_offset, v_sum.data() + t0);
+          const std::int64_t n0 = (p0 + q) * nr, cols = std::min<std::int64_t>(nr, N - n0);
+          kern.apply(st, cq, rows, n0, first_channel, cols, out);
+          for (int m = 0; m < rows; ++m) store(m0 + t0 + m, n0, cols, out + m * nr);
+        }
+      }
+    }
+  }
+}
+
 // Writes `cols` values to out at element offset `at` with stride `step` (unit stride runs as a
 // plain loop the compiler vectorizes).
 template <class O>
@@ -165,16 +304,16 @@ void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std
   }
 }
 
-// "<op>_<A type><B type>_<tile>_<level>", e.g. "gemm_s8s8_4x16c4_neon_dotprod".
+// "<op>_<A type><B type>_<tile>_<family>", e.g. "gemm_s8s8_8x32c4_avx512_vnni".
 template <class B>
-std::string gemm_kernel_name(const char* op, dtype a, dtype b, const c2_kernels<B>& kern) {
-  return std::string(op) + "_" + type_code(a) + type_code(b) + "_" + kern.tile + "_" + kern.suffix;
+std::string gemm_kernel_name(const char* op, dtype a, dtype b, const gemm_kernel_set<B>& kern) {
+  return std::string(op) + "_" + type_code(a) + type_code(b) + "_" + kern.tile + "_" + kern.suffix();
 }
 
 // One GEMM problem with B already packed (shared by all batches, or `per_batch` packs).
 template <class A, class B, class O>
 void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, const packed_gemm_weights<B>* shared) {
-  const c2_kernels<B> kern = select_c2<B>(be.level());
+  const gemm_kernel_set<B> kern = gemm_kernels<B>(be.level());
   const Layout& al = p.a.layout();
   const Layout& ol = p.out.layout();
   const int ar = al.rank(), orr = ol.rank();
@@ -194,6 +333,25 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
     }
     const std::int64_t a0 = p.a.offset() + ao, sm = al.stride(ar - 2), sk = al.stride(ar - 1);
     const std::int64_t o0 = p.out.offset() + oo, om = ol.stride(orr - 2), on = ol.stride(orr - 1);
+    const auto store = [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
+      store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
+    };
+    if (is_x86_dot(kern)) {
+      using AB = dot_a_t<B>;
+      constexpr int shift = dot_shift<A, B>();
+      run_x86_dot(
+          kern, p.M, *w, stage, 0, dot_offset<A, B>(p.a_zero_point),
+          [&](std::int64_t m, AB* dst) {
+            const A* row = p.a.data() + a0 + m * sm;
+            if (shift == 0 && sk == 1) {
+              std::memcpy(dst, row, static_cast<std::size_t>(p.K));
+            } else {
+              for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);
+            }
+          },
+          store);
+      continue;
+    }
     run_c2(
         kern, p.M, *w, stage, 0,
         [&](std::int64_t m, std::int16_t* v) {
@@ -205,9 +363,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
             for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
           }
         },
-        [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
-          store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
-        });
+        store);
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name("gemm", p.a.type(), p.b.type(), kern);
 }

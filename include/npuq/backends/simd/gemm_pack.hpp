@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "npuq/backends/simd/backend.hpp"
+#include "npuq/core/level_table.hpp"
 #include "npuq/core/tensor.hpp"
 
 namespace npuq {
@@ -65,9 +66,14 @@ inline int pack_kr(gemm_pack_format f) { return f == gemm_pack_format::c2 ? 2 : 
 
 // The format the kernels of a level read.
 inline gemm_pack_format pack_format_for(isa level) {
-  if (level == isa::neon_dotprod) return gemm_pack_format::c4;
-  if (level == isa::neon_i8mm) return gemm_pack_format::c8;
-  return gemm_pack_format::c2;
+  switch (level_kernels(level).gemm) {
+    case kernel_family::neon_dotprod:
+    case kernel_family::avx_vnni:
+    case kernel_family::avx512_vnni:
+    case kernel_family::amx_int8: return gemm_pack_format::c4;
+    case kernel_family::neon_i8mm: return gemm_pack_format::c8;
+    default: return gemm_pack_format::c2;
+  }
 }
 
 template <class B>
@@ -87,6 +93,8 @@ class packed_gemm_weights {
   bool has_zero_points() const { return has_zp_; }
   // Panel p: k_groups() x 16 x kr() bytes.
   const B* panel(std::int64_t p) const { return data_.data() + p * panel_bytes(); }
+  // Bytes from one panel to the next.
+  std::int64_t panel_stride() const { return panel_bytes(); }
   // c2: zero points of panel p's columns in register order (each column's twice: 2j, 2j + 1).
   const std::int16_t* panel_zero_points(std::int64_t p) const { return zp_.data() + p * 2 * simd_detail::nr; }
   // c4, c8: panel p's 16 column zero points, then the 16 column sums of the bytes (int32).
