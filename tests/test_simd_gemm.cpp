@@ -359,7 +359,7 @@ TEST_CASE("the ISA cap: process-wide and per backend value", "[simd][dispatch]")
   // The detected levels are what the CPU reports: the first is always the portable one.
   REQUIRE_FALSE(cpu().levels().empty());
   CHECK(cpu().levels().front() == isa::portable);
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !(defined(NPUQ_X86_EMULATED) && NPUQ_X86_EMULATED)
   CHECK(cpu().supports(isa::avx2) == (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));
   CHECK(cpu().supports(isa::avx512_vnni) == (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
                                              __builtin_cpu_supports("avx512vl")));
@@ -377,6 +377,7 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
   const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
                                        numerics_profile::tflite().with_accumulator(12, overflow_rule::wrap),
                                        numerics_profile::onnx().with_accumulator(20, overflow_rule::wrap)};
+  int fused_checked = 0;
   for (isa level : cpu().levels()) {
     const simd_detail::gemm_kernel_set<std::int8_t> kern = simd_detail::gemm_kernels<std::int8_t>(level);
     for (const auto& prof : profiles) {
@@ -407,6 +408,18 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
         }
         simd_detail::apply_tile_portable(t, c, 4, 0, 0, 16, e_out);
         kern.apply(t, c, 4, 0, 0, 16, g_out);
+#if defined(__x86_64__)
+        // The fused AVX-512 stage stores into the output directly (int32 here: every value).
+        if (kern.output == kernel_family::avx512_vnni && simd_detail::avx512_stage_supported(t)) {
+          std::int32_t f_out[4 * 16];
+          simd_detail::store_tile_avx512(t, c, 4, 0, 16, f_out, 16);
+          for (int i = 0; i < 64; ++i) {
+            INFO("avx512 stage: " << prof.describe() << " sum " << c[i] << " channel " << i % 16);
+            REQUIRE(f_out[i] == e_out[i]);
+          }
+          ++fused_checked;
+        }
+#endif
         for (int i = 0; i < 64; ++i) {
           INFO(prof.describe() << " sum " << c[i] << " channel " << i % 16 << " m " << st.channel[i % 16].multiplier << " shift "
                                << st.channel[i % 16].shift << " scale " << st.channel[i % 16].scale << " zp " << st.zero_point
@@ -416,6 +429,11 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
       }
     }
   }
+  // Every level whose table lists the AVX-512 output stage had it checked.
+  int fused_levels = 0;
+  for (isa level : cpu().levels()) fused_levels += level_kernels(level).output_stage == kernel_family::avx512_vnni ? 1 : 0;
+  CHECK(fused_checked >= fused_levels * 200);
+  (void)fused_checked;
 }
 
 TEST_CASE("packed conv2d weights are reusable and validated like unpacked ones", "[simd][conv2d][pack]") {

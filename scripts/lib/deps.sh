@@ -6,10 +6,11 @@
 # The demo: a C++17 compiler, CMake + Ninja, and xsimd (npuq's one dependency).
 # shellcheck disable=SC2034  # both lists are used by the scripts that source this file
 NPUQ_DEMO_PACKAGES=(build-essential g++ cmake ninja-build pkg-config libxsimd-dev)
-# The test suite adds Catch2, gemmlowp (reference fixed-point functions) and the ONNX
+# The test suite adds Catch2, gemmlowp (reference fixed-point functions), SIMDe (the emulated-ISA
+# build of the x86 kernels) and the ONNX
 # backend test data. pkg-config is for the packaging tests.
 # shellcheck disable=SC2034
-NPUQ_TEST_PACKAGES=("${NPUQ_DEMO_PACKAGES[@]}" catch2 libgemmlowp-dev libonnx-testdata)
+NPUQ_TEST_PACKAGES=("${NPUQ_DEMO_PACKAGES[@]}" catch2 libgemmlowp-dev libonnx-testdata libsimde-dev)
 # The aarch64 pass (scripts/test-aarch64.sh): the test suite cross-compiled with Debian's aarch64
 # g++ (its header-only dependencies come from the host) and run under qemu-user.
 # shellcheck disable=SC2034

@@ -51,8 +51,8 @@ void gather_pixel_bytes(const window_problem<I, W, O>& p, std::int64_t pixel, st
   for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
     AB* dst = row + (ky * g.KW + kx) * cg;
     const I* src = p.in.data() + p.in.offset() + p.in.layout()(n, iy, ix, c0);
-    if (Shift == 0 && sc == 1) {
-      std::memcpy(dst, src, static_cast<std::size_t>(cg));
+    if (sc == 1) {
+      copy_shifted<Shift>(src, dst, cg);
     } else {
       for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<AB>(static_cast<std::uint8_t>(src[c * sc]) ^ Shift);
     }
@@ -133,7 +133,12 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
       constexpr int shift = dot_shift<I, W>();
       run_x86_dot(
           kern, M, w, stage, oc0, dot_offset<I, W>(p.in_zero_point),
-          [&](std::int64_t m, AB* dst) { gather_pixel_bytes<AB, shift>(p, m, grp * cg, cg, dst); }, store);
+          [&](std::int64_t m, AB* dst) { gather_pixel_bytes<AB, shift>(p, m, grp * cg, cg, dst); }, p.out,
+          [&](std::int64_t m) {
+            const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
+            return p.out.offset() + p.out.layout()(b, oy, ox, oc0);
+          },
+          p.out.layout().stride(3));
     } else {
       run_c2(
           kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); }, store);

@@ -35,6 +35,7 @@
 #include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_vnni.hpp"
+#include "npuq/backends/simd/x86/output_stage_avx512.hpp"
 #include "npuq/ops/gemm_problem.hpp"
 
 namespace npuq {
@@ -78,6 +79,7 @@ struct gemm_kernel_set {
   dot_kernel<B> dot_rows[mr] = {};
   x86_dot_kernel<B> x86[max_mr][2] = {};
   tile_apply_fn apply = apply_tile_portable;
+  kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
   const char* suffix() const { return to_string(family); }
 };
 
@@ -98,8 +100,9 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
   const level_table& t = level_kernels(level);
   gemm_kernel_set<B> k;
   k.family = t.gemm;
+  k.output = t.output_stage;
 #if defined(NPUQ_ARCH_X86_64)
-  if (t.output_stage == kernel_family::avx2) k.apply = apply_tile_avx2;
+  if (t.output_stage == kernel_family::avx2 || t.output_stage == kernel_family::avx512_vnni) k.apply = apply_tile_avx2;
   switch (t.gemm) {
     case kernel_family::avx2:
       k.rows[0] = gemm_c2_avx2<1, B>, k.rows[1] = gemm_c2_avx2<2, B>, k.rows[2] = gemm_c2_avx2<3, B>, k.rows[3] = gemm_c2_avx2<4, B>;
@@ -228,24 +231,54 @@ constexpr std::int32_t dot_offset(std::int32_t a_zero_point) {
   return element_traits<A>::min - element_traits<dot_a_t<B>>::min - a_zero_point;
 }
 
+// dst[k] = src[k] ^ Shift for n contiguous bytes (a copy when Shift is 0).
+template <int Shift, class S, class D>
+void copy_shifted(const S* src, D* dst, std::int64_t n) {
+  if constexpr (Shift == 0) {
+    std::memcpy(dst, src, static_cast<std::size_t>(n));
+  } else {
+    const auto* s = reinterpret_cast<const std::uint8_t*>(src);
+    auto* d = reinterpret_cast<std::uint8_t*>(dst);
+    for (std::int64_t k = 0; k < n; ++k) d[k] = static_cast<std::uint8_t>(s[k] ^ Shift);
+  }
+}
+
 // Bytes of A rows per block of the x86 driver: the packed block stays in L2 while every panel
 // pair of B passes over it.
 constexpr std::int64_t x86_a_block_bytes = 192 * 1024;
 
+// Writes `cols` values to out at element offset `at` with stride `step` (unit stride runs as a
+// plain loop the compiler vectorizes).
+template <class O>
+void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std::int64_t cols, const std::int32_t* v) {
+  if constexpr (!element_traits<O>::packed) {
+    O* dst = out.data() + at;
+    if (step == 1) {
+      for (std::int64_t j = 0; j < cols; ++j) dst[j] = static_cast<O>(v[j]);
+    } else {
+      for (std::int64_t j = 0; j < cols; ++j) dst[j * step] = static_cast<O>(v[j]);
+    }
+  } else {
+    for (std::int64_t j = 0; j < cols; ++j) out.store(at + j * step, static_cast<typename TensorView<O>::value_type>(v[j]));
+  }
+}
+
 // C = A x B and the output stage on the x86 c4 kernels, blocked for the caches: up to
 // x86_a_block_bytes of A rows are packed once (`fill_bytes(m, dst)` writes row m's K bytes), then
-// each group of np panels (in L1 for K up to ~1.5k) meets every mr-row tile of the block.
-// `o` is the constant offset of the bytes (see dot_offset); `store` as for run_c2.
-template <class B, class FillFn, class StoreFn>
+// each group of np panels (in L1 for K up to ~1.5k) meets every tile_rows-row tile of the block.
+// `o` is the constant offset of the bytes (see dot_offset). Output row m starts at element
+// row_at(m) of `out` (column 0 of this product), its columns `col_stride` apart.
+template <class B, class O, class FillFn, class RowFn>
 void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
-                 std::int64_t first_channel, std::int32_t o, FillFn&& fill_bytes, StoreFn&& store) {
+                 std::int64_t first_channel, std::int32_t o, FillFn&& fill_bytes, const TensorView<O>& out, RowFn&& row_at,
+                 std::int64_t col_stride) {
   using AB = dot_a_t<B>;
   packed_gemm_weights<B> converted;
   const packed_gemm_weights<B>& w = weights_in_format(packed, gemm_pack_format::c4, converted);
   const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), panels = w.panels();
   const std::int64_t lda = (kg * 4 + 63) / 64 * 64;
-  const std::int64_t mr_ = kern.tile_rows;
-  const std::int64_t mc = std::max<std::int64_t>(mr_, std::min<std::int64_t>((x86_a_block_bytes / lda) / mr_ * mr_, (M + mr_ - 1) / mr_ * mr_));
+  const std::int64_t tr = kern.tile_rows;
+  const std::int64_t mc = std::max<std::int64_t>(tr, std::min<std::int64_t>((x86_a_block_bytes / lda) / tr * tr, (M + tr - 1) / tr * tr));
   // The stage with o * sb[j] added to every column's bias (modulo 2^32, like the sums).
   tile_output_stage st = stage;
   for (std::int64_t n = 0; n < N; ++n) {
@@ -253,11 +286,15 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
     st.bias[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(static_cast<std::uint32_t>(st.bias[static_cast<std::size_t>(n)]) +
                                                                      static_cast<std::uint32_t>(o) * static_cast<std::uint32_t>(sb));
   }
+  bool fused = false;
+#if defined(NPUQ_ARCH_X86_64)
+  fused = !element_traits<O>::packed && col_stride == 1 && kern.output == kernel_family::avx512_vnni && avx512_stage_supported(st);
+#endif
   const bool zero_points = w.has_zero_points();
   std::vector<AB> a_block(static_cast<std::size_t>(mc * lda));
   std::vector<std::uint32_t> v_sum(static_cast<std::size_t>(zero_points ? mc : 0));
   alignas(64) std::int32_t c[max_mr * 2 * nr];
-  alignas(64) std::int32_t out[max_mr * nr];
+  alignas(64) std::int32_t values[max_mr * nr];
   const std::int32_t no_offset[max_mr] = {};
   for (std::int64_t m0 = 0; m0 < M; m0 += mc) {
     const std::int64_t rows_in_block = std::min(mc, M - m0);
@@ -273,34 +310,26 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
     }
     for (std::int64_t p0 = 0; p0 < panels; p0 += kern.np) {
       const int np = static_cast<int>(std::min<std::int64_t>(kern.np, panels - p0));
-      for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += mr_) {
-        const int rows = static_cast<int>(std::min(mr_, rows_in_block - t0));
+      for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
+        const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
         kern.x86[rows - 1][np - 1](kg, a_block.data() + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
+        const std::int64_t r0 = row_at(m0 + t0);
+        const std::int64_t ldo = rows > 1 ? row_at(m0 + t0 + 1) - r0 : 0;
         for (int q = 0; q < np; ++q) {
           std::int32_t* cq = c + q * rows * nr;
           if (zero_points) add_dot_compensation(cq, rows, w.panel_compensation(p0 + q), no_offset, v_sum.data() + t0);
           const std::int64_t n0 = (p0 + q) * nr, cols = std::min<std::int64_t>(nr, N - n0);
-          kern.apply(st, cq, rows, n0, first_channel, cols, out);
-          for (int m = 0; m < rows; ++m) store(m0 + t0 + m, n0, cols, out + m * nr);
+#if defined(NPUQ_ARCH_X86_64)
+          if (fused && row_at(m0 + t0 + rows - 1) - r0 == (rows - 1) * ldo) {
+            if constexpr (!element_traits<O>::packed) store_tile_avx512(st, cq, rows, n0, cols, out.data() + r0 + n0, ldo);
+            continue;
+          }
+#endif
+          kern.apply(st, cq, rows, n0, first_channel, cols, values);
+          for (int m = 0; m < rows; ++m) store_row(out, row_at(m0 + t0 + m) + n0 * col_stride, col_stride, cols, values + m * nr);
         }
       }
     }
-  }
-}
-
-// Writes `cols` values to out at element offset `at` with stride `step` (unit stride runs as a
-// plain loop the compiler vectorizes).
-template <class O>
-void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std::int64_t cols, const std::int32_t* v) {
-  if constexpr (!element_traits<O>::packed) {
-    O* dst = out.data() + at;
-    if (step == 1) {
-      for (std::int64_t j = 0; j < cols; ++j) dst[j] = static_cast<O>(v[j]);
-    } else {
-      for (std::int64_t j = 0; j < cols; ++j) dst[j * step] = static_cast<O>(v[j]);
-    }
-  } else {
-    for (std::int64_t j = 0; j < cols; ++j) out.store(at + j * step, static_cast<typename TensorView<O>::value_type>(v[j]));
   }
 }
 
@@ -343,13 +372,13 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
           kern, p.M, *w, stage, 0, dot_offset<A, B>(p.a_zero_point),
           [&](std::int64_t m, AB* dst) {
             const A* row = p.a.data() + a0 + m * sm;
-            if (shift == 0 && sk == 1) {
-              std::memcpy(dst, row, static_cast<std::size_t>(p.K));
+            if (sk == 1) {
+              copy_shifted<shift>(row, dst, p.K);
             } else {
               for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);
             }
           },
-          store);
+          p.out, [&](std::int64_t m) { return o0 + m * om; }, on);
       continue;
     }
     run_c2(

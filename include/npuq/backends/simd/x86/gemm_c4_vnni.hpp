@@ -23,6 +23,12 @@
 
 #if defined(NPUQ_ARCH_X86_64)
 
+// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
+// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace npuq {
 namespace simd_detail {
 
@@ -148,5 +154,7 @@ NPUQ_TARGET_AVX_VNNI void gemm_c4_avx_vnni(std::int64_t kg, const dot_a_t<B>* a,
 
 }  // namespace simd_detail
 }  // namespace npuq
+
+#pragma GCC diagnostic pop
 
 #endif

@@ -17,6 +17,19 @@
 #endif
 #include <simde/x86/avx512.h>
 #include <simde/x86/fma.h>
+// Rounding-control constants SIMDe names only with its prefix.
+#ifndef _MM_FROUND_TO_NEAREST_INT
+#define _MM_FROUND_TO_NEAREST_INT SIMDE_MM_FROUND_TO_NEAREST_INT
+#endif
+#ifndef _MM_FROUND_NO_EXC
+#define _MM_FROUND_NO_EXC SIMDE_MM_FROUND_NO_EXC
+#endif
+#ifndef _MM_FROUND_TO_ZERO
+#define _MM_FROUND_TO_ZERO SIMDE_MM_FROUND_TO_ZERO
+#endif
+#ifndef _MM_FROUND_TO_NEG_INF
+#define _MM_FROUND_TO_NEG_INF SIMDE_MM_FROUND_TO_NEG_INF
+#endif
 // AVX-VNNI's VEX-encoded dot product has the AVX-512VL instruction's semantics.
 #define _mm256_dpbusd_avx_epi32(acc, a, b) simde_mm256_dpbusd_epi32((acc), (a), (b))
 #define NPUQ_TARGET_AVX2

@@ -1,0 +1,131 @@
+// AVX-512 output stage: a tile of int32 sums to stored outputs in one pass, 16 channels a row.
+//
+// On the VNNI levels the GEMM kernels leave so little work per output that requantizing through
+// an int32 buffer and then converting element by element costs more than the dot products (on a
+// 1x1 convolution with K = 24, ten times more). This stage takes a row of 16 sums, adds the
+// bias, wraps to the accumulator width, requantizes, clamps, adds the zero point and stores the
+// row straight into the output (int8, uint8 or int32, masked for a partial panel). The
+// arithmetic is the AVX2 stage's (simd/output_stage.hpp) step for step on 16 lanes, which is the
+// reference's: tflite double rounding, single rounding ties up, fp32 ties to even, raw int32.
+// Other profiles take the portable path; tests compare every path with the reference.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "npuq/backends/simd/output_stage.hpp"
+#include "npuq/backends/simd/x86/intrin.hpp"
+
+#if defined(NPUQ_ARCH_X86_64)
+
+// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
+// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+namespace npuq {
+namespace simd_detail {
+
+// Low 32 bits of floor((x * m + 2^30) / 2^31) per lane: gemmlowp's SRDHM for m >= 0.
+NPUQ_TARGET_AVX512_VNNI inline __m512i srdhm_avx512(__m512i x, __m512i m) {
+  const __m512i nudge = _mm512_set1_epi64(std::int64_t{1} << 30);
+  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, m), nudge), 31);
+  const __m512i odd =
+      _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)), nudge), 31);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+// RoundingDivideByPOT with per-lane exponents e in [0, 31].
+NPUQ_TARGET_AVX512_VNNI inline __m512i rdbpot_avx512(__m512i x, __m512i e) {
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
+  const __m512i rem = _mm512_and_si512(x, mask);
+  const __m512i threshold = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(x, 31));
+  return _mm512_mask_add_epi32(_mm512_srav_epi32(x, e), _mm512_cmpgt_epi32_mask(rem, threshold), _mm512_srav_epi32(x, e), one);
+}
+
+// Single rounding on the low 32 bits of each 64-bit lane: ((int64)x * m + 2^(t-1)) >> t,
+// clamped to [lo, hi] in 64 bits.
+NPUQ_TARGET_AVX512_VNNI inline __m512i single_round_lanes_avx512(__m512i x, __m512i m, __m512i t32, __m512i lo64, __m512i hi64) {
+  const __m512i one64 = _mm512_set1_epi64(1);
+  const __m512i t = _mm512_and_si512(t32, _mm512_set1_epi64(0xFFFFFFFF));
+  const __m512i round = _mm512_sllv_epi64(one64, _mm512_sub_epi64(t, one64));
+  const __m512i v = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, m), round), t);
+  return _mm512_min_epi64(_mm512_max_epi64(v, lo64), hi64);
+}
+
+NPUQ_TARGET_AVX512_VNNI inline __m512i single_round_avx512(__m512i x, __m512i m, __m512i shift, __m512i lo64, __m512i hi64) {
+  const __m512i ts = _mm512_sub_epi32(_mm512_set1_epi32(31), shift);
+  const __m512i even = single_round_lanes_avx512(x, m, ts, lo64, hi64);
+  const __m512i odd = single_round_lanes_avx512(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32), _mm512_srli_epi64(ts, 32), lo64, hi64);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
+// Stores 16 int32 lanes (already in the output's range) as O, the first `cols` of them.
+template <class O>
+NPUQ_TARGET_AVX512_VNNI inline void store_lanes_avx512(O* dst, __m512i v, __mmask16 keep) {
+  if constexpr (std::is_same<O, std::int32_t>::value) _mm512_mask_storeu_epi32(dst, keep, v);
+  else _mm_mask_storeu_epi8(dst, keep, _mm512_cvtepi32_epi8(v));
+}
+
+template <tile_requant Kind, class O>
+NPUQ_TARGET_AVX512_VNNI void store_tile_avx512_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
+                                                    std::int64_t cols, O* out, std::int64_t ldo) {
+  const output_stage& st = *t.st;
+  const __m512i vdrop = _mm512_set1_epi32(32 - st.numerics.acc.bits);
+  const std::int32_t lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
+  const __m512i zp = _mm512_set1_epi32(st.zero_point);
+  const __m512i vlo = _mm512_set1_epi32(lo_rel), vhi = _mm512_set1_epi32(hi_rel);
+  const __m512i lo64 = _mm512_set1_epi64(lo_rel), hi64 = _mm512_set1_epi64(hi_rel);
+  const __m512 flo = _mm512_set1_ps(static_cast<float>(lo_rel)), fhi = _mm512_set1_ps(static_cast<float>(hi_rel));
+  const __m512i zero = _mm512_setzero_si512();
+  const auto ch = static_cast<std::size_t>(n0);
+  const __m512i bias = _mm512_loadu_si512(&t.bias[ch]);
+  const __m512i mult = _mm512_loadu_si512(&t.multiplier[ch]);
+  const __m512i shift = _mm512_loadu_si512(&t.shift[ch]);
+  const __m512 scale = _mm512_loadu_ps(&t.scale[ch]);
+  const __m512i left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+  const __mmask16 keep = cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
+  for (int m = 0; m < rows; ++m) {
+    __m512i v = _mm512_add_epi32(_mm512_loadu_si512(c + m * 16), bias);
+    v = _mm512_srav_epi32(_mm512_sllv_epi32(v, vdrop), vdrop);  // accumulator width (wrap)
+    __m512i r = v;
+    if (Kind == tile_requant::q31_double) {
+      r = rdbpot_avx512(srdhm_avx512(_mm512_sllv_epi32(v, left), mult), right);
+      r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, vlo), vhi), zp);
+    } else if (Kind == tile_requant::q31_half_up) {
+      r = _mm512_add_epi32(single_round_avx512(v, mult, shift, lo64, hi64), zp);
+    } else if (Kind == tile_requant::fp32_half_even) {
+      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+      f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
+      f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      r = _mm512_add_epi32(_mm512_cvttps_epi32(f), zp);
+    }
+    store_lanes_avx512(out + m * ldo, r, keep);
+  }
+}
+
+// True when store_tile_avx512 handles this stage (else: apply_tile_portable and a plain store).
+inline bool avx512_stage_supported(const tile_output_stage& t) { return t.kind != tile_requant::reference; }
+
+// out[m * ldo + j] = stage(c[m * 16 + j]) for `rows` rows, channels [n0, n0 + cols) of the
+// stage, columns contiguous in the output.
+template <class O>
+void store_tile_avx512(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t cols, O* out,
+                       std::int64_t ldo) {
+  switch (t.kind) {
+    case tile_requant::raw: return store_tile_avx512_kind<tile_requant::raw>(t, c, rows, n0, cols, out, ldo);
+    case tile_requant::q31_double: return store_tile_avx512_kind<tile_requant::q31_double>(t, c, rows, n0, cols, out, ldo);
+    case tile_requant::q31_half_up: return store_tile_avx512_kind<tile_requant::q31_half_up>(t, c, rows, n0, cols, out, ldo);
+    case tile_requant::fp32_half_even: return store_tile_avx512_kind<tile_requant::fp32_half_even>(t, c, rows, n0, cols, out, ldo);
+    case tile_requant::reference: break;
+  }
+}
+
+}  // namespace simd_detail
+}  // namespace npuq
+
+#pragma GCC diagnostic pop
+
+#endif
