@@ -53,6 +53,7 @@ inline constexpr level_table level_tables[] = {
   {isa::avx2,        kf::avx2,         kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx2},
   {isa::avx_vnni,    kf::avx_vnni,     kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx2},
   {isa::avx512_vnni, kf::avx512_vnni,  kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx512_vnni},
+  {isa::amx_int8,    kf::amx_int8,     kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx512_vnni},
   {isa::neon,        kf::neon,         kf::portable,     kf::neon,         kf::portable, kf::portable, kf::neon, kf::portable},
   {isa::neon_dotprod, kf::neon_dotprod, kf::portable,    kf::neon_dotprod, kf::portable, kf::portable, kf::neon, kf::portable},
   {isa::neon_i8mm,   kf::neon_i8mm,    kf::portable,     kf::neon_dotprod, kf::portable, kf::portable, kf::neon, kf::portable},

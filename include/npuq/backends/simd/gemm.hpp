@@ -34,6 +34,7 @@
 #include "npuq/backends/simd/arm/gemm_c4_dotprod.hpp"
 #include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
+#include "npuq/backends/simd/x86/gemm_c4_amx.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_vnni.hpp"
 #include "npuq/backends/simd/x86/output_stage_avx512.hpp"
 #include "npuq/ops/gemm_problem.hpp"
@@ -92,6 +93,10 @@ template <class B, std::size_t... I>
 void set_avx_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
   ((k.x86[I][0] = gemm_c4_avx_vnni<I + 1, 1, B>), ...);
 }
+template <class B, std::size_t... I>
+void set_amx_int8(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
+  ((k.x86[I][0] = gemm_c4_amx<I + 1, 1, B>, k.x86[I][1] = gemm_c4_amx<I + 1, 2, B>), ...);
+}
 #endif
 
 // The GEMM kernels the table of `level` lists.
@@ -114,6 +119,10 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
     case kernel_family::avx_vnni:
       k.format = gemm_pack_format::c4, k.tile = "6x16c4", k.tile_rows = 6, k.np = 1;
       set_avx_vnni(k, std::make_index_sequence<6>());
+      return k;
+    case kernel_family::amx_int8:
+      k.format = gemm_pack_format::c4, k.tile = "16x32c4", k.tile_rows = 16, k.np = 2;
+      set_amx_int8(k, std::make_index_sequence<16>());
       return k;
     default: break;
   }
@@ -231,15 +240,24 @@ constexpr std::int32_t dot_offset(std::int32_t a_zero_point) {
   return element_traits<A>::min - element_traits<dot_a_t<B>>::min - a_zero_point;
 }
 
-// dst[k] = src[k] ^ Shift for n contiguous bytes (a copy when Shift is 0).
+// dst[k] = src[k] ^ Shift for n contiguous bytes (a copy when Shift is 0), 8 bytes a step (this
+// runs in plain -O2 code, which GCC 12 does not vectorize).
 template <int Shift, class S, class D>
 void copy_shifted(const S* src, D* dst, std::int64_t n) {
   if constexpr (Shift == 0) {
     std::memcpy(dst, src, static_cast<std::size_t>(n));
   } else {
-    const auto* s = reinterpret_cast<const std::uint8_t*>(src);
-    auto* d = reinterpret_cast<std::uint8_t*>(dst);
-    for (std::int64_t k = 0; k < n; ++k) d[k] = static_cast<std::uint8_t>(s[k] ^ Shift);
+    const auto* s = reinterpret_cast<const unsigned char*>(src);
+    auto* d = reinterpret_cast<unsigned char*>(dst);
+    constexpr std::uint64_t flip = 0x0101010101010101ull * static_cast<std::uint64_t>(Shift);
+    std::int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s + k, 8);
+      w ^= flip;
+      std::memcpy(d + k, &w, 8);
+    }
+    for (; k < n; ++k) d[k] = static_cast<unsigned char>(s[k] ^ Shift);
   }
 }
 
@@ -300,8 +318,7 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
     const std::int64_t rows_in_block = std::min(mc, M - m0);
     for (std::int64_t m = 0; m < rows_in_block; ++m) {
       AB* row = a_block.data() + m * lda;
-      fill_bytes(m0 + m, row);
-      std::fill(row + K, row + lda, AB{0});
+      fill_bytes(m0 + m, row);  // writes [0, K); [K, lda) stays 0 from the allocation
       if (zero_points) {  // sum of v = a - za = bytes + o
         std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
         for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));

@@ -34,9 +34,9 @@
 namespace npuq {
 namespace simd_detail {
 
-constexpr int amx_tiles = 8;         // tile registers of palette 1
-constexpr int amx_max_rows = 16;     // rows per tile
-constexpr int amx_max_colsb = 64;    // bytes per tile row
+constexpr int amx_tiles = 8;       // tile registers of palette 1
+constexpr int amx_max_rows = 16;   // rows per tile
+constexpr int amx_max_colsb = 64;  // bytes per tile row
 
 // The 64-byte operand of ldtilecfg (palette 1): tile t has rows[t] rows of colsb[t] bytes.
 struct alignas(64) amx_tile_config {
@@ -182,17 +182,19 @@ inline void amx_tile_zero() {
   static_assert(T >= 0 && T < amx_tiles, "amx: tiles 0-7");
   amx_emulated_zero(T);
 }
-// tdpbusd: tile D += A (unsigned bytes) x B (signed bytes).
-template <int D, int A, int B>
+// tdpbusd: tile D += S1 (unsigned bytes) x S2 (signed bytes).
+template <int D, int S1, int S2>
 inline void amx_dpbusd() {
-  static_assert(D >= 0 && D < amx_tiles && A >= 0 && A < amx_tiles && B >= 0 && B < amx_tiles, "amx: tiles 0-7");
-  amx_emulated_dp<false, true>(D, A, B);
+  static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
+  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbusd needs three different tiles");
+  amx_emulated_dp<false, true>(D, S1, S2);
 }
-// tdpbsud: tile D += A (signed bytes) x B (unsigned bytes).
-template <int D, int A, int B>
+// tdpbsud: tile D += S1 (signed bytes) x S2 (unsigned bytes).
+template <int D, int S1, int S2>
 inline void amx_dpbsud() {
-  static_assert(D >= 0 && D < amx_tiles && A >= 0 && A < amx_tiles && B >= 0 && B < amx_tiles, "amx: tiles 0-7");
-  amx_emulated_dp<true, false>(D, A, B);
+  static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
+  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbsud needs three different tiles");
+  amx_emulated_dp<true, false>(D, S1, S2);
 }
 
 #else
@@ -206,26 +208,36 @@ inline void amx_dpbsud() {
 #define NPUQ_AMX_INLINE inline __attribute__((always_inline)) NPUQ_TARGET_AMX
 #define NPUQ_AMX_BARRIER() __asm__ __volatile__("" ::: "memory")
 
-// One statement per tile number, the number as a literal token: NPUQ_AMX_EACH(F, T) runs F(t)
-// for the t equal to the template argument T.
-#define NPUQ_AMX_EACH(F, T)   \
-  if constexpr ((T) == 0) {   \
-    F(0);                     \
-  } else if constexpr ((T) == 1) { \
-    F(1);                     \
-  } else if constexpr ((T) == 2) { \
-    F(2);                     \
-  } else if constexpr ((T) == 3) { \
-    F(3);                     \
-  } else if constexpr ((T) == 4) { \
-    F(4);                     \
-  } else if constexpr ((T) == 5) { \
-    F(5);                     \
-  } else if constexpr ((T) == 6) { \
-    F(6);                     \
-  } else {                    \
-    F(7);                     \
-  }
+// NPUQ_AMX_SWITCH_T(F) is F(t) with t the literal equal to the template argument T; the dot
+// products pick their three literals the same way, one tile argument after the other (the
+// forms not taken are discarded at compile time and never reach the assembler). Clang's
+// intrinsics are builtins taking constant expressions, which the template arguments are (and
+// it checks the discarded forms' arguments, so it must not see them).
+#if defined(__clang__)
+#define NPUQ_AMX_SWITCH_T(F) F(T);
+#define NPUQ_AMX_SWITCH_DP(F) F(D, S1, S2);
+#else
+#define NPUQ_AMX_SWITCH_T(F)                                                                     \
+  if constexpr (T == 0) { F(0); } else if constexpr (T == 1) { F(1); }                          \
+  else if constexpr (T == 2) { F(2); } else if constexpr (T == 3) { F(3); }                     \
+  else if constexpr (T == 4) { F(4); } else if constexpr (T == 5) { F(5); }                     \
+  else if constexpr (T == 6) { F(6); } else { F(7); }
+#define NPUQ_AMX_SWITCH_S2(F, d, a)                                                              \
+  if constexpr (S2 == 0) { F(d, a, 0); } else if constexpr (S2 == 1) { F(d, a, 1); }            \
+  else if constexpr (S2 == 2) { F(d, a, 2); } else if constexpr (S2 == 3) { F(d, a, 3); }       \
+  else if constexpr (S2 == 4) { F(d, a, 4); } else if constexpr (S2 == 5) { F(d, a, 5); }       \
+  else if constexpr (S2 == 6) { F(d, a, 6); } else { F(d, a, 7); }
+#define NPUQ_AMX_SWITCH_S1(F, d)                                                                 \
+  if constexpr (S1 == 0) { NPUQ_AMX_SWITCH_S2(F, d, 0) } else if constexpr (S1 == 1) { NPUQ_AMX_SWITCH_S2(F, d, 1) } \
+  else if constexpr (S1 == 2) { NPUQ_AMX_SWITCH_S2(F, d, 2) } else if constexpr (S1 == 3) { NPUQ_AMX_SWITCH_S2(F, d, 3) } \
+  else if constexpr (S1 == 4) { NPUQ_AMX_SWITCH_S2(F, d, 4) } else if constexpr (S1 == 5) { NPUQ_AMX_SWITCH_S2(F, d, 5) } \
+  else if constexpr (S1 == 6) { NPUQ_AMX_SWITCH_S2(F, d, 6) } else { NPUQ_AMX_SWITCH_S2(F, d, 7) }
+#define NPUQ_AMX_SWITCH_DP(F)                                                                    \
+  if constexpr (D == 0) { NPUQ_AMX_SWITCH_S1(F, 0) } else if constexpr (D == 1) { NPUQ_AMX_SWITCH_S1(F, 1) } \
+  else if constexpr (D == 2) { NPUQ_AMX_SWITCH_S1(F, 2) } else if constexpr (D == 3) { NPUQ_AMX_SWITCH_S1(F, 3) } \
+  else if constexpr (D == 4) { NPUQ_AMX_SWITCH_S1(F, 4) } else if constexpr (D == 5) { NPUQ_AMX_SWITCH_S1(F, 5) } \
+  else if constexpr (D == 6) { NPUQ_AMX_SWITCH_S1(F, 6) } else { NPUQ_AMX_SWITCH_S1(F, 7) }
+#endif
 
 NPUQ_AMX_INLINE void amx_load_config(const amx_tile_config& cfg) {
   NPUQ_AMX_BARRIER();
@@ -239,7 +251,7 @@ NPUQ_AMX_INLINE void amx_tile_load(const void* base, std::int64_t stride) {
   static_assert(T >= 0 && T < amx_tiles, "amx: tiles 0-7");
   NPUQ_AMX_BARRIER();
 #define NPUQ_AMX_LOAD(t) _tile_loadd(t, base, stride)
-  NPUQ_AMX_EACH(NPUQ_AMX_LOAD, T)
+  NPUQ_AMX_SWITCH_T(NPUQ_AMX_LOAD)
 #undef NPUQ_AMX_LOAD
 }
 
@@ -247,33 +259,36 @@ template <int T>
 NPUQ_AMX_INLINE void amx_tile_store(void* base, std::int64_t stride) {
   static_assert(T >= 0 && T < amx_tiles, "amx: tiles 0-7");
 #define NPUQ_AMX_STORE(t) _tile_stored(t, base, stride)
-  NPUQ_AMX_EACH(NPUQ_AMX_STORE, T)
+  NPUQ_AMX_SWITCH_T(NPUQ_AMX_STORE)
 #undef NPUQ_AMX_STORE
 }
 
 template <int T>
 NPUQ_AMX_INLINE void amx_tile_zero() {
   static_assert(T >= 0 && T < amx_tiles, "amx: tiles 0-7");
-  NPUQ_AMX_EACH(_tile_zero, T)
+  NPUQ_AMX_SWITCH_T(_tile_zero)
 }
 
-// The dot products name three tiles: the destination picks the literal first, then the two
-// sources (8 x 8 x 8 forms, all but one discarded at compile time).
-#define NPUQ_AMX_DP_B(op, d, a) \
-  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic pop") NPUQ_AMX_DP_B_##op(d, a)
-#define NPUQ_AMX_DP_B_us(d, a)           \
-  {                                      \
-    NPUQ_AMX_EACH(NPUQ_AMX_US_##d##_##a, B) \
-  }
-#define NPUQ_AMX_DP_B_su(d, a)           \
-  {                                      \
-    NPUQ_AMX_EACH(NPUQ_AMX_SU_##d##_##a, B) \
-  }
+// tdpbusd: tile D += S1 (unsigned bytes) x S2 (signed bytes).
+template <int D, int S1, int S2>
+NPUQ_AMX_INLINE void amx_dpbusd() {
+  static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
+  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbusd needs three different tiles");
+  NPUQ_AMX_SWITCH_DP(_tile_dpbusd)
+}
 
-#undef NPUQ_AMX_DP_B
-#undef NPUQ_AMX_DP_B_us
-#undef NPUQ_AMX_DP_B_su
+// tdpbsud: tile D += S1 (signed bytes) x S2 (unsigned bytes).
+template <int D, int S1, int S2>
+NPUQ_AMX_INLINE void amx_dpbsud() {
+  static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
+  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbsud needs three different tiles");
+  NPUQ_AMX_SWITCH_DP(_tile_dpbsud)
+}
 
+#undef NPUQ_AMX_SWITCH_T
+#undef NPUQ_AMX_SWITCH_S2
+#undef NPUQ_AMX_SWITCH_S1
+#undef NPUQ_AMX_SWITCH_DP
 #undef NPUQ_AMX_INLINE
 #undef NPUQ_AMX_BARRIER
 

@@ -35,6 +35,73 @@
 #define NPUQ_TARGET_AVX2
 #define NPUQ_TARGET_AVX_VNNI
 #define NPUQ_TARGET_AVX512_VNNI
+
+#include <cstdint>
+#include <cstring>
+
+// AVX-512 intrinsics npuq uses that SIMDe 0.7.4 (Debian bookworm) lacks, written lane by lane
+// from Intel's definitions on SIMDe's types.
+namespace npuq {
+namespace simde_gap {
+using u16 = std::uint16_t;
+inline simde__m512i srai_epi32(simde__m512i a, unsigned imm) {
+  simde__m512i_private r = simde__m512i_to_private(a);
+  for (int i = 0; i < 16; ++i) r.i32[i] >>= imm > 31 ? 31 : imm;
+  return simde__m512i_from_private(r);
+}
+inline simde__m512i srav_epi32(simde__m512i a, simde__m512i count) {
+  simde__m512i_private r = simde__m512i_to_private(a), c = simde__m512i_to_private(count);
+  for (int i = 0; i < 16; ++i) r.i32[i] >>= static_cast<std::uint32_t>(c.i32[i]) > 31 ? 31 : c.i32[i];
+  return simde__m512i_from_private(r);
+}
+inline simde__m512i srav_epi64(simde__m512i a, simde__m512i count) {
+  simde__m512i_private r = simde__m512i_to_private(a), c = simde__m512i_to_private(count);
+  for (int i = 0; i < 8; ++i) r.i64[i] >>= static_cast<std::uint64_t>(c.i64[i]) > 63 ? 63 : c.i64[i];
+  return simde__m512i_from_private(r);
+}
+inline simde__m128i cvtepi32_epi8(simde__m512i a) {
+  const simde__m512i_private v = simde__m512i_to_private(a);
+  simde__m128i_private r;
+  for (int i = 0; i < 16; ++i) r.i8[i] = static_cast<std::int8_t>(static_cast<std::uint32_t>(v.i32[i]) & 0xFF);
+  return simde__m128i_from_private(r);
+}
+inline simde__m512 cvtepi32_ps(simde__m512i a) {
+  const simde__m512i_private v = simde__m512i_to_private(a);
+  simde__m512_private r;
+  for (int i = 0; i < 16; ++i) r.f32[i] = static_cast<float>(v.i32[i]);
+  return simde__m512_from_private(r);
+}
+inline simde__m512i cvttps_epi32(simde__m512 a) {
+  const simde__m512_private v = simde__m512_to_private(a);
+  simde__m512i_private r;
+  for (int i = 0; i < 16; ++i) {
+    const float f = v.f32[i];
+    // Out of range or NaN: the "integer indefinite" value 0x80000000.
+    r.i32[i] = (f >= -2147483648.0f && f < 2147483648.0f) ? static_cast<std::int32_t>(f) : INT32_MIN;
+  }
+  return simde__m512i_from_private(r);
+}
+inline void mask_storeu_epi8(void* p, u16 k, simde__m128i a) {
+  const simde__m128i_private v = simde__m128i_to_private(a);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + i, &v.i8[i], 1);
+}
+inline void mask_storeu_epi32(void* p, u16 k, simde__m512i a) {
+  const simde__m512i_private v = simde__m512i_to_private(a);
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &v.i32[i], 4);
+}
+}  // namespace simde_gap
+}  // namespace npuq
+typedef simde__mmask16 __mmask16;
+#define _mm512_srai_epi32(a, imm) npuq::simde_gap::srai_epi32((a), (imm))
+#define _mm512_srav_epi32(a, c) npuq::simde_gap::srav_epi32((a), (c))
+#define _mm512_srav_epi64(a, c) npuq::simde_gap::srav_epi64((a), (c))
+#define _mm512_cvtepi32_epi8(a) npuq::simde_gap::cvtepi32_epi8(a)
+#define _mm512_cvtepi32_ps(a) npuq::simde_gap::cvtepi32_ps(a)
+#define _mm512_cvttps_epi32(a) npuq::simde_gap::cvttps_epi32(a)
+#define _mm_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8((p), (k), (a))
+#define _mm512_mask_storeu_epi32(p, k, a) npuq::simde_gap::mask_storeu_epi32((p), (k), (a))
 #else
 #include <immintrin.h>
 #define NPUQ_TARGET_AVX2 __attribute__((target("avx2,fma")))
