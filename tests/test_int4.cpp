@@ -4,6 +4,7 @@
 // simd kernels at every ISA level this CPU supports (each forced; a level whose kernel did not
 // run fails), bit for bit against the scalar reference.
 #include "support/catch.hpp"
+#include "support/levels.hpp"
 #include "support/random.hpp"
 
 #include <cmath>
@@ -34,13 +35,7 @@ const numerics_profile kProfiles[] = {
     numerics_profile::q31(rounding::half_up, {40, overflow_rule::wrap}),
 };
 
-void require_level_ran(isa level, const char* op) {
-  INFO(op << " at " << to_string(level) << " ran " << simd_last_kernel());
-  const std::string name = simd_last_kernel();
-  const std::string suffix = std::string("_") + to_string(level);
-  REQUIRE(name.size() >= suffix.size());
-  REQUIRE(name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0);
-}
+void require_level_ran(isa level, const char* op) { npuq_test::require_family_ran(level, &level_table::int4, op); }
 
 // Random int4 weights stored [N, K] (rows start mid-byte for odd K), viewed as [K, N], and the
 // same values as an int8 [K, N] tensor.

@@ -4,6 +4,7 @@
 // CPU supports but whose kernel did not run (the name says which ran) fails the test: under
 // `qemu-aarch64 -cpu max` that is neon, neon_dotprod and neon_i8mm, each with its own kernels.
 #include "support/catch.hpp"
+#include "support/levels.hpp"
 #include "support/random.hpp"
 
 #include <cmath>
@@ -38,12 +39,10 @@ const numerics_profile kProfiles[] = {
 };
 
 // The kernel that ran must belong to the forced level.
+// GEMM kernel families are named like their level: every level has GEMM kernels of its own.
 void require_level_ran(isa level, const char* op) {
-  INFO(op << " at " << to_string(level) << " ran " << simd_last_kernel());
-  const std::string name = simd_last_kernel();
-  const std::string suffix = std::string("_") + to_string(level);
-  REQUIRE(name.size() >= suffix.size());
-  REQUIRE(name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0);
+  npuq_test::require_family_ran(level, &level_table::gemm, op);
+  REQUIRE(npuq_test::ends_with(simd_last_kernel(), std::string("_") + to_string(level)));
 }
 
 template <class A, class B, class O>

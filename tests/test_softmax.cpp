@@ -6,6 +6,7 @@
 //    gemmlowp's FixedPoint types (not on npuq's functions), and TFLite's parameter preparation
 //    (PreprocessSoftmaxScaling, CalculateInputRadius) transcribed with std::frexp.
 // 3. Edge rows, the table variant, uint8, strided views, long rows, and bad input.
+#include "support/levels.hpp"
 #include "support/catch.hpp"
 
 #include <algorithm>
@@ -200,8 +201,7 @@ TEST_CASE("int8 softmax rows equal TFLite's reference on gemmlowp", "[softmax][t
     CHECK(npuq_softmax_row<std::int8_t, std::int8_t>(scalar, npuq_params(t).with_exp(softmax_exp::table), row) == want);
     for (isa level : cpu().levels()) {
       CHECK(npuq_softmax_row<std::int8_t, std::int8_t>(simd_backend{level}, npuq_params(t), row) == want);
-      const std::string k = simd_last_kernel(), suffix = std::string("_") + (level >= isa::avx2 && level <= isa::amx_int8 ? "avx2" : "portable");
-      REQUIRE(k.compare(k.size() - suffix.size(), suffix.size(), suffix) == 0);
+      npuq_test::require_family_ran(level, &level_table::softmax, "softmax");
     }
   }
 }

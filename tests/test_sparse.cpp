@@ -4,6 +4,7 @@
 // kernels ran), over edge shapes, deep K, every kind of profile including saturating
 // accumulators, int8 and uint8 activations, packed and unpacked weights, and bad input.
 #include "support/catch.hpp"
+#include "support/levels.hpp"
 #include "support/random.hpp"
 
 #include <algorithm>
@@ -38,17 +39,10 @@ const numerics_profile kProfiles[] = {
 
 bool wraps32(const numerics_profile& p) { return p.acc.overflow == overflow_rule::wrap && p.acc.bits <= 32; }
 
-// The ISA of the sparse kernels a level runs (AVX2 from avx2 up; portable otherwise, including
-// every aarch64 level: there are no NEON sparse kernels). Update when a level gets its own.
-std::string sparse_kernel_level(isa level) {
-  const int l = static_cast<int>(level);
-  if (l >= static_cast<int>(isa::avx2) && l <= static_cast<int>(isa::amx_int8)) return "avx2";
-  return "portable";
-}
+using npuq_test::ends_with;
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
+// The suffix of the sparse kernels the level's table lists.
+std::string sparse_suffix(isa level) { return npuq_test::family_suffix(level, &level_table::sparse); }
 
 enum class fmt { s24, s24_int4, bsr_1x4, bsr_4x1, bsr_16x4, bsr_3x5, csr };
 const fmt kFormats[] = {fmt::s24, fmt::s24_int4, fmt::bsr_1x4, fmt::bsr_4x1, fmt::bsr_16x4, fmt::bsr_3x5, fmt::csr};
@@ -162,7 +156,7 @@ void check(rng& r, fmt f, isa level, std::int64_t M, std::int64_t N, std::int64_
     if (with_bias) REQUIRE(values(got) == values(ref));
     if (wraps32(prof)) {
       REQUIRE(name.rfind(fmt_op(f), 0) == 0);
-      REQUIRE(ends_with(name, "_" + sparse_kernel_level(level)));
+      REQUIRE(ends_with(name, sparse_suffix(level)));
     } else {
       REQUIRE(ends_with(name, "_reference"));
     }
@@ -177,7 +171,7 @@ void check(rng& r, fmt f, isa level, std::int64_t M, std::int64_t N, std::int64_
     const status sp = with_bias ? try_gemm(be, p, a, packed, bias, got2) : try_gemm(be, p, a, packed, no_bias, got2);
     if (wraps32(prof)) {
       REQUIRE(sp.ok());
-      REQUIRE(ends_with(simd_last_kernel(), "_" + sparse_kernel_level(level)));
+      REQUIRE(ends_with(simd_last_kernel(), sparse_suffix(level)));
       REQUIRE(values(got2) == values(ref));
     } else {
       REQUIRE(sp.code() == errc::unsupported);
@@ -282,7 +276,7 @@ TEST_CASE("sparse gemm: deep K where int32 sums wrap", "[sparse][gemm][deep]") {
         gemm(scalar, gemm_params{}, a, s, no_bias, ref);
         gemm(simd_backend{level}, gemm_params{}, a, s, no_bias, got);
         INFO(fmt_name(f) << " at " << to_string(level) << " ran " << simd_last_kernel());
-        REQUIRE(ends_with(simd_last_kernel(), "_" + sparse_kernel_level(level)));
+        REQUIRE(ends_with(simd_last_kernel(), sparse_suffix(level)));
         REQUIRE(values(ref) == values(dense));
         REQUIRE(values(got) == values(ref));
       });

@@ -12,6 +12,7 @@
 
 #include <npuq/npuq.hpp>
 
+#include "support/levels.hpp"
 #include "support/random.hpp"
 
 using namespace npuq;
@@ -118,8 +119,8 @@ void check(rng& r, fmt f, const conv_case& c, const numerics_profile& num, bool 
       CHECK(values(got) == values(want));
       if (wraps32(num)) {
         const std::string k = simd_last_kernel();
-        const bool own = k.find(level >= isa::avx2 && level <= isa::amx_int8 ? "avx2" : "portable") != std::string::npos ||
-                         k.find("neon") != std::string::npos;
+        const bool own = k.find(npuq_test::family_suffix(level, &level_table::sparse)) != std::string::npos ||
+                         k.find(npuq_test::family_suffix(level, &level_table::gemm)) != std::string::npos;
         CHECK(own);
       }
     }

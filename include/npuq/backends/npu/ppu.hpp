@@ -163,11 +163,12 @@ NPUQ_TARGET_AVX2 inline void ppu_tile_avx2(const std::int32_t* sums, const std::
 }
 #endif
 
-// True when the AVX2 PPU may run in this process (CPU and ISA cap).
+// True when the AVX2 PPU may run in this process (CPU and ISA cap): the level's table lists a
+// vectorized output stage, which implies AVX2.
 inline bool ppu_avx2_available() {
 #if defined(NPUQ_NPU_PPU_AVX2)
-  const int l = static_cast<int>(active_isa(isa::best));
-  return l >= static_cast<int>(isa::avx2) && l <= static_cast<int>(isa::amx_int8);
+  const kernel_family f = level_kernels(active_isa(isa::best)).output_stage;
+  return f == kernel_family::avx2 || f == kernel_family::avx512_vnni;
 #else
   return false;
 #endif

@@ -103,16 +103,16 @@ void axpy_rows_portable(const std::uint8_t* w, const std::int32_t* key, std::int
   }
 }
 
+// The decode kernels the table of `level` lists (level_table.hpp).
 template <class KB>
 decode_kernels<KB> select_decode(isa level) {
+  const kernel_family f = level_kernels(level).decode;
 #if defined(NPUQ_ARCH_X86_64)
-  if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
-    return {dot_rows_avx2<KB>, axpy_rows_avx2<KB>, apply_tile_avx2, "avx2"};
+  if (f == kernel_family::avx2) return {dot_rows_avx2<KB>, axpy_rows_avx2<KB>, apply_tile_avx2, "avx2"};
 #elif defined(NPUQ_ARCH_AARCH64)
-  if (static_cast<int>(level) >= static_cast<int>(isa::neon) && static_cast<int>(level) <= static_cast<int>(isa::neon_i8mm))
-    return {dot_rows_neon<KB>, axpy_rows_neon<KB>, apply_tile_portable, "neon"};
+  if (f == kernel_family::neon) return {dot_rows_neon<KB>, axpy_rows_neon<KB>, apply_tile_portable, "neon"};
 #endif
-  (void)level;
+  (void)f;
   return {dot_rows_portable<KB>, axpy_rows_portable<KB>, apply_tile_portable, "portable"};
 }
 

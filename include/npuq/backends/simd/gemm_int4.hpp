@@ -43,7 +43,7 @@ using w4_dot_fn = void (*)(const std::uint8_t*, std::int64_t, std::int64_t, cons
 using w4_grouped_epilogue_fn = void (*)(int, std::int64_t, const std::int32_t*, const std::int32_t*, const std::int32_t*, std::int64_t,
                                         const std::int32_t*, const float*, float*);
 
-// The W4A8 kernels of the best level allowed.
+// The W4A8 kernels of one kernel family.
 struct w4_kernels {
   w4_dot_fn dot[w4_mr];
   w4_grouped_epilogue_fn grouped;
@@ -51,19 +51,21 @@ struct w4_kernels {
   const char* suffix;
 };
 
+// The W4A8 kernels the table of `level` lists (level_table.hpp).
 inline w4_kernels select_w4(isa level) {
+  const kernel_family f = level_kernels(level).int4;
 #if defined(NPUQ_ARCH_X86_64)
-  if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
+  if (f == kernel_family::avx2)
     return {{w4_dot_avx2<1>, w4_dot_avx2<2>, w4_dot_avx2<3>, w4_dot_avx2<4>}, w4_grouped_epilogue_avx2, apply_tile_avx2, "avx2"};
 #elif defined(NPUQ_ARCH_AARCH64)
-  if (level == isa::neon_dotprod || level == isa::neon_i8mm)
+  if (f == kernel_family::neon_dotprod)
     return {{w4_dot_dotprod<1>, w4_dot_dotprod<2>, w4_dot_dotprod<3>, w4_dot_dotprod<4>}, w4_grouped_epilogue_portable,
-            apply_tile_portable, level == isa::neon_i8mm ? "neon_i8mm" : "neon_dotprod"};
-  if (level == isa::neon)
+            apply_tile_portable, "neon_dotprod"};
+  if (f == kernel_family::neon)
     return {{w4_dot_neon<1>, w4_dot_neon<2>, w4_dot_neon<3>, w4_dot_neon<4>}, w4_grouped_epilogue_portable, apply_tile_portable,
             "neon"};
 #endif
-  (void)level;
+  (void)f;
   return {{w4_dot_portable<1>, w4_dot_portable<2>, w4_dot_portable<3>, w4_dot_portable<4>}, w4_grouped_epilogue_portable,
           apply_tile_portable, "portable"};
 }

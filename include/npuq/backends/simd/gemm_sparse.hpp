@@ -53,9 +53,10 @@ struct sparse_kernels {
   const char* suffix;
 };
 
+// The sparse kernels the table of `level` lists (level_table.hpp).
 inline sparse_kernels select_sparse(isa level) {
 #if defined(NPUQ_ARCH_X86_64)
-  if (static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8))
+  if (level_kernels(level).sparse == kernel_family::avx2)
     return {{sparse_2_4_avx2<1>, sparse_2_4_avx2<2>, sparse_2_4_avx2<3>, sparse_2_4_avx2<4>},
             {sparse_pairs_avx2<1>, sparse_pairs_avx2<2>, sparse_pairs_avx2<3>, sparse_pairs_avx2<4>},
             {sparse_pairs2_avx2<1>, sparse_pairs2_avx2<2>, sparse_pairs2_avx2<3>, sparse_pairs2_avx2<4>},

@@ -38,7 +38,7 @@ struct softmax_tables {
     for (std::size_t i = 0; i < 256; ++i) t.e_padded[i] = t.exp.entry[i];
     for (std::size_t i = 0; i + 1 < 256; ++i) t.monotone = t.monotone && t.exp.entry[i] <= t.exp.entry[i + 1];
 #if defined(NPUQ_ARCH_X86_64)
-    t.avx2 = static_cast<int>(level) >= static_cast<int>(isa::avx2) && static_cast<int>(level) <= static_cast<int>(isa::amx_int8);
+    t.avx2 = level_kernels(level).softmax == kernel_family::avx2;
 #endif
     (void)level;
     return t;
