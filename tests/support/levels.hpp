@@ -3,6 +3,7 @@
 // silently fell back to another family's kernels fails the test that forced it.
 #pragma once
 
+#include <set>
 #include <string>
 
 #include <npuq/npuq.hpp>
@@ -25,6 +26,13 @@ inline void require_family_ran(npuq::isa level, npuq::kernel_family npuq::level_
   const std::string name = npuq::simd_last_kernel(), suffix = family_suffix(level, op);
   INFO(what << " at " << npuq::to_string(level) << " ran " << name << ", the level's table lists *" << suffix);
   REQUIRE(ends_with(name, suffix));
+}
+
+// How many different kernel families of `op` the levels of this CPU run.
+inline std::size_t distinct_families(npuq::kernel_family npuq::level_table::*op) {
+  std::set<npuq::kernel_family> f;
+  for (npuq::isa level : npuq::cpu().levels()) f.insert(npuq::level_kernels(level).*op);
+  return f.size();
 }
 
 }  // namespace npuq_test
