@@ -39,18 +39,56 @@ void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int
   });
 }
 
+// Output pixel m as (n, oy, ox), for the consecutive m the drivers walk: one step of a
+// counter instead of three divisions, which cost more than gathering a small pixel.
+struct pixel_cursor {
+  std::int64_t OH, OW;
+  std::int64_t m = -2, n = 0, oy = 0, ox = 0;
+  void seek(std::int64_t to) {
+    if (to == m + 1) {
+      if (++ox == OW) {
+        ox = 0;
+        if (++oy == OH) oy = 0, ++n;
+      }
+    } else if (to != m) {
+      ox = to % OW, oy = (to / OW) % OH, n = to / (OW * OH);
+    }
+    m = to;
+  }
+};
+
 // The same pixel as the x86 c4 kernels' bytes (a ^ shift in dot_a_t<W>, see dot_shift in
-// gemm.hpp): padded taps hold the input zero point's byte, whose v = a - za is 0.
+// gemm.hpp): padded taps hold the input zero point's byte, whose v = a - za is 0. When a row of
+// taps is one contiguous run of input bytes (one group, dense NHWC, no horizontal dilation), each
+// kernel row is one copy of its in-image taps; otherwise one copy per tap.
 template <class AB, int Shift, class I, class W, class O>
-void gather_pixel_bytes(const window_problem<I, W, O>& p, std::int64_t pixel, std::int64_t c0, std::int64_t cg, AB* row) {
+void gather_pixel_bytes(const window_problem<I, W, O>& p, const pixel_cursor& at, std::int64_t c0, std::int64_t cg, AB* row) {
   const conv_geometry& g = p.g;
-  const std::int64_t ox = pixel % g.OW, oy = (pixel / g.OW) % g.OH, n = pixel / (g.OW * g.OH);
-  const std::int64_t K = g.KH * g.KW * cg, sc = p.in.layout().stride(3);
+  const Layout& il = p.in.layout();
+  const std::int64_t ox = at.ox, oy = at.oy, n = at.n;
+  const std::int64_t K = g.KH * g.KW * cg, sn = il.stride(0), sy = il.stride(1), sx = il.stride(2), sc = il.stride(3);
   const auto pad = static_cast<AB>(static_cast<std::uint8_t>(p.in_zero_point) ^ Shift);
+  const I* base = p.in.data() + p.in.offset() + n * sn + c0 * sc;
+  if (sc == 1 && cg == g.C && sx == g.C && g.dilation_w == 1) {
+    const std::int64_t ix0 = ox * g.stride_w - g.pad_left, span = g.KW * cg;
+    const std::int64_t kx_lo = std::max<std::int64_t>(0, -ix0), kx_hi = std::min<std::int64_t>(g.KW, g.W - ix0);
+    for (std::int64_t ky = 0; ky < g.KH; ++ky) {
+      AB* dst = row + ky * span;
+      const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
+      if (iy < 0 || iy >= g.H || kx_lo >= kx_hi) {
+        std::fill(dst, dst + span, pad);
+        continue;
+      }
+      std::fill(dst, dst + kx_lo * cg, pad);
+      copy_shifted<Shift>(base + iy * sy + (ix0 + kx_lo) * sx, dst + kx_lo * cg, (kx_hi - kx_lo) * cg);
+      std::fill(dst + kx_hi * cg, dst + span, pad);
+    }
+    return;
+  }
   std::fill(row, row + K, pad);
   for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
     AB* dst = row + (ky * g.KW + kx) * cg;
-    const I* src = p.in.data() + p.in.offset() + p.in.layout()(n, iy, ix, c0);
+    const I* src = base + iy * sy + ix * sx;
     if (sc == 1) {
       copy_shifted<Shift>(src, dst, cg);
     } else {
@@ -131,14 +169,21 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     if (is_x86_dot(kern)) {
       using AB = dot_a_t<W>;
       constexpr int shift = dot_shift<I, W>();
+      const Layout& ol = p.out.layout();
+      const std::int64_t so[4] = {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}, o0 = p.out.offset() + oc0 * so[3];
+      pixel_cursor in_at{g.OH, g.OW}, out_at{g.OH, g.OW};
       run_x86_dot(
           kern, M, w, stage, oc0, dot_offset<I, W>(p.in_zero_point),
-          [&](std::int64_t m, AB* dst) { gather_pixel_bytes<AB, shift>(p, m, grp * cg, cg, dst); }, p.out,
-          [&](std::int64_t m) {
-            const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
-            return p.out.offset() + p.out.layout()(b, oy, ox, oc0);
+          [&](std::int64_t m, AB* dst) {
+            in_at.seek(m);
+            gather_pixel_bytes<AB, shift>(p, in_at, grp * cg, cg, dst);
           },
-          p.out.layout().stride(3));
+          p.out,
+          [&](std::int64_t m) {
+            out_at.seek(m);
+            return o0 + out_at.n * so[0] + out_at.oy * so[1] + out_at.ox * so[2];
+          },
+          so[3]);
     } else {
       run_c2(
           kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); }, store);
