@@ -1,7 +1,8 @@
 // npuq's own variants of every benchmark shape: the scalar reference, then the simd backend
 // forced to each ISA level this CPU supports (`npuq::simd_backend{level}`), each labelled with
 // the kernel that actually ran (`npuq::simd_last_kernel()`), so a level that silently fell back
-// shows up in the output.
+// shows up in the output. The best level runs a second time under the onnx profile (fp32 scale,
+// ties to even), whose output arithmetic is the peers'; the default profile is tflite's.
 //
 // GEMM and conv2d weights are packed once outside the timed loop (`pack_gemm_weights`,
 // `pack_conv2d_weights`); depthwise has no public packing step yet, so its timings include the
@@ -28,8 +29,13 @@ void gemm_scalar(benchmark::State& state, gemm_shape s) {
   set_gemm_counters(state, s);
 }
 
-void gemm_simd(benchmark::State& state, gemm_shape s, npuq::isa level) {
+// The profile npuq runs under: tflite (the default, double rounding with Q31 multipliers) or
+// onnx (fp32 scale, ties to even: the arithmetic oneDNN and XNNPACK use for their int8 outputs).
+npuq::numerics_profile bench_profile(bool onnx) { return onnx ? npuq::numerics_profile::onnx() : npuq::numerics_profile::tflite(); }
+
+void gemm_simd(benchmark::State& state, gemm_shape s, npuq::isa level, bool onnx) {
   gemm_data d(s);
+  d.params.numerics = bench_profile(onnx);
   const npuq::simd_backend be{level};
   npuq::packed_gemm_weights<std::int8_t> packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(be, d.b, &packed));  // packed for the level it runs at
@@ -60,9 +66,11 @@ npuq::depthwise_params dw_params(const conv_shape& s) {
 
 // One call on unpacked weights (scalar; simd depthwise).
 template <class Backend>
-void run_conv(const Backend& be, const conv_shape& s, conv_data& d) {
+void run_conv(const Backend& be, const conv_shape& s, conv_data& d, bool onnx = false) {
+  npuq::depthwise_params dp = dw_params(s);
+  dp.numerics = bench_profile(onnx);
   if (s.dw)
-    npuq::depthwise_conv2d(be, dw_params(s), d.in, d.w, d.bias, d.out);
+    npuq::depthwise_conv2d(be, dp, d.in, d.w, d.bias, d.out);
   else
     npuq::conv2d(be, conv_params(s), d.in, d.w, d.bias, d.out);
 }
@@ -78,15 +86,16 @@ void conv_scalar(benchmark::State& state, conv_shape s) {
   set_gops(state, s.macs());
 }
 
-void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level) {
+void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level, bool onnx) {
   conv_data d(s);
   const npuq::simd_backend be{level};
-  const npuq::conv2d_params params = conv_params(s);
+  npuq::conv2d_params params = conv_params(s);
+  params.numerics = bench_profile(onnx);
   npuq::packed_conv2d_weights<std::int8_t> packed;
   if (!s.dw) npuq::throw_if_error(npuq::pack_conv2d_weights(be, params, d.w, &packed));  // packed for the level it runs at
   auto call = [&] {
     if (s.dw)
-      run_conv(be, s, d);
+      run_conv(be, s, d, onnx);
     else
       npuq::conv2d(be, params, d.in, packed, d.bias, d.out);
   };
@@ -107,15 +116,20 @@ void register_npuq(const gemm_shape& s) {
   auto* b = add(gemm_name(s, "npuq_scalar"), gemm_scalar, s);
   if (s.macs() > 2e8) b->Iterations(1);  // sq1024: seconds per call
   for (npuq::isa level : npuq::cpu().levels()) {
-    auto* v = add(gemm_name(s, std::string("npuq_simd_") + npuq::to_string(level)), gemm_simd, s, level);
+    auto* v = add(gemm_name(s, std::string("npuq_simd_") + npuq::to_string(level)), gemm_simd, s, level, false);
     if (level == npuq::isa::portable && s.macs() > 2e8) v->Iterations(2);
   }
+  // The best level under the onnx profile: the same requantization arithmetic as the peers'.
+  const npuq::isa best = npuq::cpu().levels().back();
+  add(gemm_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), gemm_simd, s, best, true);
 }
 
 void register_npuq(const conv_shape& s) {
   add(conv_name(s, "npuq_scalar"), conv_scalar, s);
   for (npuq::isa level : npuq::cpu().levels())
-    add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level);
+    add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level, false);
+  const npuq::isa best = npuq::cpu().levels().back();
+  add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), conv_simd, s, best, true);
 }
 
 }  // namespace npuq_bench
