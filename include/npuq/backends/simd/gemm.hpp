@@ -240,22 +240,30 @@ constexpr std::int32_t dot_offset(std::int32_t a_zero_point) {
   return element_traits<A>::min - element_traits<dot_a_t<B>>::min - a_zero_point;
 }
 
-// dst[k] = src[k] ^ Shift for n contiguous bytes (a copy when Shift is 0), 8 bytes a step (this
-// runs in plain -O2 code, which GCC 12 does not vectorize).
+// dst[k] = src[k] ^ Shift for n contiguous bytes (a copy when Shift is 0), 16 bytes a step in
+// a GCC vector (SSE2 / NEON without target flags: this runs in plain -O2 code, which GCC 12
+// does not vectorize), 8 then 1 for the tail.
 template <int Shift, class S, class D>
 void copy_shifted(const S* src, D* dst, std::int64_t n) {
   if constexpr (Shift == 0) {
     std::memcpy(dst, src, static_cast<std::size_t>(n));
   } else {
+    using v16 = unsigned char __attribute__((vector_size(16)));
     const auto* s = reinterpret_cast<const unsigned char*>(src);
     auto* d = reinterpret_cast<unsigned char*>(dst);
-    constexpr std::uint64_t flip = 0x0101010101010101ull * static_cast<std::uint64_t>(Shift);
     std::int64_t k = 0;
-    for (; k + 8 <= n; k += 8) {
+    for (; k + 16 <= n; k += 16) {
+      v16 w;
+      std::memcpy(&w, s + k, 16);
+      w ^= static_cast<unsigned char>(Shift);
+      std::memcpy(d + k, &w, 16);
+    }
+    if (k + 8 <= n) {
       std::uint64_t w;
       std::memcpy(&w, s + k, 8);
-      w ^= flip;
+      w ^= 0x0101010101010101ull * static_cast<std::uint64_t>(Shift);
       std::memcpy(d + k, &w, 8);
+      k += 8;
     }
     for (; k < n; ++k) d[k] = static_cast<unsigned char>(s[k] ^ Shift);
   }
