@@ -30,6 +30,8 @@
 #include "npuq/backends/simd/gemm.hpp"
 #include "npuq/backends/simd/output_stage.hpp"
 #include "npuq/backends/simd/w4/kernel_avx2.hpp"
+#include "npuq/backends/simd/w4/kernel_avx512.hpp"
+#include "npuq/backends/simd/w4/kernel_avx_vnni.hpp"
 #include "npuq/backends/simd/w4/kernel_neon.hpp"
 #include "npuq/backends/simd/w4/kernel_portable.hpp"
 #include "npuq/backends/simd/w4/pack.hpp"
@@ -55,6 +57,12 @@ struct w4_kernels {
 inline w4_kernels select_w4(isa level) {
   const kernel_family f = level_kernels(level).int4;
 #if defined(NPUQ_ARCH_X86_64)
+  if (f == kernel_family::avx512_vnni)
+    return {{w4_dot_avx512_vnni<1>, w4_dot_avx512_vnni<2>, w4_dot_avx512_vnni<3>, w4_dot_avx512_vnni<4>},
+            w4_grouped_epilogue_avx512_vnni, apply_tile_avx2, "avx512_vnni"};
+  if (f == kernel_family::avx_vnni)
+    return {{w4_dot_avx_vnni<1>, w4_dot_avx_vnni<2>, w4_dot_avx_vnni<3>, w4_dot_avx_vnni<4>}, w4_grouped_epilogue_avx2,
+            apply_tile_avx2, "avx_vnni"};
   if (f == kernel_family::avx2)
     return {{w4_dot_avx2<1>, w4_dot_avx2<2>, w4_dot_avx2<3>, w4_dot_avx2<4>}, w4_grouped_epilogue_avx2, apply_tile_avx2, "avx2"};
 #elif defined(NPUQ_ARCH_AARCH64)

@@ -84,7 +84,7 @@ NPUQ_TARGET_AVX2 inline void w4_grouped_epilogue_avx2(int rows, std::int64_t gro
         const __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(dw + g * 16 + 8 * h));
         const __m256i t = _mm256_add_epi32(_mm256_sub_epi32(s, _mm256_mullo_epi32(ev, _mm256_set1_epi32(S[m * s_stride + g]))), d);
         __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(t), _mm256_loadu_ps(sg + g * 16 + 8 * h));
-        __asm__("" : "+x"(p));  // no contraction into an FMA
+        NPUQ_VECTOR_BARRIER(p);  // no contraction into an FMA
         f = _mm256_add_ps(f, p);
       }
       _mm256_storeu_ps(facc + m * 16 + 8 * h, f);

@@ -102,11 +102,16 @@ typedef simde__mmask16 __mmask16;
 #define _mm512_cvttps_epi32(a) npuq::simde_gap::cvttps_epi32(a)
 #define _mm_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8((p), (k), (a))
 #define _mm512_mask_storeu_epi32(p, k, a) npuq::simde_gap::mask_storeu_epi32((p), (k), (a))
+// An optimization barrier on a vector value (SIMDe's vectors live in memory).
+#define NPUQ_VECTOR_BARRIER(v) __asm__("" : "+m"(v))
 #else
 #include <immintrin.h>
 #define NPUQ_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define NPUQ_TARGET_AVX_VNNI __attribute__((target("avx2,fma,avxvnni")))
 #define NPUQ_TARGET_AVX512_VNNI __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+// An optimization barrier on a vector value in a register: keeps GCC from fusing the operations
+// on either side (a multiply and an add into an FMA, a narrowing into a slow memory form).
+#define NPUQ_VECTOR_BARRIER(v) __asm__("" : "+v"(v))
 #endif
 
 #endif

@@ -69,11 +69,9 @@ NPUQ_TARGET_AVX512_VNNI inline void store_lanes_avx512(O* dst, __m512i v, __mmas
     _mm512_mask_storeu_epi32(dst, keep, v);
   } else {
     __m128i bytes = _mm512_cvtepi32_epi8(v);
-#if !(defined(NPUQ_X86_EMULATED) && NPUQ_X86_EMULATED)
     // Keeps the narrowing in a register: GCC would fold it into vpmovdb's memory form, which is
     // several times slower on AMD Zen 4/5 than vpmovdb + a (masked) vmovdqu8.
-    __asm__("" : "+v"(bytes));
-#endif
+    NPUQ_VECTOR_BARRIER(bytes);
     if (keep == 0xFFFF) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), bytes);
     else _mm_mask_storeu_epi8(dst, keep, bytes);
   }
