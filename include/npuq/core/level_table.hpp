@@ -51,9 +51,9 @@ inline constexpr level_table level_tables[] = {
   //  level              gemm              depthwise         int4              sparse    softmax   decode    output stage
   {isa::portable,    kf::portable,     kf::portable,     kf::portable,     kf::portable, kf::portable, kf::portable, kf::portable},
   {isa::avx2,        kf::avx2,         kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx2},
-  {isa::avx_vnni,    kf::avx_vnni,     kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx2},
-  {isa::avx512_vnni, kf::avx512_vnni,  kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx512_vnni},
-  {isa::amx_int8,    kf::amx_int8,     kf::avx2,         kf::avx2,         kf::avx2, kf::avx2, kf::avx2, kf::avx512_vnni},
+  {isa::avx_vnni,    kf::avx_vnni,     kf::avx2,         kf::avx_vnni,     kf::avx2, kf::avx2, kf::avx2, kf::avx2},
+  {isa::avx512_vnni, kf::avx512_vnni,  kf::avx2,         kf::avx512_vnni,  kf::avx512_vnni, kf::avx2, kf::avx2, kf::avx512_vnni},
+  {isa::amx_int8,    kf::amx_int8,     kf::avx2,         kf::avx512_vnni,  kf::avx512_vnni, kf::avx2, kf::avx2, kf::avx512_vnni},
   {isa::neon,        kf::neon,         kf::portable,     kf::neon,         kf::portable, kf::portable, kf::neon, kf::portable},
   {isa::neon_dotprod, kf::neon_dotprod, kf::portable,    kf::neon_dotprod, kf::portable, kf::portable, kf::neon, kf::portable},
   {isa::neon_i8mm,   kf::neon_i8mm,    kf::portable,     kf::neon_dotprod, kf::portable, kf::portable, kf::neon, kf::portable},

@@ -9,9 +9,13 @@
 //   pairs     block CSR (every block shape) and CSR: the activations are transposed in chunks of
 //             8 rows (sparse_pairs_transpose), the kernel runs up to 32 rows x 1 channel over the
 //             channel's stored K pairs. Names: gemm_bsr_<a>s8_32x1_<level>, gemm_csr_...; 32x2 when
-//             channel pairs that store the same K pairs (block rows) ran two channels per load
-// <level> is the kernels' ISA: avx2 from the avx2 level up on x86-64, portable otherwise (there
-// are no NEON sparse kernels yet: aarch64 runs the portable ones).
+//             channel pairs that store the same K pairs (block rows) ran two channels per load.
+//             Each channel's K-block bounds are found once per call (pairs_block_bounds), with
+//             whether its entries come in couples of neighbouring K pairs (block CSR, even bk):
+//             the avx512_vnni kernels then read a couple's activations with one 64-byte load.
+// <level> is the kernel family the level's table lists: avx512_vnni (vpdpwssd on zmm) at the
+// avx512_vnni and amx_int8 levels, avx2 at avx2 and avx_vnni, portable otherwise (there are no
+// NEON sparse kernels yet: aarch64 runs the portable ones).
 //
 // Profiles whose accumulator saturates or is wider than 32 bits run the scalar reference
 // ("gemm_sp24_reference", "gemm_bsr_reference", "gemm_csr_reference"), like the dense simd GEMM;
@@ -23,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -33,6 +38,7 @@
 #include "npuq/backends/simd/output_stage.hpp"
 #include "npuq/backends/simd/portable/gemm_sparse.hpp"
 #include "npuq/backends/simd/x86/gemm_sparse_avx2.hpp"
+#include "npuq/backends/simd/x86/gemm_sparse_avx512.hpp"
 #include "npuq/ops/gemm_sparse_problem.hpp"
 
 namespace npuq {
@@ -49,6 +55,9 @@ struct sparse_kernels {
   sparse_2_4_kernel sp24[4];
   sparse_pairs_kernel pairs[4];
   sparse_pairs2_kernel pairs2[4];  // twin channels at once; null: two pairs[] calls
+  // For entry couples that are neighbouring K pairs (pairs_block_bounds::adjacent); null: pairs[], pairs2[].
+  sparse_pairs_kernel pairs_adjacent[4];
+  sparse_pairs2_kernel pairs2_adjacent[4];
   tile_apply_fn apply;
   const char* suffix;
 };
@@ -56,16 +65,33 @@ struct sparse_kernels {
 // The sparse kernels the table of `level` lists (level_table.hpp).
 inline sparse_kernels select_sparse(isa level) {
 #if defined(NPUQ_ARCH_X86_64)
-  if (level_kernels(level).sparse == kernel_family::avx2)
-    return {{sparse_2_4_avx2<1>, sparse_2_4_avx2<2>, sparse_2_4_avx2<3>, sparse_2_4_avx2<4>},
-            {sparse_pairs_avx2<1>, sparse_pairs_avx2<2>, sparse_pairs_avx2<3>, sparse_pairs_avx2<4>},
-            {sparse_pairs2_avx2<1>, sparse_pairs2_avx2<2>, sparse_pairs2_avx2<3>, sparse_pairs2_avx2<4>},
-            apply_tile_avx2,
-            "avx2"};
+  switch (level_kernels(level).sparse) {
+    case kernel_family::avx2:
+      return {{sparse_2_4_avx2<1>, sparse_2_4_avx2<2>, sparse_2_4_avx2<3>, sparse_2_4_avx2<4>},
+              {sparse_pairs_avx2<1>, sparse_pairs_avx2<2>, sparse_pairs_avx2<3>, sparse_pairs_avx2<4>},
+              {sparse_pairs2_avx2<1>, sparse_pairs2_avx2<2>, sparse_pairs2_avx2<3>, sparse_pairs2_avx2<4>},
+              {},
+              {},
+              apply_tile_avx2,
+              "avx2"};
+    case kernel_family::avx512_vnni:
+      return {{sparse_2_4_avx512_vnni<1>, sparse_2_4_avx512_vnni<2>, sparse_2_4_avx512_vnni<3>, sparse_2_4_avx512_vnni<4>},
+              {sparse_pairs_avx512_vnni<1>, sparse_pairs_avx512_vnni<2>, sparse_pairs_avx512_vnni<3>, sparse_pairs_avx512_vnni<4>},
+              {sparse_pairs2_avx512_vnni<1>, sparse_pairs2_avx512_vnni<2>, sparse_pairs2_avx512_vnni<3>, sparse_pairs2_avx512_vnni<4>},
+              {sparse_pairs_adjacent_avx512_vnni<1>, sparse_pairs_adjacent_avx512_vnni<2>, sparse_pairs_adjacent_avx512_vnni<3>,
+               sparse_pairs_adjacent_avx512_vnni<4>},
+              {sparse_pairs2_adjacent_avx512_vnni<1>, sparse_pairs2_adjacent_avx512_vnni<2>, sparse_pairs2_adjacent_avx512_vnni<3>,
+               sparse_pairs2_adjacent_avx512_vnni<4>},
+              apply_tile_avx2,
+              "avx512_vnni"};
+    default: break;
+  }
 #endif
   (void)level;
   return {{sparse_2_4_portable<1>, sparse_2_4_portable<2>, sparse_2_4_portable<3>, sparse_2_4_portable<4>},
           {sparse_pairs_portable<1>, sparse_pairs_portable<2>, sparse_pairs_portable<3>, sparse_pairs_portable<4>},
+          {},
+          {},
           {},
           apply_tile_portable,
           "portable"};
@@ -78,7 +104,13 @@ void sparse_load_row(const gemm_sparse_problem<A, S, O>& p, std::int64_t ao, std
   const std::int64_t sk = p.a.layout().stride(p.a.rank() - 1);
   const std::int32_t zp = p.a_zero_point;
   if (sk == 1) {
-    for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k] - zp);
+    std::int64_t k = 0;
+    for (; k + 16 <= p.K; k += 16) {  // a fixed trip count on a local copy (byte pointers alias v): vectorized at -O2
+      A x[16];
+      std::memcpy(x, row + k, sizeof x);
+      for (int i = 0; i < 16; ++i) v[k + i] = static_cast<std::int16_t>(x[i] - zp);
+    }
+    for (; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k] - zp);
   } else {
     for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
   }
@@ -106,8 +138,9 @@ void run_sparse_2_4(const simd_backend& be, const gemm_sparse_problem<A, S, O>& 
   const tile_output_stage stage(p.stage, p.bias, p.N);
   const std::int64_t G = w.groups(), ts = G * 8, P = w.panels(), ldc = P * sp24_panel;
   std::vector<std::int16_t> row(static_cast<std::size_t>(p.K));
-  std::vector<std::int32_t> table(static_cast<std::size_t>(4 * ts));
-  std::vector<std::int32_t> sums(static_cast<std::size_t>(4 * ldc));  // 4 rows x all channels
+  // 64-byte aligned (Tensor): no vector load of the kernels splits a cache line.
+  const Tensor<std::int32_t> table_t(Layout::matrix(4, ts)), sums_t(Layout::matrix(4, ldc));  // sums: 4 rows x all channels
+  std::int32_t *table = table_t.data(), *sums = sums_t.data();
   alignas(64) std::int32_t c[4 * nr];
   alignas(64) std::int32_t tmp[4 * nr];
   for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
@@ -117,18 +150,18 @@ void run_sparse_2_4(const simd_backend& be, const gemm_sparse_problem<A, S, O>& 
       const int rows = static_cast<int>(std::min<std::int64_t>(4, p.M - m0));
       for (int m = 0; m < rows; ++m) {
         sparse_load_row(p, ao, m0 + m, row.data());
-        sparse_2_4_table(row.data(), p.K, table.data() + m * ts);
+        sparse_2_4_table(row.data(), p.K, table + m * ts);
       }
-      std::fill(sums.begin(), sums.end(), 0);
+      std::fill_n(sums, 4 * ldc, 0);
       const std::int64_t kb = rows == 1 ? G : sp24_k_block;
       for (std::int64_t g0 = 0; g0 < G; g0 += kb) {
         const std::int64_t gc = std::min(kb, G - g0);
         for (std::int64_t q = 0; q < P; ++q)
-          kern.sp24[rows - 1](gc, table.data() + g0 * 8, ts, w.panel(q) + g0 * sp24_record, sums.data() + q * sp24_panel, ldc);
+          kern.sp24[rows - 1](gc, table + g0 * 8, ts, w.panel(q) + g0 * sp24_record, sums + q * sp24_panel, ldc);
       }
       for (std::int64_t n0 = 0; n0 < p.N; n0 += nr) {
         const std::int64_t cols = std::min<std::int64_t>(nr, p.N - n0);
-        for (int m = 0; m < rows; ++m) std::copy_n(sums.data() + m * ldc + n0, nr, c + m * nr);
+        for (int m = 0; m < rows; ++m) std::copy_n(sums + m * ldc + n0, nr, c + m * nr);
         sparse_finish_tile(kern, p, stage, c, rows, m0, n0, cols, oo, tmp);
       }
     }
@@ -136,17 +169,53 @@ void run_sparse_2_4(const simd_backend& be, const gemm_sparse_problem<A, S, O>& 
   detail::simd_last_kernel_storage() = std::string("gemm_sp24_") + type_code(p.a.type()) + "s8_4x16_" + kern.suffix;
 }
 
+// Where each channel's entries cross the K blocks of the pairs driver, found once per call (the
+// entries are ascending in K): channel n's entries in block b are [at(n, b), at(n, b + 1)).
+// adjacent(n, b): every couple (e0 + 2i, e0 + 2i + 1) of those entries holds neighbouring K
+// pairs, whose transposed activations are one contiguous 16-word vector (block CSR blocks of
+// even bk starting at even k; rare in CSR).
+struct pairs_block_bounds {
+  std::int64_t blocks = 0;
+  std::vector<std::int64_t> bound;
+  std::vector<std::uint8_t> adj;
+
+  explicit pairs_block_bounds(const packed_sparse_pairs_weights& w, std::int64_t block) {
+    const std::int64_t N = w.N;
+    blocks = (w.k_pairs() + block - 1) / block;
+    bound.resize(static_cast<std::size_t>(N * (blocks + 1)));
+    adj.resize(static_cast<std::size_t>(N * blocks));
+    const std::int32_t* pair = w.pairs();
+    for (std::int64_t n = 0; n < N; ++n) {
+      std::int64_t e = w.begin(n);
+      const std::int64_t end = w.begin(n + 1);
+      for (std::int64_t b = 0; b < blocks; ++b) {
+        const std::int64_t e0 = e;
+        while (e < end && pair[e] < (b + 1) * block) ++e;
+        bool adjacent = true;
+        for (std::int64_t i = e0; i + 1 < e; i += 2) adjacent = adjacent && pair[i + 1] == pair[i] + 1;
+        bound[static_cast<std::size_t>(n * (blocks + 1) + b)] = e0;
+        adj[static_cast<std::size_t>(n * blocks + b)] = adjacent;
+      }
+      bound[static_cast<std::size_t>(n * (blocks + 1) + blocks)] = e;
+    }
+  }
+  std::int64_t at(std::int64_t n, std::int64_t b) const { return bound[static_cast<std::size_t>(n * (blocks + 1) + b)]; }
+  bool adjacent(std::int64_t n, std::int64_t b) const { return adj[static_cast<std::size_t>(n * blocks + b)] != 0; }
+};
+
 template <class A, class S, class O>
 void run_sparse_pairs(const simd_backend& be, const gemm_sparse_problem<A, S, O>& p, const packed_sparse_pairs_weights& w) {
   constexpr int max_chunks = 4;
   constexpr std::int64_t tile_rows = max_chunks * pairs_chunk;
   const sparse_kernels kern = select_sparse(be.level());
   const tile_output_stage stage(p.stage, p.bias, p.N);
-  const std::int64_t chunks = (p.M + pairs_chunk - 1) / pairs_chunk, KP = w.k_pairs(), cs = KP * pairs_chunk;
+  // Chunks 64-byte aligned (Tensor, stride an even number of pairs): a pair couple is one cache line.
+  const std::int64_t chunks = (p.M + pairs_chunk - 1) / pairs_chunk, KP = w.k_pairs(), cs = (KP + 1) / 2 * 2 * pairs_chunk;
+  const pairs_block_bounds kb(w, pairs_k_block);
   std::vector<std::int16_t> row(static_cast<std::size_t>(p.K));
-  std::vector<std::int32_t> at(static_cast<std::size_t>(chunks * cs), 0);  // rows past M stay 0
-  std::vector<std::int32_t> sums(static_cast<std::size_t>(p.N * tile_rows));  // channel n's rows at n * tile_rows
-  std::vector<std::int64_t> cursor(static_cast<std::size_t>(p.N));           // channel n's next entry
+  const Tensor<std::int32_t> at(Layout::matrix(chunks, cs));               // zeroed: rows past M stay 0
+  const Tensor<std::int32_t> sums_t(Layout::matrix(p.N, tile_rows));  // channel n's rows at n * tile_rows
+  std::int32_t* sums = sums_t.data();
   alignas(64) std::int32_t c[tile_rows * nr] = {};
   alignas(64) std::int32_t tmp[tile_rows * nr];
   bool twins_ran = false;  // some channel pair ran the two-channel kernel (name: 32x2)
@@ -161,36 +230,31 @@ void run_sparse_pairs(const simd_backend& be, const gemm_sparse_problem<A, S, O>
       const int rows = static_cast<int>(std::min<std::int64_t>(tile_rows, p.M - m0));
       const int R = static_cast<int>((rows + pairs_chunk - 1) / pairs_chunk);
       const std::int32_t* a_chunks = at.data() + (m0 / pairs_chunk) * cs;
-      std::fill(sums.begin(), sums.end(), 0);
-      for (std::int64_t n = 0; n < p.N; ++n) cursor[static_cast<std::size_t>(n)] = w.begin(n);
-      for (std::int64_t p0 = 0; p0 < KP; p0 += pairs_k_block) {
-        const std::int64_t p1 = std::min(p0 + pairs_k_block, KP);
+      const sparse_pairs_kernel one = kern.pairs[R - 1], one_adj = kern.pairs_adjacent[R - 1] ? kern.pairs_adjacent[R - 1] : one;
+      const sparse_pairs2_kernel two = kern.pairs2[R - 1], two_adj = kern.pairs2_adjacent[R - 1] ? kern.pairs2_adjacent[R - 1] : two;
+      std::fill_n(sums, p.N * tile_rows, 0);
+      for (std::int64_t b = 0; b < kb.blocks; ++b) {
         for (std::int64_t n = 0; n < p.N; ++n) {
-          const std::int64_t e0 = cursor[static_cast<std::size_t>(n)], end = w.begin(n + 1);
-          std::int64_t e1 = e0;
-          while (e1 < end && w.pairs()[e1] < p1) ++e1;
-          if (e1 == e0) {
+          const std::int64_t e0 = kb.at(n, b), count = kb.at(n, b + 1) - e0;
+          if (count == 0) {
             n += w.twin(n) ? 1 : 0;  // the twin has no entries in this block either
             continue;
           }
-          if (kern.pairs2[R - 1] != nullptr && w.twin(n)) {  // channel n + 1 has the same pairs: one pass for both
-            const std::int64_t f0 = cursor[static_cast<std::size_t>(n + 1)];
-            kern.pairs2[R - 1](a_chunks, cs, w.pairs() + e0, w.weights() + e0, w.weights() + f0, e1 - e0, sums.data() + n * tile_rows,
-                               sums.data() + (n + 1) * tile_rows);
-            cursor[static_cast<std::size_t>(n + 1)] = f0 + (e1 - e0);
-            cursor[static_cast<std::size_t>(n)] = e1;
+          const bool adjacent = kb.adjacent(n, b);
+          if (two != nullptr && w.twin(n)) {  // channel n + 1 has the same pairs: one pass for both
+            (adjacent ? two_adj : two)(a_chunks, cs, w.pairs() + e0, w.weights() + e0, w.weights() + kb.at(n + 1, b), count,
+                                       sums + n * tile_rows, sums + (n + 1) * tile_rows);
             ++n;
             twins_ran = true;
             continue;
           }
-          kern.pairs[R - 1](a_chunks, cs, w.pairs() + e0, w.weights() + e0, e1 - e0, sums.data() + n * tile_rows);
-          cursor[static_cast<std::size_t>(n)] = e1;
+          (adjacent ? one_adj : one)(a_chunks, cs, w.pairs() + e0, w.weights() + e0, count, sums + n * tile_rows);
         }
       }
       for (std::int64_t n0 = 0; n0 < p.N; n0 += nr) {
         const std::int64_t cols = std::min<std::int64_t>(nr, p.N - n0);
         for (std::int64_t j = 0; j < cols; ++j)
-          for (int r = 0; r < rows; ++r) c[r * nr + j] = sums[static_cast<std::size_t>((n0 + j) * tile_rows + r)];
+          for (int r = 0; r < rows; ++r) c[r * nr + j] = sums[(n0 + j) * tile_rows + r];
         sparse_finish_tile(kern, p, stage, c, rows, m0, n0, cols, oo, tmp);
       }
     }
