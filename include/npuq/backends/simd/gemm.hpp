@@ -72,11 +72,12 @@ using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, in
 // read, the tile they compute (tile_rows x np panels of 16 columns), and the output stage.
 template <class B>
 struct gemm_kernel_set {
+  static constexpr int max_c2_rows = 6;  // rows of the largest c2 tile (avx2: 6)
   kernel_family family = kernel_family::portable;
   gemm_pack_format format = gemm_pack_format::c2;
   const char* tile = "4x16c2";
   int tile_rows = 4, np = 1;
-  c2_kernel<B> rows[mr] = {};
+  c2_kernel<B> rows[max_c2_rows] = {};
   dot_kernel<B> dot_rows[mr] = {};
   x86_dot_kernel<B> x86[max_mr][2] = {};
   tile_apply_fn apply = apply_tile_portable;
@@ -110,7 +111,9 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
   if (t.output_stage == kernel_family::avx2 || t.output_stage == kernel_family::avx512_vnni) k.apply = apply_tile_avx2;
   switch (t.gemm) {
     case kernel_family::avx2:
-      k.rows[0] = gemm_c2_avx2<1, B>, k.rows[1] = gemm_c2_avx2<2, B>, k.rows[2] = gemm_c2_avx2<3, B>, k.rows[3] = gemm_c2_avx2<4, B>;
+      k.tile = "6x16c2", k.tile_rows = c2_avx2_rows;
+      k.rows[0] = gemm_c2_avx2<1, B>, k.rows[1] = gemm_c2_avx2<2, B>, k.rows[2] = gemm_c2_avx2<3, B>, k.rows[3] = gemm_c2_avx2<4, B>,
+      k.rows[4] = gemm_c2_avx2<5, B>, k.rows[5] = gemm_c2_avx2<6, B>;
       return k;
     case kernel_family::avx512_vnni:
       k.format = gemm_pack_format::c4, k.tile = "8x32c4", k.tile_rows = 8, k.np = 2;
@@ -186,42 +189,55 @@ const packed_gemm_weights<B>& weights_in_format(const packed_gemm_weights<B>& pa
 // writes A row m's K zero-point-corrected values into v (int16); `store(m, n0, cols, values)`
 // receives output row m's values for columns [n0, n0 + cols).
 // Column n of this product is channel first_channel + n of the stage.
+// Blocked for the caches like run_x86_dot: a block of A rows (up to block_bytes packed) is packed
+// once, then each 16-column panel of B meets every tile_rows-row tile of the block while it
+// stays in L1, instead of all of B streaming past every tile.
 template <class B, class FillFn, class StoreFn>
 void run_c2(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
             std::int64_t first_channel, FillFn&& fill, StoreFn&& store) {
+  constexpr std::int64_t block_bytes = 192 * 1024;
   packed_gemm_weights<B> converted;
   const packed_gemm_weights<B>& w = weights_in_format(packed, kern.format, converted);
   const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), kr = w.kr();
   const bool c2 = kern.format == gemm_pack_format::c2;
-  // c2: the A block (see gemm_pack.hpp), plus 4 values of slack for kernels that load 8 bytes
-  // per pair. c4, c8: one row of values, and the block of bytes (c8: pairs of rows interleaved).
+  const std::int64_t tr = kern.tile_rows;
+  // c2: rows of 2 * kg values one after another (see gemm_pack.hpp), so tile t0 starts at row
+  // t0, plus 4 values of slack for kernels that load 8 bytes per pair. c4, c8: one row of
+  // values, and the bytes tile by tile (kg * kr * tr each; c8: pairs of rows interleaved).
+  const std::int64_t row_bytes = c2 ? 2 * kg * static_cast<std::int64_t>(sizeof(std::int16_t)) : kg * kr;
+  const std::int64_t mc = std::max(tr, std::min(block_bytes / std::max<std::int64_t>(row_bytes, 1) / tr * tr, (M + tr - 1) / tr * tr));
   const int rows_per_group = kern.format == gemm_pack_format::c8 ? 2 : 1;
-  std::vector<std::int16_t> a_block(static_cast<std::size_t>(c2 ? 2 * kg * mr + 4 : K), 0);
-  std::vector<B> a_bytes(static_cast<std::size_t>(c2 ? 0 : kg * kr * mr), 0);
-  std::int32_t offset[mr] = {};
-  std::uint32_t v_sum[mr] = {};
-  alignas(64) std::int32_t c[mr * nr];
-  alignas(64) std::int32_t out[mr * nr];
-  for (std::int64_t m0 = 0; m0 < M; m0 += mr) {
-    const int rows = static_cast<int>(std::min<std::int64_t>(mr, M - m0));
-    for (int m = 0; m < rows; ++m) {
+  std::vector<std::int16_t> a_block(static_cast<std::size_t>(c2 ? 2 * kg * mc + 4 : K), 0);
+  std::vector<B> a_bytes(static_cast<std::size_t>(c2 ? 0 : kg * kr * mc), 0);
+  std::vector<std::int32_t> offset(static_cast<std::size_t>(c2 ? 0 : mc), 0);
+  std::vector<std::uint32_t> v_sum(static_cast<std::size_t>(c2 ? 0 : mc), 0);
+  alignas(64) std::int32_t c[gemm_kernel_set<B>::max_c2_rows * nr];
+  alignas(64) std::int32_t out[gemm_kernel_set<B>::max_c2_rows * nr];
+  for (std::int64_t m0 = 0; m0 < M; m0 += mc) {
+    const std::int64_t rows_in_block = std::min(mc, M - m0);
+    for (std::int64_t m = 0; m < rows_in_block; ++m) {
+      const auto i = static_cast<std::size_t>(m);
       if (c2) {
         fill(m0 + m, a_block.data() + m * 2 * kg);  // odd K: the pad stays 0
       } else {
         fill(m0 + m, a_block.data());
-        pack_dot_row(a_block.data(), K, kr, kg, rows_per_group, m, a_bytes.data(), &offset[m], &v_sum[m]);
+        pack_dot_row(a_block.data(), K, kr, kg, rows_per_group, static_cast<int>(m % tr), a_bytes.data() + (m / tr) * kg * kr * tr,
+                     &offset[i], &v_sum[i]);
       }
     }
     for (std::int64_t p = 0; p < w.panels(); ++p) {
-      if (c2) {
-        kern.rows[rows - 1](kg, a_block.data(), w.panel(p), w.panel_zero_points(p), c);
-      } else {
-        kern.dot_rows[rows - 1](kg, a_bytes.data(), w.panel(p), c);
-        add_dot_compensation(c, rows, w.panel_compensation(p), offset, v_sum);
-      }
       const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
-      kern.apply(stage, c, rows, n0, first_channel, cols, out);
-      for (int m = 0; m < rows; ++m) store(m0 + m, n0, cols, out + m * nr);
+      for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
+        const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
+        if (c2) {
+          kern.rows[rows - 1](kg, a_block.data() + t0 * 2 * kg, w.panel(p), w.panel_zero_points(p), c);
+        } else {
+          kern.dot_rows[rows - 1](kg, a_bytes.data() + t0 * kg * kr, w.panel(p), c);
+          add_dot_compensation(c, rows, w.panel_compensation(p), offset.data() + t0, v_sum.data() + t0);
+        }
+        kern.apply(stage, c, rows, n0, first_channel, cols, out);
+        for (int m = 0; m < rows; ++m) store(m0 + t0 + m, n0, cols, out + m * nr);
+      }
     }
   }
 }
