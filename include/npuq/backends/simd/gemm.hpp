@@ -1,15 +1,16 @@
-// simd GEMM: kernel selection, the blocking driver, and the output stage.
+// simd GEMM: the kernels of each family, the cache-blocked drivers, and the output stage.
 //
-// The driver walks A in blocks of up to 4 rows, packs each block once (zero point subtracted,
-// see gemm_pack.hpp), and runs the chosen microkernel against every 16-column panel of the
-// packed weights; the int32 tile then goes through the same output stage as the reference
-// (bias, accumulator width, requantization, clamp), element by element, so the requantized
-// integers are the reference's by construction. The convolution path (conv2d.hpp) reuses the
-// driver with a different A packer.
+// Both drivers pack a block of A rows once (up to 192 KiB: int16 values a - za for the c2
+// kernels, bytes for the 8-bit formats, see gemm_pack.hpp) and run every row tile of the block
+// against one panel (or group of panels) of the packed weights before moving on, so a panel stays
+// in L1 while the block stays in L2. The int32 tile then goes through the same output stage as
+// the reference (bias, accumulator width, requantization, clamp), so the requantized integers
+// are the reference's by construction. The convolution path (conv2d.hpp) reuses the drivers with
+// a gathering A packer.
 //
-// Each level's kernels read one packed format (gemm_pack.hpp): c2 for portable, avx2 and neon
-// (16-bit products), c4 for neon_dotprod (SDOT/UDOT), c8 for neon_i8mm (SMMLA/UMMLA). The 8-bit
-// formats get their zero-point compensation added by the driver after the kernel.
+// Each family's kernels read one packed format (gemm_pack.hpp): c2 for portable, avx2 and neon
+// (16-bit products), c4 for neon_dotprod (SDOT/UDOT) and the x86 VNNI / AMX families, c8 for
+// neon_i8mm (SMMLA/UMMLA). The 8-bit formats get their zero-point compensation from the driver.
 //
 // Profiles whose accumulator saturates or is wider than 32 bits depend on the order of every
 // single addition; the simd backend runs those on the reference kernels (kernel name
@@ -42,7 +43,7 @@
 namespace npuq {
 namespace simd_detail {
 
-constexpr int mr = 4;  // rows per A block of the c2 and NEON kernels
+constexpr int mr = 4;  // rows per tile of the portable c2 and NEON kernels
 constexpr int max_mr = 16;  // rows per tile of any x86 c4 kernel (AMX: 16)
 
 inline const char* type_code(dtype t) { return t == dtype::u8 ? "u8" : "s8"; }
@@ -256,6 +257,27 @@ constexpr std::int32_t dot_offset(std::int32_t a_zero_point) {
   return element_traits<A>::min - element_traits<dot_a_t<B>>::min - a_zero_point;
 }
 
+// v[k] = a[k] - zp as int16 for n contiguous bytes, 16 at a time in GCC vectors (this runs in
+// plain -O2 code, which GCC 12 does not vectorize).
+using s8x16 = signed char __attribute__((vector_size(16)));
+using u8x16 = unsigned char __attribute__((vector_size(16)));
+using s16x16 = std::int16_t __attribute__((vector_size(32)));
+
+template <class A>
+void widen_minus_zero_point(const A* a, std::int32_t zp, std::int16_t* v, std::int64_t n) {
+  using bytes16 = std::conditional_t<std::is_signed<A>::value, s8x16, u8x16>;
+  using words16 = s16x16;
+  const auto z = static_cast<std::int16_t>(zp);
+  std::int64_t k = 0;
+  for (; k + 16 <= n; k += 16) {
+    bytes16 b;
+    std::memcpy(&b, a + k, 16);
+    const words16 w = __builtin_convertvector(b, words16) - z;
+    std::memcpy(v + k, &w, 32);
+  }
+  for (; k < n; ++k) v[k] = static_cast<std::int16_t>(a[k] - zp);
+}
+
 // dst[k] = src[k] ^ Shift for n contiguous bytes (a copy when Shift is 0), 16 bytes a step in
 // a GCC vector (SSE2 / NEON without target flags: this runs in plain -O2 code, which GCC 12
 // does not vectorize), 8 then 1 for the tail.
@@ -428,7 +450,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
           const auto* row = p.a.data() + a0 + m * sm;
           const std::int32_t zp = p.a_zero_point;
           if (sk == 1) {
-            for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k] - zp);
+            widen_minus_zero_point(row, zp, v, p.K);
           } else {
             for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
           }
