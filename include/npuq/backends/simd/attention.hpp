@@ -15,9 +15,9 @@
 // Decode (S < 8, e.g. one new token against a KV cache): per query, one pass over the visible
 // keys computes each int8 score with a dot product, the softmax runs on the int8 scores, and a
 // second pass adds (p - zp) * v rows for the keys whose probability is not zero, so K is read
-// once and V at most once, as bytes (x86/attention_decode_avx2.hpp, arm/attention_decode_neon.hpp,
-// a portable loop elsewhere; every aarch64 level runs the NEON kernels, every x86 level from AVX2
-// up the AVX2 ones).
+// once and V at most once, as bytes (x86/attention_decode_avx2.hpp,
+// x86/attention_decode_avx512.hpp, arm/attention_decode_neon.hpp, a portable loop elsewhere; each
+// level runs the family its row of level_table.hpp lists).
 // An int4 cache is unpacked head by head into int8 rows first.
 //
 // Every sum is int32 with wrap-around (exact for accumulators that wrap at <= 32 bits); other
@@ -35,6 +35,7 @@
 #include "npuq/backends/simd/softmax.hpp"
 #include "npuq/backends/simd/arm/attention_decode_neon.hpp"
 #include "npuq/backends/simd/x86/attention_decode_avx2.hpp"
+#include "npuq/backends/simd/x86/attention_decode_avx512.hpp"
 
 namespace npuq {
 namespace simd_detail {
@@ -109,6 +110,8 @@ decode_kernels<KB> select_decode(isa level) {
   const kernel_family f = level_kernels(level).decode;
 #if defined(NPUQ_ARCH_X86_64)
   if (f == kernel_family::avx2) return {dot_rows_avx2<KB>, axpy_rows_avx2<KB>, apply_tile_avx2, "avx2"};
+  if (f == kernel_family::avx512_vnni)
+    return {dot_rows_avx512_vnni<KB>, axpy_rows_avx512_vnni<KB>, apply_tile_rows_avx512, "avx512_vnni"};
 #elif defined(NPUQ_ARCH_AARCH64)
   if (f == kernel_family::neon) return {dot_rows_neon<KB>, axpy_rows_neon<KB>, apply_tile_portable, "neon"};
 #endif

@@ -19,6 +19,7 @@
 
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/x86/softmax_avx2.hpp"
+#include "npuq/backends/simd/x86/softmax_avx512.hpp"
 #include "npuq/ops/softmax_problem.hpp"
 
 namespace npuq {
@@ -27,10 +28,11 @@ namespace simd_detail {
 // What every row of one softmax call shares.
 struct softmax_tables {
   softmax_math::exp_table exp;
-  std::array<std::int32_t, 256 + 8> e_padded{};  // exp.entry, then zeros: whole vectors of 8
-  std::array<std::int32_t, 256> term{};          // sum_term(e(d)) at d + 255
-  bool monotone = true;                          // e(d) never decreases as d grows (checked, not assumed)
-  bool avx2 = false;                             // output tables with softmax_outputs_avx2
+  std::array<std::int32_t, 256 + 16> e_padded{};  // exp.entry, then zeros: whole vectors of 8 or 16
+  std::array<std::int32_t, 256> term{};           // sum_term(e(d)) at d + 255
+  std::array<std::uint16_t, 256> term_lo{}, term_hi{};  // term = term_lo + 2^14 * term_hi (AVX-512 sums)
+  bool monotone = true;                           // e(d) never decreases as d grows (checked, not assumed)
+  kernel_family family = kernel_family::portable;  // the row kernels: portable, avx2 or avx512_vnni
   static softmax_tables make(const softmax_params& p, isa level) {
     softmax_tables t;
     t.exp = softmax_math::exp_table::generate(p);
@@ -38,8 +40,14 @@ struct softmax_tables {
     for (std::size_t i = 0; i < 256; ++i) t.e_padded[i] = t.exp.entry[i];
     for (std::size_t i = 0; i + 1 < 256; ++i) t.monotone = t.monotone && t.exp.entry[i] <= t.exp.entry[i + 1];
 #if defined(NPUQ_ARCH_X86_64)
-    t.avx2 = level_kernels(level).softmax == kernel_family::avx2;
+    const kernel_family f = level_kernels(level).softmax;
+    if (f == kernel_family::avx2 || f == kernel_family::avx512_vnni) t.family = f;
 #endif
+    if (t.family == kernel_family::avx512_vnni)
+      for (std::size_t i = 0; i < 256; ++i) {
+        t.term_lo[i] = static_cast<std::uint16_t>(t.term[i] & 0x3FFF);
+        t.term_hi[i] = static_cast<std::uint16_t>(t.term[i] >> 14);
+      }
     (void)level;
     return t;
   }
@@ -67,6 +75,14 @@ struct row_stats {
 
 template <class I>
 row_stats softmax_row_stats(const softmax_tables& t, const I* in, std::int64_t n) {
+#if defined(NPUQ_ARCH_X86_64)
+  if (t.family == kernel_family::avx512_vnni) {
+    row_stats r;
+    row_range_avx512(in, n, &r.min, &r.max);
+    r.norm = softmax_math::normalizer::of_sum(sum_terms_avx512(t.term_lo.data(), t.term_hi.data(), in, n, r.max));
+    return r;
+  }
+#endif
   // Max and min, 32 lanes at a time in fixed-length inner loops (which compilers vectorize at -O2).
   I lane_max[32], lane_min[32];
   for (int j = 0; j < 32; ++j) lane_max[j] = lane_min[j] = in[0];
@@ -110,7 +126,13 @@ std::int32_t softmax_output_lut(const softmax_tables& t, const row_stats& r, O* 
   constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
   std::int32_t lowest = r.max + 1;
 #if defined(NPUQ_ARCH_X86_64)
-  if (t.avx2 && r.norm.shift <= 31) {
+  if (t.family == kernel_family::avx512_vnni && r.norm.shift <= 31) {
+    const std::int32_t count = r.max - r.min + 1;
+    const std::int32_t first = softmax_outputs_avx512(t.e_padded.data() + (r.min - r.max + 255), count, r.norm.recip, r.norm.shift, qmin,
+                                                      qmax, reinterpret_cast<std::uint8_t*>(lut));
+    return first < count ? r.min + first : lowest;
+  }
+  if (t.family == kernel_family::avx2 && r.norm.shift <= 31) {
     const std::int32_t count = r.max - r.min + 1;
     alignas(32) std::int32_t out[256 + 8];
     softmax_outputs_avx2(t.e_padded.data() + (r.min - r.max + 255), count, r.norm.recip, r.norm.shift, qmin, qmax, out);
@@ -142,13 +164,17 @@ void softmax_row_s8(const softmax_tables& t, const I* in, std::int64_t n, O* out
   constexpr std::int32_t qmin = element_traits<O>::min, qmax = element_traits<O>::max;
   // The scalar table costs one evaluation per input value in [min, max] (fewer when e() is
   // monotone: it stops at the first qmin entry): rows shorter than that skip it.
-  if (!t.avx2 && n <= r.max - r.min + 1) {
+  if (t.family == kernel_family::portable && n <= r.max - r.min + 1) {
     for (std::int64_t i = 0; i < n; ++i)
       out[i] = static_cast<O>(softmax_math::clamp_output(r.norm.scaled(t.exp(in[i] - r.max)), qmin, qmax));
     return;
   }
-  std::array<O, 256 + 8> lut;
+  std::array<O, 256 + 8> lut{};  // all of it read by softmax_map_avx512
   softmax_output_lut(t, r, lut.data(), false);
+#if defined(NPUQ_ARCH_X86_64)
+  if (t.family == kernel_family::avx512_vnni)
+    return softmax_map_avx512(reinterpret_cast<const std::uint8_t*>(lut.data()), in, n, r.min, out);
+#endif
   for (std::int64_t i = 0; i < n; ++i) out[i] = lut[static_cast<std::size_t>(in[i] - r.min)];
 }
 
@@ -174,7 +200,11 @@ std::int64_t softmax_row_nonzero(const softmax_tables& t, const I* in, std::int6
     const I low = static_cast<I>(lowest - 1);
 #if defined(NPUQ_ARCH_X86_64)
     if constexpr (std::is_same<I, std::int8_t>::value) {
-      if (t.avx2) {
+      if (t.family == kernel_family::avx512_vnni) {
+        for (; i0 + 64 <= n; i0 += 64)
+          for (std::uint64_t m = greater_mask_avx512(in + i0, low); m != 0; m &= m - 1) take(i0 + __builtin_ctzll(m));
+      }
+      if (t.family == kernel_family::avx2) {
         for (; i0 + 32 <= n; i0 += 32)
           for (std::uint32_t m = greater_mask_avx2(in + i0, low); m != 0; m &= m - 1) take(i0 + __builtin_ctz(m));
       }
@@ -211,7 +241,7 @@ status execute(const simd_backend& be, const softmax_problem<I, O>& p) {
     for (std::int64_t i = 0; i < p.depth; ++i) p.out.data()[oo + i * p.out_step()] = out_row[static_cast<std::size_t>(i)];
   }
   detail::simd_last_kernel_storage() = std::string(contiguous ? "softmax_8bit_table_" : "softmax_8bit_table_strided_") +
-                                       (tables.avx2 ? "avx2" : "portable");
+                                       to_string(tables.family);
   return {};
 }
 
