@@ -350,7 +350,7 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
     st.bias[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(static_cast<std::uint32_t>(st.bias[static_cast<std::size_t>(n)]) +
                                                                      static_cast<std::uint32_t>(o) * static_cast<std::uint32_t>(sb));
   }
-  bool fused = false;
+  [[maybe_unused]] bool fused = false;  // the AVX-512 fused store (x86 only)
 #if defined(NPUQ_ARCH_X86_64)
   fused = !element_traits<O>::packed && col_stride == 1 && kern.output == kernel_family::avx512_vnni && avx512_stage_supported(st);
 #endif
@@ -377,7 +377,7 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
         const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
         kern.x86[rows - 1][np - 1](kg, a_block.data() + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
         const std::int64_t r0 = row_at(m0 + t0);
-        const std::int64_t ldo = rows > 1 ? row_at(m0 + t0 + 1) - r0 : 0;
+        [[maybe_unused]] const std::int64_t ldo = rows > 1 ? row_at(m0 + t0 + 1) - r0 : 0;
         for (int q = 0; q < np; ++q) {
           std::int32_t* cq = c + q * rows * nr;
           if (zero_points) add_dot_compensation(cq, rows, w.panel_compensation(p0 + q), no_offset, v_sum.data() + t0);
