@@ -26,11 +26,7 @@
 #if defined(__x86_64__) || defined(_M_X64)
 #include "npuq/backends/simd/x86/intrin.hpp"
 
-// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
-// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+NPUQ_AVX512_WARNINGS_OFF
 
 namespace npuq {
 namespace simd_detail {
@@ -125,6 +121,6 @@ inline void w4_grouped_epilogue_avx512_vnni(int rows, std::int64_t groups, const
 }  // namespace simd_detail
 }  // namespace npuq
 
-#pragma GCC diagnostic pop
+NPUQ_AVX512_WARNINGS_ON
 
 #endif

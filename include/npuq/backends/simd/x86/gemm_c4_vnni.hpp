@@ -23,11 +23,7 @@
 
 #if defined(NPUQ_ARCH_X86_64)
 
-// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
-// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+NPUQ_AVX512_WARNINGS_OFF
 
 namespace npuq {
 namespace simd_detail {
@@ -155,6 +151,6 @@ NPUQ_TARGET_AVX_VNNI void gemm_c4_avx_vnni(std::int64_t kg, const dot_a_t<B>* a,
 }  // namespace simd_detail
 }  // namespace npuq
 
-#pragma GCC diagnostic pop
+NPUQ_AVX512_WARNINGS_ON
 
 #endif

@@ -27,11 +27,7 @@
 
 #if defined(NPUQ_ARCH_X86_64)
 
-// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
-// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+NPUQ_AVX512_WARNINGS_OFF
 
 namespace npuq {
 namespace simd_detail {
@@ -178,6 +174,6 @@ NPUQ_TARGET_AVX512_VNNI void sparse_pairs2_adjacent_avx512_vnni(const std::int32
 }  // namespace simd_detail
 }  // namespace npuq
 
-#pragma GCC diagnostic pop
+NPUQ_AVX512_WARNINGS_ON
 
 #endif

@@ -18,11 +18,7 @@
 
 #if defined(NPUQ_ARCH_X86_64)
 
-// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
-// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+NPUQ_AVX512_WARNINGS_OFF
 
 namespace npuq {
 namespace simd_detail {
@@ -135,6 +131,6 @@ void store_tile_avx512(const tile_output_stage& t, const std::int32_t* c, int ro
 }  // namespace simd_detail
 }  // namespace npuq
 
-#pragma GCC diagnostic pop
+NPUQ_AVX512_WARNINGS_ON
 
 #endif

@@ -26,11 +26,7 @@
 
 #if defined(NPUQ_ARCH_X86_64)
 
-// GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*, which -Wuninitialized
-// reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+NPUQ_AVX512_WARNINGS_OFF
 
 namespace npuq {
 namespace simd_detail {
@@ -173,6 +169,6 @@ NPUQ_TARGET_AVX512_VNNI inline std::uint64_t greater_mask_avx512(const std::int8
 }  // namespace simd_detail
 }  // namespace npuq
 
-#pragma GCC diagnostic pop
+NPUQ_AVX512_WARNINGS_ON
 
 #endif
