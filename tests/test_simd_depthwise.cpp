@@ -6,6 +6,7 @@
 // views. A level the CPU supports whose kernel did not run fails the test, as does a 3x3 or 5x5
 // problem that missed its fast path.
 #include "support/catch.hpp"
+#include "support/levels.hpp"
 #include "support/random.hpp"
 
 #include <climits>
@@ -16,6 +17,7 @@
 #include <npuq/npuq.hpp>
 
 using namespace npuq;
+using npuq_test::ends_with;
 using npuq_test::fill;
 using npuq_test::random_scales;
 using npuq_test::random_zero_points;
@@ -52,13 +54,13 @@ std::string describe(const dw_case& c) {
          "," + std::to_string(c.pad.left) + "," + std::to_string(c.pad.right) + ")";
 }
 
-// The kernels each level runs: AVX2 ones from avx2 up (there are no AVX-512 / VNNI depthwise
-// kernels: vpmaddwd on 16 channels is already the exact pairwise form), portable ones below and
-// on aarch64 (no NEON depthwise kernels yet). Update this when a level gets its own kernels.
+// The tail of the kernel names each level runs: the family its table's depthwise column lists
+// (32-channel AVX-512 kernels at avx512_vnni and amx_int8, 16-channel AVX2 ones at avx2 and
+// avx_vnni, portable ones elsewhere), with the block width in front.
 std::string dw_kernel_level(isa level) {
-  const int l = static_cast<int>(level);
-  if (l >= static_cast<int>(isa::avx2) && l <= static_cast<int>(isa::amx_int8)) return "avx2";
-  return "portable";
+  const std::string tail = simd_detail::dw_family_suffix(level_kernels(level).depthwise);
+  REQUIRE(ends_with(tail, to_string(level_kernels(level).depthwise)));
+  return tail;
 }
 
 // The kernel that ran must be the forced level's (or the reference, when expected).
@@ -151,7 +153,7 @@ TEST_CASE("simd depthwise equals scalar over channel counts, multipliers, kernel
         }
     INFO("at " << to_string(level));
     // Every kernel shape ran at this level (the fast paths were not skipped).
-    const std::string sfx = "_16c_" + dw_kernel_level(level);
+    const std::string sfx = "_" + dw_kernel_level(level);
     CHECK(ran.count(std::string("dwconv_s8s8_3x3") + sfx) == 1);
     CHECK(ran.count(std::string("dwconv_s8s8_5x5") + sfx) == 1);
     CHECK(ran.count(std::string("dwconv_s8s8_kxk") + sfx) == 1);

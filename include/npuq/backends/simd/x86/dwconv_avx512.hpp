@@ -1,0 +1,541 @@
+// AVX-512 depthwise conv2d: 32 channels per block, vpdpwssd on pairs of input rows, and 16-lane
+// output stages fused into the row kernel.
+//
+// Why not the 16c kernels on wider vectors: they pair two taps of one output pixel, so every
+// pixel widens and interleaves all of its inputs again (a 3x3 pixel re-reads 9 input vectors
+// that its neighbours also read). Here a pair is the same column of two input rows (rows y and
+// y + dilation), so the interleaved int16 pairs belong to the input alone: a "pair row" is built
+// once per block of channels and shared by every output row and pixel that reads those two rows.
+// The kernel is then vpdpwssd (exact int16 x int16 products summed pairwise into int32,
+// wrapping like the reference's sums) with the pair rows as memory operands, and the output
+// stage on the sums while they are still in registers.
+//
+// Pairing: the rows of one dilation chain (y mod dilation) are paired globally, (chain index 2k,
+// 2k + 1). An output row whose window starts on the top row of a pair runs phase 0 weights,
+// one starting on a bottom row phase 1 (its first pair's top row has weight 0); either way it
+// reads kh / 2 + 1 pairs. Stride-1 3x3: each pair row is built once and read by 2 output rows.
+//
+// Layout, per block of 32 channels: two accumulators of 16 int32 lanes, A holding channels 0-3,
+// 8-11, 16-19, 24-27 and B channels 4-7, 12-15, 20-23, 28-31 (the order vpunpcklwd / vpunpckhwd
+// leave a 32-channel row in; packing A with B puts them back in order). Each 256-bit half of A
+// or B is one 16-channel block of the AVX2 kernels in their accumulator order (dw_acc_lane), so
+// the AVX2 output stages apply per half. Pair row: for each padded input column, A's 16 (top,
+// bottom) int16 pairs, then B's (128 bytes). Weights, per phase, column kx and pair q: the same
+// 64 int16 of (w - w_zp), 0 for rows outside the window. uint8 inputs are stored as x - 128
+// (vpmovsxbw after flipping the sign bit); the start values add 128 * sum(w - w_zp) back.
+//
+// Half blocks (at most 16 channels, e.g. the last 16 of 144): A's low half and B's low half
+// make one vector, so the pair rows hold 64 bytes a column and each pixel costs half the work.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "npuq/backends/simd/x86/dwconv_avx2.hpp"
+#include "npuq/core/dtype.hpp"
+#include "npuq/ops/output_stage.hpp"
+
+#if defined(NPUQ_ARCH_X86_64)
+#include "npuq/backends/simd/x86/intrin.hpp"
+
+NPUQ_AVX512_WARNINGS_OFF
+
+namespace npuq {
+namespace simd_detail {
+
+constexpr int dw512_block = 32;  // channels per block
+
+// Accumulator lane of channel j of a block: A is lanes 0-15, B lanes 16-31.
+constexpr int dw512_lane(int j) { return (j / 4 % 2) * 16 + j / 8 * 4 + j % 4; }
+
+// Row pairs a window of kh rows reads, in either phase.
+constexpr std::int64_t dw512_pairs(std::int64_t kh) { return kh / 2 + 1; }
+
+// int16 per pair-row column (and per packed weight vector) of a full or a half block.
+constexpr std::int64_t dw512_column(bool half) { return half ? 32 : 64; }
+
+// A half block's vector (A's low half, then B's low half) from a full block's table whose B part
+// starts `b` elements after A's: 16 (per-lane tables, also the 64-bit ones, laid out per
+// accumulator as 8 even lanes then 8 odd lanes) or 32 (packed weights).
+template <class T>
+NPUQ_TARGET_AVX512_VNNI inline __m512i dw512_half_of(const T* t, int b) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(t))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + b)), 1);
+}
+
+// 64 int16 of packed weights: A's 16 (top, bottom) pairs, then B's, of 32 channels given as
+// int16 rows (nullptr: zeros; nch of them real).
+NPUQ_TARGET_AVX512_VNNI inline void dw512_pairs_of(std::int16_t* dst, const std::int16_t* top, const std::int16_t* bottom, int nch) {
+  alignas(64) std::int16_t buf[2][dw512_block] = {};
+  const auto row = [&](const std::int16_t* x, int i) {
+    return x == nullptr        ? buf[i]
+           : nch < dw512_block ? static_cast<const std::int16_t*>(std::memcpy(buf[i], x, static_cast<std::size_t>(nch) * 2))
+                               : x;
+  };
+  const __m512i t = _mm512_loadu_si512(row(top, 0)), b = _mm512_loadu_si512(row(bottom, 1));
+  _mm512_storeu_si512(dst, _mm512_unpacklo_epi16(t, b));
+  _mm512_storeu_si512(dst + 32, _mm512_unpackhi_epi16(t, b));
+}
+
+// Packed weights and start values of one call.
+struct dw512_packed_weights {
+  std::int64_t blocks = 0, kw = 0, pairs = 0;
+  std::vector<std::int16_t> w;      // blocks x 2 phases x kw x pairs x 64
+  std::vector<std::int32_t> start;  // blocks x 32, lane order
+
+  const std::int16_t* at(std::int64_t b, int phase) const { return w.data() + (b * 2 + phase) * kw * pairs * 64; }
+  const std::int32_t* block_start(std::int64_t b) const { return start.data() + b * dw512_block; }
+
+  // v: (w - w_zp) of tap t of channel c at v[t * channels + c]; sum: their sum per channel;
+  // start_of: each channel's start value; input_offset: what the pair rows subtract from every
+  // input (128 for uint8 inputs).
+  NPUQ_TARGET_AVX512_VNNI void pack(std::int64_t channels, std::int64_t kh, std::int64_t kw_, const std::int16_t* v,
+                                    const std::uint32_t* sum, const std::int32_t* start_of, std::int32_t input_offset) {
+    kw = kw_;
+    pairs = dw512_pairs(kh);
+    blocks = (channels + dw512_block - 1) / dw512_block;
+    w.resize(static_cast<std::size_t>(blocks * 2 * kw * pairs * 64));
+    start.assign(static_cast<std::size_t>(blocks * dw512_block), 0);
+    std::int16_t* dst = w.data();
+    for (std::int64_t b = 0; b < blocks; ++b) {
+      const std::int64_t c0 = b * dw512_block;
+      const int nch = static_cast<int>(std::min<std::int64_t>(dw512_block, channels - c0));
+      const auto tap_row = [&](std::int64_t ky, std::int64_t kx) -> const std::int16_t* {
+        return ky >= 0 && ky < kh ? v + (ky * kw + kx) * channels + c0 : nullptr;
+      };
+      for (int phase = 0; phase < 2; ++phase)
+        for (std::int64_t kx = 0; kx < kw; ++kx)
+          for (std::int64_t q = 0; q < pairs; ++q, dst += 64)
+            dw512_pairs_of(dst, tap_row(2 * q - phase, kx), tap_row(2 * q + 1 - phase, kx), nch);
+      for (int j = 0; j < nch; ++j)
+        start[static_cast<std::size_t>(c0 + dw512_lane(j))] = static_cast<std::int32_t>(
+            static_cast<std::uint32_t>(start_of[c0 + j]) + static_cast<std::uint32_t>(input_offset) * sum[c0 + j]);
+    }
+  }
+};
+
+// 32 inputs of one column (nch of them real, the rest 0), as int8 for vpmovsxbw.
+template <class I>
+NPUQ_TARGET_AVX512_VNNI inline __m256i dw512_load(const I* x, int nch) {
+  __m256i v;
+  if (nch == dw512_block) {
+    v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  } else if (nch == dw512_block / 2) {
+    v = _mm256_inserti128_si256(_mm256_setzero_si256(), _mm_loadu_si128(reinterpret_cast<const __m128i*>(x)), 0);
+  } else {
+    alignas(32) I buf[dw512_block] = {};
+    std::memcpy(buf, x, static_cast<std::size_t>(nch));
+    v = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+  }
+  if (std::is_same<I, std::uint8_t>::value) v = _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
+  return v;
+}
+
+// Builds one pair row of a block: `width` padded columns; columns [x_lo, x_hi) are input
+// columns, read at top + i * top_step and bottom + i * bottom_step (i counted from x_lo), the
+// others padding (`pad`: the input zero point as stored, minus the input offset). `ahead`: the
+// offset of the rows the next pair row will read (0: none), prefetched on the way, since the
+// input streams from memory while a row's pixels are computed.
+template <bool Half, class I>
+NPUQ_TARGET_AVX512_VNNI void dw512_pair_row(std::int16_t* dst, std::int64_t width, std::int64_t x_lo, std::int64_t x_hi, const I* top,
+                                            std::int64_t top_step, const I* bottom, std::int64_t bottom_step, int nch, std::int16_t pad,
+                                            std::int64_t ahead) {
+  constexpr std::int64_t col = dw512_column(Half);
+  const __m512i padv = _mm512_set1_epi16(pad);
+  std::int64_t x = 0;
+  for (; x < x_lo; ++x, dst += col) {
+    _mm512_storeu_si512(dst, padv);
+    if (!Half) _mm512_storeu_si512(dst + 32, padv);
+  }
+  for (std::int64_t i = 0; x < x_hi; ++x, ++i, dst += col) {
+    const I* tx = top + i * top_step;
+    const I* bx = bottom + i * bottom_step;
+    if (ahead != 0) {
+      __builtin_prefetch(tx + ahead);
+      __builtin_prefetch(bx + ahead);
+    }
+    if constexpr (Half) {  // 16 channels: [0-3 | 8-11] pairs, then [4-7 | 12-15]
+      const __m256i t = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(dw512_load(tx, nch)));
+      const __m256i b = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(dw512_load(bx, nch)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), _mm256_unpacklo_epi16(t, b));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16), _mm256_unpackhi_epi16(t, b));
+    } else {
+      const __m512i t = _mm512_cvtepi8_epi16(dw512_load(tx, nch));
+      const __m512i b = _mm512_cvtepi8_epi16(dw512_load(bx, nch));
+      _mm512_storeu_si512(dst, _mm512_unpacklo_epi16(t, b));
+      _mm512_storeu_si512(dst + 32, _mm512_unpackhi_epi16(t, b));
+    }
+  }
+  for (; x < width; ++x, dst += col) {
+    _mm512_storeu_si512(dst, padv);
+    if (!Half) _mm512_storeu_si512(dst + 32, padv);
+  }
+}
+
+// The output stages the row kernel hands each pixel's accumulators to. A stage is plain data
+// built by the caller; its nested `regs` is what the kernel constructs once per row (inside the
+// AVX-512 code, so that per-channel constants live in vector registers) and calls as
+// regs(p, a, b) for pixel p of a full block, regs.half(p, v) of a half block.
+
+// Any AVX2 output stage (dwconv_avx2.hpp): the low halves of A and B are the 16-channel block at
+// c0 (stage lo), the high halves the one at c0 + 16 (stage hi, used when nch > 16).
+template <class S>
+struct dw512_halves {
+  S lo, hi;
+  int nch;
+  using regs = dw512_halves;
+  NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
+    lo(p, _mm512_castsi512_si256(a), _mm512_castsi512_si256(b), std::min(nch, dw_block));
+    if (nch > dw_block) hi(p, _mm512_extracti64x4_epi64(a, 1), _mm512_extracti64x4_epi64(b, 1), nch - dw_block);
+  }
+  NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
+    lo(p, _mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1), nch);
+  }
+};
+
+// Sign-extends 32-bit sums from an accumulator width of `bits` (the profile's wrap-around):
+// ((v & mask) ^ sign) - sign.
+struct dw512_wrap {
+  __m512i mask, sign;
+  NPUQ_TARGET_AVX512_VNNI explicit dw512_wrap(int bits)
+      : mask(_mm512_set1_epi32(static_cast<std::int32_t>((std::uint64_t{1} << bits) - 1))),
+        sign(_mm512_set1_epi32(static_cast<std::int32_t>(std::uint64_t{1} << (bits - 1)))) {}
+  NPUQ_TARGET_AVX512_VNNI __m512i operator()(__m512i v) const {
+    return _mm512_sub_epi32(_mm512_ternarylogic_epi32(v, mask, sign, 0x6A), sign);
+  }
+};
+
+// v clamped to O's range when Saturate (else it is inside already).
+template <class O, bool Saturate>
+NPUQ_TARGET_AVX512_VNNI inline __m512i dw512_narrow_ok(__m512i v) {
+  if constexpr (!Saturate)
+    return v;
+  else
+    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(element_traits<O>::min)), _mm512_set1_epi32(element_traits<O>::max));
+}
+
+// Stores a pixel's outputs, int32 lanes in the kernel's order, as the block's nch channels of O
+// at out: a full block's A and B (packing A with B puts the channels in order), or a half
+// block's one vector ([0-3, 8-11, 4-7, 12-15]). Saturate: clamp to O's range on the way (the
+// values may lie outside it); else they are inside and the narrowing is exact.
+template <class O>
+NPUQ_TARGET_AVX512_VNNI inline void dw512_store_bytes(O* out, int nch, __m256i bytes) {
+  if (nch == dw512_block) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), bytes);
+  } else if (nch == dw512_block / 2) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+  } else {
+    alignas(32) O buf[dw512_block];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(buf), bytes);
+    std::memcpy(out, buf, static_cast<std::size_t>(nch));
+  }
+}
+
+template <class O, bool Saturate>
+NPUQ_TARGET_AVX512_VNNI inline void dw512_store(O* out, int nch, __m512i a, __m512i b) {
+  static_assert(sizeof(O) == 1, "8-bit outputs only");
+  __m256i bytes;
+  if constexpr (Saturate && std::is_same<O, std::int8_t>::value)
+    bytes = _mm512_cvtsepi16_epi8(_mm512_packs_epi32(a, b));
+  else if constexpr (Saturate)
+    bytes = _mm512_cvtepi16_epi8(_mm512_min_epu16(_mm512_packus_epi32(a, b), _mm512_set1_epi16(255)));
+  else
+    bytes = _mm512_cvtepi16_epi8(_mm512_packs_epi32(a, b));
+  dw512_store_bytes(out, nch, bytes);
+}
+
+template <class O, bool Saturate>
+NPUQ_TARGET_AVX512_VNNI inline void dw512_store_half(O* out, int nch, __m512i v) {
+  static_assert(sizeof(O) == 1, "8-bit outputs only");
+  const __m512i in_range = dw512_narrow_ok<O, Saturate>(v);
+  const __m128i bytes = _mm512_cvtepi32_epi8(in_range);
+  dw512_store_bytes(out, nch, _mm256_castsi128_si256(_mm_shuffle_epi32(bytes, _MM_SHUFFLE(3, 1, 2, 0))));
+}
+
+// The tflite double-rounding output stage on 16 lanes, for tables whose channels all shift right
+// by r in [1, 22] (the usual case: effective scales in [2^-22, 0.5)); others take the AVX2 stage.
+//
+// For a sum x (wrapped to the accumulator width), multiplier m >= 0 and right shift r,
+// requantize computes RDBP(SRDHM(x, m), r) + zp with SRDHM = floor((x * m + 2^30) / 2^31) and
+// RDBP rounding half away from zero: floor((s + 2^(r - 1) - [s < 0]) / 2^r). Composed
+// (floor((floor(u / a) + c) / b) = floor((u + c * a) / (a * b)) for integers) and with zp
+// folded in:
+//   y + zp = floor((x * m + 2^30 + 2^(30 + r) + zp * 2^(31 + r) - [x < 0] * 2^31) / 2^(31 + r)).
+// ([x < 0] stands for [s < 0]: they only differ where s = 0 (or m = 0), which both forms round
+// to 0; tested against the scalar reference.) For r <= 22 the numerator fits in int64 and the
+// result in int32, and since
+// 31 + r >= 32 the division is the high half of the 64-bit numerator shifted right by r - 1:
+// two vpmuldq (even and odd lanes), the rounding constant and the sign correction in 64 bits,
+// one vpermt2d to gather the high halves, one vpsravd. The clamp to the output type is the
+// saturation of the narrowing (plus min / max for a narrower fused activation).
+struct dw512_q31_table {
+  struct alignas(64) block {
+    std::int32_t m[32], m_odd[32], shift[32];  // shift: r - 1; m_odd: the odd lanes' m in even positions
+    std::int64_t bias[32];                     // per accumulator: its 8 even lanes, then its 8 odd lanes
+  };
+  std::vector<block> blocks;
+  int acc_bits = 32;
+
+  // False unless the stage is tflite's with every right shift in [1, 22].
+  bool build(const output_stage& st, std::int64_t channels) {
+    if (st.raw || st.numerics.format != multiplier_format::q31 || st.numerics.mode != rounding::tflite_double) return false;
+    for (std::int64_t c = 0; c < (st.channel.size() == 1 ? 1 : channels); ++c)
+      if (st.at(c).shift > -1 || st.at(c).shift < -22) return false;
+    acc_bits = st.numerics.acc.bits;
+    blocks.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block), block{});
+    for (std::int64_t c = 0; c < channels; ++c) {
+      block& t = blocks[static_cast<std::size_t>(c / dw512_block)];
+      const int lane = dw512_lane(static_cast<int>(c % dw512_block));
+      const requant_channel& rc = st.at(c);
+      const int r = -rc.shift;
+      t.m[lane] = rc.multiplier;
+      if (lane % 2 == 1) t.m_odd[lane - 1] = rc.multiplier;
+      t.shift[lane] = r - 1;
+      t.bias[lane / 16 * 16 + lane % 2 * 8 + lane % 16 / 2] =
+          (std::int64_t{1} << 30) + (std::int64_t{1} << (30 + r)) + std::int64_t{st.zero_point} * (std::int64_t{1} << (31 + r));
+    }
+    return true;
+  }
+};
+
+// Clamp: a fused activation narrower than the output type (else the narrowing's saturation clamps).
+template <class O, bool Wrap, bool Clamp>
+struct dw512_q31_stage {
+  const dw512_q31_table::block* t;
+  int acc_bits;
+  std::int32_t lo, hi;
+  O* out;
+  std::int64_t stride;
+  int nch;
+
+  struct regs {
+    __m512i m[2], m_odd[2], shift[2], bias_e[2], bias_o[2], lo, hi;
+    dw512_wrap wrap;
+    O* out;
+    std::int64_t stride;
+    int nch;
+
+    NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_q31_stage& s)
+        : lo(_mm512_set1_epi32(s.lo)), hi(_mm512_set1_epi32(s.hi)), wrap(s.acc_bits), out(s.out), stride(s.stride), nch(s.nch) {
+      if (s.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
+        m[0] = dw512_half_of(s.t->m, 16);
+        m_odd[0] = dw512_half_of(s.t->m_odd, 16);
+        shift[0] = dw512_half_of(s.t->shift, 16);
+        bias_e[0] = dw512_half_of(s.t->bias, 16);
+        bias_o[0] = dw512_half_of(s.t->bias + 8, 16);
+        m[1] = m_odd[1] = shift[1] = bias_e[1] = bias_o[1] = _mm512_setzero_si512();
+        return;
+      }
+      for (int h = 0; h < 2; ++h) {
+        m[h] = _mm512_loadu_si512(s.t->m + h * 16);
+        m_odd[h] = _mm512_loadu_si512(s.t->m_odd + h * 16);
+        shift[h] = _mm512_loadu_si512(s.t->shift + h * 16);
+        bias_e[h] = _mm512_loadu_si512(s.t->bias + h * 16);
+        bias_o[h] = _mm512_loadu_si512(s.t->bias + h * 16 + 8);
+      }
+    }
+
+    // 16 sums of accumulator h to outputs (zero point added; clamped if Clamp).
+    NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
+      if constexpr (Wrap) v = wrap(v);
+      // [x < 0] * 2^31 of the even lanes is x & 2^31 in each 64-bit lane, of the odd ones vo & 2^31.
+      const __m512i sign = _mm512_set1_epi64(std::int64_t{1} << 31);
+      const __m512i vo = _mm512_srli_epi64(v, 32);
+      const __m512i te = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, m[h]), bias_e[h]), _mm512_and_si512(v, sign));
+      const __m512i to = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(vo, m_odd[h]), bias_o[h]), _mm512_and_si512(vo, sign));
+      const __m512i high = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
+      __m512i y = _mm512_srav_epi32(_mm512_permutex2var_epi32(te, high, to), shift[h]);
+      if constexpr (Clamp) y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
+      return y;
+    }
+
+    NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
+      dw512_store<O, !Clamp>(out + p * stride, nch, requant(a, 0), requant(b, 1));
+    }
+    NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
+      dw512_store_half<O, !Clamp>(out + p * stride, nch, requant(v, 0));
+    }
+  };
+};
+
+// The fp32 output stage on 16 lanes, for the roundings one vrndscaleps does (ties to even,
+// floor, truncate): exactly requantize's (float)acc * scale (one float multiply), rounded,
+// clamped to [lo - zp, hi - zp] (integers, so clamping before or after rounding is the same),
+// plus zp. Without a fused activation (lo is the type's minimum) only the upper bound is
+// applied in float and zp added there too (exact below 2^24; values far below stay far below),
+// and the narrowing's saturation is the lower clamp.
+struct dw512_fp32_table {
+  std::vector<float> scale;  // blocks x 32, lane order
+  int acc_bits = 32;
+  int mode = 0;  // the _MM_FROUND rounding of the profile
+
+  bool build(const output_stage& st, std::int64_t channels) {
+    if (st.raw || st.numerics.format != multiplier_format::fp32) return false;
+    switch (st.numerics.mode) {
+      case rounding::half_even: mode = _MM_FROUND_TO_NEAREST_INT; break;
+      case rounding::floor: mode = _MM_FROUND_TO_NEG_INF; break;
+      case rounding::truncate: mode = _MM_FROUND_TO_ZERO; break;
+      default: return false;
+    }
+    acc_bits = st.numerics.acc.bits;
+    scale.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block * dw512_block), 1.0f);
+    for (std::int64_t c = 0; c < channels; ++c)
+      scale[static_cast<std::size_t>(c / dw512_block * dw512_block + dw512_lane(static_cast<int>(c % dw512_block)))] = st.at(c).scale;
+    return true;
+  }
+};
+
+template <class O, int Mode, bool Wrap, bool Clamp>
+struct dw512_fp32_stage {
+  const float* scale;  // the block's 32, lane order
+  int acc_bits;
+  std::int32_t lo, hi, zero_point;
+  O* out;
+  std::int64_t stride;
+  int nch;
+
+  struct regs {
+    __m512 scale[2], lo, hi, zero_point;
+    dw512_wrap wrap;
+    O* out;
+    std::int64_t stride;
+    int nch;
+
+    NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_fp32_stage& s)
+        : lo(_mm512_set1_ps(static_cast<float>(s.lo - s.zero_point))),
+          hi(_mm512_set1_ps(static_cast<float>(s.hi - s.zero_point))),
+          zero_point(_mm512_set1_ps(static_cast<float>(s.zero_point))),
+          wrap(s.acc_bits),
+          out(s.out),
+          stride(s.stride),
+          nch(s.nch) {
+      if (s.nch <= dw512_block / 2) {
+        scale[0] = _mm512_castsi512_ps(dw512_half_of(s.scale, 16));
+        scale[1] = _mm512_setzero_ps();
+      } else {
+        scale[0] = _mm512_loadu_ps(s.scale);
+        scale[1] = _mm512_loadu_ps(s.scale + 16);
+      }
+    }
+
+    NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
+      if constexpr (Wrap) v = wrap(v);
+      constexpr int imm = Mode | _MM_FROUND_NO_EXC;  // one token: SIMDe's macro does not parenthesize its immediate
+      __m512 f = _mm512_min_ps(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale[h]), imm), hi);
+      if constexpr (Clamp) f = _mm512_max_ps(f, lo);
+      return _mm512_cvttps_epi32(_mm512_add_ps(f, zero_point));
+    }
+
+    NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
+      dw512_store<O, !Clamp>(out + p * stride, nch, requant(a, 0), requant(b, 1));
+    }
+    NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
+      dw512_store_half<O, !Clamp>(out + p * stride, nch, requant(v, 0));
+    }
+  };
+};
+
+// The NA accumulators (2: A and B; 1: a half block's) of one pixel whose taps start at column
+// offset x, weights in registers. Columns alternate between two chains per accumulator (summed
+// at the end): a single chain of KW * NP vpdpwssd would be bound by their latency.
+template <int KW, int NP, int NA>
+NPUQ_TARGET_AVX512_VNNI inline __attribute__((always_inline)) void dw512_sums(const __m512i* wv, const std::int16_t* const* r,
+                                                                              std::int64_t x, std::int64_t dil, const __m512i* start,
+                                                                              __m512i* acc) {
+  constexpr int chains = KW > 1 ? 2 : 1;
+  __m512i a[NA][chains];
+#pragma GCC unroll 4
+  for (int h = 0; h < NA; ++h) {
+    a[h][0] = start[h];
+    if (chains > 1) a[h][chains - 1] = _mm512_setzero_si512();
+  }
+#pragma GCC unroll 8
+  for (int kx = 0; kx < KW; ++kx)
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q)
+#pragma GCC unroll 4
+      for (int h = 0; h < NA; ++h) {
+        __m512i& s = a[h][kx % chains];
+        s = _mm512_dpwssd_epi32(s, _mm512_loadu_si512(r[q] + x + kx * dil + h * 32), wv[(kx * NP + q) * NA + h]);
+      }
+#pragma GCC unroll 4
+  for (int h = 0; h < NA; ++h) acc[h] = chains > 1 ? _mm512_add_epi32(a[h][0], a[h][chains - 1]) : a[h][0];
+}
+
+// One block for `npix` output pixels of a row: pixel p's tap (pair q, column kx) reads the pair
+// row rows[q] at (p * stride + kx * dilation) columns; w: the phase's packed weights. Each
+// pixel's accumulators go to the stage. KW, NP > 0 fix kw and the pair count at compile time
+// (3x3: the weight vectors stay in registers, and each pixel's sums are computed while the
+// previous pixel's go through the output stage, so the out-of-order window sees independent
+// work next to each dependent chain).
+template <int KW, int NP, bool Half, class Stage>
+NPUQ_TARGET_AVX512_VNNI void dw512_row(std::int64_t npix, std::int64_t kw, std::int64_t np, const std::int16_t* const* rows,
+                                       std::int64_t stride, std::int64_t dilation, const std::int16_t* w, const std::int32_t* start,
+                                       const Stage& stage) {
+  constexpr int NA = Half ? 1 : 2;
+  const std::int64_t step = stride * dw512_column(Half), dil = dilation * dw512_column(Half);
+  const typename Stage::regs st(stage);
+  // A full block's weights are 64 int16 (A, B) per (kx, q); a half block's vector is A's low
+  // half with B's low half, like its start values.
+  __m512i s0[NA];
+#pragma GCC unroll 2
+  for (int h = 0; h < NA; ++h) s0[h] = Half ? dw512_half_of(start, 16) : _mm512_loadu_si512(start + h * 16);
+  if (npix <= 0) return;
+  if constexpr (KW > 0 && NP > 0 && KW * NP <= 6) {
+    (void)kw;
+    (void)np;
+    __m512i wv[KW * NP * NA];
+#pragma GCC unroll 16
+    for (int i = 0; i < KW * NP; ++i)
+#pragma GCC unroll 2
+      for (int h = 0; h < NA; ++h) wv[i * NA + h] = Half ? dw512_half_of(w + i * 64, 32) : _mm512_loadu_si512(w + i * 64 + h * 32);
+    const std::int16_t* r[NP];
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q) r[q] = rows[q];
+    __m512i prev[NA], cur[NA];
+    dw512_sums<KW, NP, NA>(wv, r, 0, dil, s0, prev);
+    for (std::int64_t p = 1; p < npix; ++p) {
+      dw512_sums<KW, NP, NA>(wv, r, p * step, dil, s0, cur);
+      if constexpr (Half)
+        st.half(p - 1, prev[0]);
+      else
+        st(p - 1, prev[0], prev[1]);
+#pragma GCC unroll 2
+      for (int h = 0; h < NA; ++h) prev[h] = cur[h];
+    }
+    if constexpr (Half)
+      st.half(npix - 1, prev[0]);
+    else
+      st(npix - 1, prev[0], prev[1]);
+  } else {
+    const std::int64_t nkw = KW > 0 ? KW : kw, nnp = NP > 0 ? NP : np;
+    for (std::int64_t p = 0; p < npix; ++p) {
+      __m512i acc[NA];
+#pragma GCC unroll 2
+      for (int h = 0; h < NA; ++h) acc[h] = s0[h];
+      const std::int16_t* wt = w;
+      for (std::int64_t kx = 0; kx < nkw; ++kx)
+        for (std::int64_t q = 0; q < nnp; ++q, wt += 64) {
+          const std::int16_t* c = rows[q] + p * step + kx * dil;
+#pragma GCC unroll 2
+          for (int h = 0; h < NA; ++h)
+            acc[h] =
+                _mm512_dpwssd_epi32(acc[h], _mm512_loadu_si512(c + h * 32), Half ? dw512_half_of(wt, 32) : _mm512_loadu_si512(wt + h * 32));
+        }
+      if constexpr (Half)
+        st.half(p, acc[0]);
+      else
+        st(p, acc[0], acc[1]);
+    }
+  }
+}
+
+}  // namespace simd_detail
+}  // namespace npuq
+
+NPUQ_AVX512_WARNINGS_ON
+
+#endif
