@@ -72,7 +72,7 @@ TEST_CASE("gemm rejects bad shapes, quantization, sizes and aliasing without wri
       {"nan scale", [](gemm_case& g) { g.out.set_quant(Quant::per_tensor(std::nanf(""), 0)); }, errc::invalid_quantization, "output: scale[0]"},
       {"inf weight scale", [](gemm_case& g) { g.b.set_quant(Quant::per_tensor(std::numeric_limits<float>::infinity(), 0)); }, errc::invalid_quantization, "b: scale[0]"},
       {"zero point range", [](gemm_case& g) { g.a.set_quant(Quant::per_tensor(0.1f, 200)); }, errc::invalid_quantization, "a: zero_point[0] = 200"},
-      {"uint8 negative zp", [](gemm_case& g) { g.out.set_quant(Quant::per_tensor(0.1f, -129)); }, errc::invalid_quantization, "output: zero_point[0] = -129"},
+      {"output offset range", [](gemm_case& g) { g.out.set_quant(Quant::per_tensor(0.1f, -max_output_offset - 1)); }, errc::invalid_quantization, "output: zero_point[0] = -16776961"},
       {"channel count", [](gemm_case& g) { g.b.set_quant(Quant::per_axis(1, {0.1f, 0.2f})); }, errc::invalid_quantization, "b: 2 scales given, 5 expected"},
       {"wrong weight axis", [](gemm_case& g) { g.b.set_quant(Quant::per_axis(0, std::vector<float>(8, 0.1f))); }, errc::invalid_quantization, "b: per-channel quantization must be along axis 1"},
       {"per-axis activations", [](gemm_case& g) { g.a.set_quant(Quant::per_axis(1, std::vector<float>(8, 0.1f))); }, errc::invalid_quantization, "a: activations must be quantized per tensor"},

@@ -7,12 +7,19 @@
 // is still (N,H,W,C) but whose strides walk NCHW memory, and a [N,K] weight matrix is used as a
 // [K,N] operand through `col_major(K, N)`. Slicing and transposing produce new layouts without
 // copying data.
+//
+// Extents and strides come from callers, so every size, span and stride product is computed with
+// checked arithmetic (core/checked.hpp): a layout whose strides, size or span do not fit in int64
+// reports it through fits(), and TensorView::validate turns that into an error naming the argument.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <string>
+
+#include "npuq/core/checked.hpp"
 
 namespace npuq {
 
@@ -57,16 +64,27 @@ class Layout {
   // Activations, logical (N, H, W, C).
   static Layout nhwc(std::int64_t n, std::int64_t h, std::int64_t w, std::int64_t c) { return row_major({n, h, w, c}); }
   static Layout nchw(std::int64_t n, std::int64_t c, std::int64_t h, std::int64_t w) {
-    return strided({n, h, w, c}, {c * h * w, w, 1, h * w});
+    bool ok = true;
+    const std::int64_t hw = product(h, w, &ok), chw = product(c, hw, &ok);
+    Layout l = strided({n, h, w, c}, {chw, w, 1, hw});
+    l.overflow_ = !ok;
+    return l;
   }
   // Convolution weights, logical (O, KH, KW, I) where I = input channels per group.
   static Layout ohwi(std::int64_t o, std::int64_t kh, std::int64_t kw, std::int64_t i) { return row_major({o, kh, kw, i}); }
   static Layout oihw(std::int64_t o, std::int64_t i, std::int64_t kh, std::int64_t kw) {
-    return strided({o, kh, kw, i}, {i * kh * kw, kw, 1, kh * kw});
+    bool ok = true;
+    const std::int64_t hw = product(kh, kw, &ok), ihw = product(i, hw, &ok);
+    Layout l = strided({o, kh, kw, i}, {ihw, kw, 1, hw});
+    l.overflow_ = !ok;
+    return l;
   }
   // Depthwise weights, logical (KH, KW, C*M): output channel oc = c * M + m.
   static Layout hwc_m(std::int64_t kh, std::int64_t kw, std::int64_t c, std::int64_t m) {
-    return row_major({kh, kw, c * m});
+    bool ok = true;
+    Layout l = row_major({kh, kw, product(c, m, &ok)});
+    l.overflow_ = l.overflow_ || !ok;
+    return l;
   }
 
   int rank() const { return rank_; }
@@ -85,20 +103,41 @@ class Layout {
     return true;
   }
 
-  // Number of logical elements.
-  std::int64_t size() const {
-    std::int64_t n = 1;
-    for (int i = 0; i < rank_; ++i) n *= shape_[i];
-    return n;
+  // True when the strides a factory computed, the number of elements and the span all fit in
+  // int64 (a well-formed layout that does not fit addresses more than any buffer can hold).
+  bool fits() const {
+    std::int64_t n = 0;
+    return !overflow_ && try_size(&n) && try_span(&n);
   }
-  // One past the largest offset reached (0 for an empty layout). Strides are non-negative.
-  std::int64_t span() const {
+  // Number of logical elements; false when it does not fit in int64.
+  bool try_size(std::int64_t* out) const {
+    std::int64_t n = 1;
+    for (int i = 0; i < rank_; ++i)
+      if (!checked_mul(n, shape_[i], &n)) return false;
+    *out = n;
+    return true;
+  }
+  // One past the largest offset reached (0 for an empty layout); false when it does not fit.
+  bool try_span(std::int64_t* out) const {
     std::int64_t last = 0;
     for (int i = 0; i < rank_; ++i) {
-      if (shape_[i] == 0) return 0;
-      last += (shape_[i] - 1) * stride_[i];
+      if (shape_[i] == 0) {
+        *out = 0;
+        return true;
+      }
+      if (!checked_mul_add(shape_[i] - 1, stride_[i], last, &last)) return false;
     }
-    return last + 1;
+    return checked_add(last, 1, out);
+  }
+  // The same, saturated at INT64_MAX when the exact value does not fit (see fits()), so a size
+  // compared against a capacity never wraps into a small number.
+  std::int64_t size() const {
+    std::int64_t n = 0;
+    return try_size(&n) ? n : std::numeric_limits<std::int64_t>::max();
+  }
+  std::int64_t span() const {
+    std::int64_t n = 0;
+    return try_span(&n) ? n : std::numeric_limits<std::int64_t>::max();
   }
   bool is_row_major() const { return *this == row_major_like(); }
 
@@ -131,7 +170,7 @@ class Layout {
     std::int64_t need = 1;
     for (int a = 0; a < n; ++a) {
       if (stride_[order[a]] < need) return false;
-      need = stride_[order[a]] * shape_[order[a]];
+      if (!checked_mul(stride_[order[a]], shape_[order[a]], &need)) need = std::numeric_limits<std::int64_t>::max();
     }
     return true;
   }
@@ -184,12 +223,21 @@ class Layout {
     const int k = norm(i);
     return static_cast<std::size_t>(k < 0 ? 0 : (k >= max_rank ? max_rank - 1 : k));
   }
+  // a * b, clearing *ok (and saturating) when the product does not fit.
+  static std::int64_t product(std::int64_t a, std::int64_t b, bool* ok) {
+    std::int64_t p = 0;
+    if (checked_mul(a, b, &p)) return p;
+    *ok = false;
+    return std::numeric_limits<std::int64_t>::max();
+  }
   void make_row_major_strides() {
+    bool ok = true;
     std::int64_t s = 1;
     for (int i = rank_ - 1; i >= 0; --i) {
       stride_[static_cast<std::size_t>(i)] = s;
-      s *= shape_[static_cast<std::size_t>(i)];
+      if (i > 0) s = product(s, shape_[static_cast<std::size_t>(i)], &ok);  // the full product is size()
     }
+    overflow_ = !ok;
   }
   Layout row_major_like() const {
     Layout l = *this;
@@ -199,6 +247,7 @@ class Layout {
 
   int rank_ = 0;
   int strides_given_ = -1;
+  bool overflow_ = false;  // a factory's stride product did not fit in int64
   std::array<std::int64_t, max_rank> shape_{};
   std::array<std::int64_t, max_rank> stride_{};
 };

@@ -71,7 +71,15 @@ inline std::string arg(const char* name, const std::string& what) { return std::
 
 // Checks q against the layout and element range it describes. `name` is the argument name used
 // in messages; `need` says whether quantization must be present.
-inline status validate_quant(const Quant& q, const Layout& layout, dtype t, const char* name, bool need) {
+// Largest |zero point| of an int8 / uint8 op output (validate_output_quant): 2^24 - 256, so
+// that lo - zp and hi - zp, which the vector output stages hold in int32 lanes and in floats,
+// are exact for every clamp bound lo, hi in [-128, 255].
+inline constexpr std::int32_t max_output_offset = (1 << 24) - 256;
+
+// `offset_zero_points`: the zero points are output offsets in [-max_output_offset,
+// max_output_offset], not values of type t.
+inline status validate_quant(const Quant& q, const Layout& layout, dtype t, const char* name, bool need,
+                             bool offset_zero_points = false) {
   using detail::arg;
   if (!q.present()) {
     if (need) return {errc::invalid_quantization, arg(name, "quantization parameters are required")};
@@ -92,6 +100,10 @@ inline status validate_quant(const Quant& q, const Layout& layout, dtype t, cons
     case dtype::s16: lo = -32768; hi = 32767; break;
     case dtype::s32: lo = 0; hi = 0; break;
     case dtype::f32: lo = 0; hi = 0; break;
+  }
+  if (offset_zero_points) {
+    lo = -max_output_offset;
+    hi = max_output_offset;
   }
   for (std::size_t i = 0; i < q.zero_points.size(); ++i) {
     const std::int32_t z = q.zero_points[i];
@@ -123,6 +135,16 @@ inline status validate_quant(const Quant& q, const Layout& layout, dtype t, cons
                                                       std::to_string(expect) + " expected along axis " +
                                                       std::to_string(q.axis) + " of " + layout.shape_string())};
   return {};
+}
+
+// Quantization of a requantized op output (GEMM, conv2d, depthwise). TFLite and CMSIS-NN carry
+// the output zero point as an int32 offset that is added before the clamp to the output type, so
+// an int8 or uint8 output takes zero points outside its element range (int8 with zero point 128
+// stores clamp(scaled + 128, -128, 127)), up to |zp| <= max_output_offset: every backend computes
+// those bit-exactly; larger offsets are rejected by name. Other types keep their element range
+// (int32 outputs: 0).
+inline status validate_output_quant(const Quant& q, const Layout& layout, dtype t, const char* name) {
+  return validate_quant(q, layout, t, name, false, t == dtype::s8 || t == dtype::u8);
 }
 
 }  // namespace npuq

@@ -16,12 +16,25 @@
 #include <type_traits>
 #include <utility>
 
+#include "npuq/core/checked.hpp"
 #include "npuq/core/dtype.hpp"
 #include "npuq/core/layout.hpp"
 #include "npuq/core/quant.hpp"
 #include "npuq/core/status.hpp"
 
 namespace npuq {
+namespace detail {
+// bytes_for<T>(n) (dtype.hpp) with overflow checked: false when the byte count does not fit.
+template <class T>
+bool checked_bytes_for(std::int64_t n, std::int64_t* bytes) {
+  if (element_traits<std::remove_const_t<T>>::packed) {
+    if (!checked_add(n, 1, bytes)) return false;
+    *bytes /= 2;
+    return true;
+  }
+  return checked_mul(n, static_cast<std::int64_t>(sizeof(storage_t<T>)), bytes);
+}
+}  // namespace detail
 
 template <class T>
 class TensorView {
@@ -104,11 +117,19 @@ class TensorView {
     if (!layout_.well_formed())
       return {errc::invalid_layout, std::string(name) + ": malformed layout " + layout_.to_string() +
                                         " (rank > 6, negative extent or stride, or stride count differs)"};
-    if (layout_.span() > 0 && data_ == nullptr) return {errc::invalid_argument, std::string(name) + ": data is null"};
+    std::int64_t span = 0, end = 0;
+    if (!layout_.fits() || !layout_.try_span(&span))
+      return {errc::invalid_layout, std::string(name) + ": layout " + layout_.to_string() +
+                                        " addresses more than 2^63 - 1 elements (its strides, size or span overflow int64)"};
+    if (span > 0 && data_ == nullptr) return {errc::invalid_argument, std::string(name) + ": data is null"};
     if (offset_ < 0) return {errc::invalid_layout, std::string(name) + ": negative offset"};
-    if (capacity_ != unknown_capacity && offset_ + layout_.span() > capacity_)
+    std::int64_t bytes = 0;
+    if (!checked_add(offset_, span, &end) || !detail::checked_bytes_for<element>(end, &bytes))
+      return {errc::invalid_layout, std::string(name) + ": layout " + layout_.to_string() + " at offset " + std::to_string(offset_) +
+                                        " reaches past the largest addressable byte"};
+    if (capacity_ != unknown_capacity && end > capacity_)
       return {errc::buffer_too_small, std::string(name) + ": layout " + layout_.to_string() + " at offset " +
-                                          std::to_string(offset_) + " needs " + std::to_string(offset_ + layout_.span()) +
+                                          std::to_string(offset_) + " needs " + std::to_string(end) +
                                           " elements, buffer holds " + std::to_string(capacity_)};
     return {};
   }
@@ -139,8 +160,13 @@ class Tensor {
   using storage_type = storage_t<T>;
 
   Tensor() = default;
+  // Throws (aborts without exceptions) when the layout addresses more than int64 can count.
   explicit Tensor(const Layout& layout, Quant quant = {}) : layout_(layout), quant_(std::move(quant)) {
     elements_ = layout.span();
+    std::int64_t bytes_needed = 0;
+    if (layout.well_formed() && (!layout.fits() || !detail::checked_bytes_for<T>(elements_, &bytes_needed)))
+      throw_if_error({errc::invalid_layout, "Tensor: layout " + layout.to_string() + " needs more than 2^63 - 1 bytes"});
+    if (elements_ < 0) elements_ = 0;  // a malformed layout: ops reject it through validate()
     const std::size_t bytes = static_cast<std::size_t>(bytes_for<T>(elements_));
     const std::size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded > 0) {

@@ -52,7 +52,7 @@ namespace detail {
 template <class CodeFn, class ScaleFn, class ZpFn>
 status build_int4_groups(std::int64_t N, std::int64_t K, std::int64_t gs, CodeFn&& code, ScaleFn&& scale, ZpFn&& zp,
                          const char* what, int4_weights* out) {
-  const std::int64_t G = (K + gs - 1) / gs;
+  const std::int64_t G = ceil_div(K, gs);  // check_import_sizes has bounded N * K and N * G
   Tensor<int4> data(Layout::matrix(N, K));
   std::vector<float> scales(static_cast<std::size_t>(N * G));
   std::vector<std::int32_t> zps(static_cast<std::size_t>(N * G));
@@ -73,7 +73,7 @@ status build_int4_groups(std::int64_t N, std::int64_t K, std::int64_t gs, CodeFn
       scales[at] = s;
       zps[at] = zz;
       any_zp = any_zp || zz != 0;
-      const std::int64_t k1 = std::min(K, (g + 1) * gs);
+      const std::int64_t k1 = g * gs + std::min(gs, K - g * gs);
       for (std::int64_t k = g * gs; k < k1; ++k) {
         const int q = code(n, k) & 0x0F;
         v.set(static_cast<std::int8_t>(mode > 0 ? q - 8 : (mode < 0 ? 7 - q : 0)), n, k);
@@ -92,6 +92,18 @@ inline status check_import_shape(std::int64_t N, std::int64_t K, const char* wha
   return {};
 }
 
+// What an importer allocates and reads, checked before anything is allocated or read: the N x K
+// int4 weights, N * ceil(K / group_size) scales and zero points, and the caller's source buffer
+// of N rows of row_bytes bytes (scales and zero points are no longer than a row of codes).
+inline status check_import_sizes(std::int64_t N, std::int64_t K, std::int64_t group_size, std::int64_t row_bytes, const char* what) {
+  std::int64_t n = 0;
+  if (!Layout::matrix(N, K).fits() || !detail::checked_bytes_for<int4>(N * K, &n) ||
+      !checked_mul(N, ceil_div(K, group_size), &n) || !checked_mul(N, row_bytes, &n))
+    return {errc::invalid_shape, std::string(what) + ": N = " + std::to_string(N) + " rows of K = " + std::to_string(K) +
+                                     " weights are more than 2^63 - 1 elements or bytes"};
+  return {};
+}
+
 // ORT MatMulNBits with scales read through scale_at(n, block).
 template <class ScaleFn>
 status import_matmul_nbits_impl(const std::uint8_t* b, ScaleFn&& scale_at, const std::uint8_t* zero_points, std::int64_t N,
@@ -99,8 +111,12 @@ status import_matmul_nbits_impl(const std::uint8_t* b, ScaleFn&& scale_at, const
   NPUQ_RETURN_IF_ERROR(check_import_shape(N, K, "matmul_nbits"));
   if (block_size < 16 || (block_size & (block_size - 1)) != 0)
     return {errc::invalid_argument, "matmul_nbits: block_size " + std::to_string(block_size) + " must be a power of two >= 16"};
+  const std::int64_t blocks = ceil_div(K, block_size), blob = block_size / 2, zp_row = (blocks + 1) / 2;
+  std::int64_t row_bytes = 0;
+  if (!checked_mul(blocks, blob, &row_bytes))
+    return {errc::invalid_shape, "matmul_nbits: K = " + std::to_string(K) + " is more than 2^63 - 1 bytes of codes per row"};
+  NPUQ_RETURN_IF_ERROR(check_import_sizes(N, K, block_size, row_bytes, "matmul_nbits"));
   if (b == nullptr && N * K > 0) return {errc::invalid_argument, "matmul_nbits: B is null"};
-  const std::int64_t blocks = (K + block_size - 1) / block_size, blob = block_size / 2, zp_row = (blocks + 1) / 2;
   return build_int4_groups(
       N, K, block_size,
       [&](std::int64_t n, std::int64_t k) {
@@ -123,7 +139,7 @@ status import_matmul_nbits_impl(const std::uint8_t* b, ScaleFn&& scale_at, const
 // may be null (every zero point 8) or point at the packed uint8 [N][ceil(blocks / 2)] tensor.
 inline status import_matmul_nbits(const std::uint8_t* b, const float* scales, const std::uint8_t* zero_points, std::int64_t N,
                                   std::int64_t K, std::int64_t block_size, int4_weights* out) {
-  const std::int64_t blocks = block_size > 0 ? (K + block_size - 1) / block_size : 0;
+  const std::int64_t blocks = block_size > 0 && K >= 0 ? ceil_div(K, block_size) : 0;
   return detail::import_matmul_nbits_impl(
       b, [&](std::int64_t n, std::int64_t g) { return scales[n * blocks + g]; }, zero_points, N, K, block_size, out);
 }
@@ -131,7 +147,7 @@ inline status import_matmul_nbits(const std::uint8_t* b, const float* scales, co
 // The same with float16 scales (bit patterns), converted exactly.
 inline status import_matmul_nbits(const std::uint8_t* b, const std::uint16_t* scales_fp16, const std::uint8_t* zero_points,
                                   std::int64_t N, std::int64_t K, std::int64_t block_size, int4_weights* out) {
-  const std::int64_t blocks = block_size > 0 ? (K + block_size - 1) / block_size : 0;
+  const std::int64_t blocks = block_size > 0 && K >= 0 ? ceil_div(K, block_size) : 0;
   return detail::import_matmul_nbits_impl(
       b, [&](std::int64_t n, std::int64_t g) { return fp16_to_float(scales_fp16[n * blocks + g]); }, zero_points, N, K, block_size,
       out);
@@ -143,9 +159,10 @@ constexpr std::int64_t ggml_q4_0_block = 32, ggml_q4_0_block_bytes = 18;
 inline status import_ggml_q4_0(const void* blocks, std::int64_t N, std::int64_t K, int4_weights* out) {
   NPUQ_RETURN_IF_ERROR(detail::check_import_shape(N, K, "ggml_q4_0"));
   if (K % ggml_q4_0_block != 0) return {errc::invalid_shape, "ggml_q4_0: K = " + std::to_string(K) + " is not a multiple of 32"};
+  const std::int64_t per_row = K / ggml_q4_0_block;
+  NPUQ_RETURN_IF_ERROR(detail::check_import_sizes(N, K, ggml_q4_0_block, per_row * ggml_q4_0_block_bytes, "ggml_q4_0"));
   if (blocks == nullptr && N * K > 0) return {errc::invalid_argument, "ggml_q4_0: data is null"};
   const auto* bytes = static_cast<const std::uint8_t*>(blocks);
-  const std::int64_t per_row = K / ggml_q4_0_block;
   auto block = [&](std::int64_t n, std::int64_t g) { return bytes + (n * per_row + g) * ggml_q4_0_block_bytes; };
   return detail::build_int4_groups(
       N, K, ggml_q4_0_block,

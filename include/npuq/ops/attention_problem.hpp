@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "npuq/core/checked.hpp"
 #include "npuq/core/tensor.hpp"
 #include "npuq/ops/output_stage.hpp"
 #include "npuq/ops/softmax_params.hpp"
@@ -247,7 +248,8 @@ class kv_cache {
     const std::int64_t n = kn.dim(1);
     if (vn.dim(1) != n)
       return {errc::invalid_shape, "kv_cache: v adds " + std::to_string(vn.dim(1)) + " positions, k adds " + std::to_string(n)};
-    if (length_ + n > capacity())
+    std::int64_t end = 0;
+    if (!checked_add(length_, n, &end) || end > capacity())
       return {errc::buffer_too_small, "kv_cache: appending " + std::to_string(n) + " positions to " + std::to_string(length_) +
                                           " exceeds the capacity of " + std::to_string(capacity())};
     copy_in(kn, k_);

@@ -72,7 +72,7 @@ status validate_activation_pair(const TensorView<const I>& in, const TensorView<
   NPUQ_RETURN_IF_ERROR(validate_quant(in.quant(), in.layout(), in.type(), "input", false));
   if (in.quant().present() && in.quant().granularity != quant_granularity::per_tensor)
     return {errc::invalid_quantization, "input: activations must be quantized per tensor"};
-  NPUQ_RETURN_IF_ERROR(validate_quant(out.quant(), out.layout(), out.type(), "output", false));
+  NPUQ_RETURN_IF_ERROR(validate_output_quant(out.quant(), out.layout(), out.type(), "output"));
   return {};
 }
 
@@ -87,21 +87,33 @@ inline conv_geometry input_geometry(const Layout& in, std::int64_t kh, std::int6
   return g;
 }
 
+// The checks every sliding-window op (dense, depthwise, int4 and sparse conv2d) runs once its
+// weights are known, all before anything is written: geometry (*g holds the input and kernel
+// extents and receives the rest), the [N, OH, OW, OC] output shape, the bias, and the output
+// memory (no two elements at one address; no overlap with the input, the bias or any of
+// `weights`, which are TensorViews).
+template <class I, class O, class... W>
+status validate_window_output(const window_params& wp, std::int64_t OC, const TensorView<const I>& in,
+                              const TensorView<const std::int32_t>& bias, const TensorView<O>& out, conv_geometry* g,
+                              const W&... weights) {
+  NPUQ_RETURN_IF_ERROR(resolve_geometry(wp, g));
+  if (out.dim(0) != g->N || out.dim(1) != g->OH || out.dim(2) != g->OW || out.dim(3) != OC)
+    return {errc::invalid_shape, "output: shape " + out.layout().shape_string() + ", expected [" + std::to_string(g->N) + "," +
+                                     std::to_string(g->OH) + "," + std::to_string(g->OW) + "," + std::to_string(OC) + "]"};
+  NPUQ_RETURN_IF_ERROR(validate_bias(bias, OC));
+  return validate_output_memory(out, in, bias, weights...);
+}
+
 // Geometry, output shape, weight quantization, bias, output stage and aliasing: the checks that
 // follow the op-specific weight shape checks; fills the shared part of the problem.
 template <class I, class W, class O>
 status finish_window_problem(const output_params& p, const window_params& wp, conv_geometry g, const TensorView<const I>& in,
                              const TensorView<const W>& w, const TensorView<const std::int32_t>& bias, const TensorView<O>& out,
                              std::int64_t OC, int w_channel_axis, window_problem<I, W, O>* pb) {
-  NPUQ_RETURN_IF_ERROR(resolve_geometry(wp, &g));
-  if (out.dim(0) != g.N || out.dim(1) != g.OH || out.dim(2) != g.OW || out.dim(3) != OC)
-    return {errc::invalid_shape, "output: shape " + out.layout().shape_string() + ", expected [" + std::to_string(g.N) + "," +
-                                     std::to_string(g.OH) + "," + std::to_string(g.OW) + "," + std::to_string(OC) + "]"};
+  NPUQ_RETURN_IF_ERROR(validate_window_output(wp, OC, in, bias, out, &g, w));
   NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), w.type(), "weights", false));
   NPUQ_RETURN_IF_ERROR(validate_weight_zero_points(w, w_channel_axis, "weights"));
-  NPUQ_RETURN_IF_ERROR(validate_bias(bias, OC));
   NPUQ_RETURN_IF_ERROR(make_output_stage(p, in, w, out, OC, w_channel_axis, &pb->stage));
-  NPUQ_RETURN_IF_ERROR(validate_output_memory(out, in, w, bias));
   pb->in = in;
   pb->w = w;
   pb->bias = bias;

@@ -50,16 +50,14 @@ status validate_conv2d_sparse(const conv2d_params& p, const TensorView<const I>&
   *g = input_geometry(in.layout(), kernel.KH, kernel.KW);
   if (kernel.KH < 1 || kernel.KW < 1)
     return {errc::invalid_shape, "kernel: extent " + std::to_string(kernel.KH) + "x" + std::to_string(kernel.KW) + " must be >= 1x1"};
-  NPUQ_RETURN_IF_ERROR(resolve_geometry(p, g));
-  if (w.K != g->KH * g->KW * g->C)
+  std::int64_t K = 0;
+  if (!checked_mul(g->KH, g->KW, &K) || !checked_mul(K, g->C, &K) || w.K != K)
     return {errc::invalid_shape, "weights: sparse matrix has K = " + std::to_string(w.K) + ", expected KH * KW * C = " +
-                                     std::to_string(g->KH) + " * " + std::to_string(g->KW) + " * " + std::to_string(g->C) + " = " +
-                                     std::to_string(g->KH * g->KW * g->C)};
-  if (out.dim(0) != g->N || out.dim(1) != g->OH || out.dim(2) != g->OW || out.dim(3) != w.N)
-    return {errc::invalid_shape, "output: shape " + out.layout().shape_string() + ", expected [" + std::to_string(g->N) + "," +
-                                     std::to_string(g->OH) + "," + std::to_string(g->OW) + "," + std::to_string(w.N) + "]"};
-  NPUQ_RETURN_IF_ERROR(validate_bias(bias, w.N));
-  if (overlaps(out, in)) return {errc::aliasing, "output: memory overlaps the input; use a separate buffer"};
+                                     std::to_string(g->KH) + " * " + std::to_string(g->KW) + " * " + std::to_string(g->C)};
+  // The dense conv2d's geometry, output shape, bias and output memory checks, on the whole output
+  // (the bands below only see their own rows), then the sparse storage the GEMM reads.
+  NPUQ_RETURN_IF_ERROR(validate_window_output(p, w.N, in, bias, out, g));
+  if (storage_overlaps(out, w)) return {errc::aliasing, "output: memory overlaps the sparse weights' storage; use a separate buffer"};
   return {};
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "npuq/core/checked.hpp"
 #include "npuq/core/status.hpp"
 
 namespace npuq {
@@ -61,15 +62,24 @@ void for_each_tap(const conv_geometry& g, std::int64_t oy, std::int64_t ox, F&& 
 
 namespace detail {
 
-// Output extent and leading padding along one spatial axis.
+// Output extent and leading padding along one spatial axis. Every step is checked (any int64
+// stride, dilation or padding is accepted as input), and errors quote the values the caller gave.
 inline status resolve_axis(const char* axis, std::int64_t in, std::int64_t k, std::int64_t stride, std::int64_t dil,
                            const padding_spec& pad, std::int64_t pad_lo, std::int64_t pad_hi, std::int64_t* out,
                            std::int64_t* lo, std::int64_t* hi) {
-  const std::int64_t eff = (k - 1) * dil + 1;  // extent of the dilated window
+  std::int64_t eff = 0;  // extent of the dilated window, (k - 1) * dil + 1
+  if (!checked_mul_add(k - 1, dil, 1, &eff))
+    return {errc::invalid_argument, std::string("dilation: ") + std::to_string(dil) + " along " + axis + " with kernel extent " +
+                                        std::to_string(k) + " gives a window wider than 2^63 - 1"};
+  std::int64_t padded = 0;
   switch (pad.kind) {
     case padding_kind::same: {
-      *out = (in + stride - 1) / stride;
-      const std::int64_t total = std::max<std::int64_t>((*out - 1) * stride + eff - in, 0);
+      *out = in / stride + (in % stride != 0 ? 1 : 0);  // ceil(in / stride) without overflow
+      std::int64_t total = 0;
+      if (*out > 0 && (!checked_mul_add(*out - 1, stride, eff, &total) || !checked_sub(total, in, &total)))
+        return {errc::invalid_argument, std::string("padding: SAME padding along ") + axis + " with stride " + std::to_string(stride) +
+                                            " and dilation " + std::to_string(dil) + " overflows int64"};
+      total = std::max<std::int64_t>(total, 0);
       *lo = total / 2;
       *hi = total - *lo;
       return {};
@@ -82,11 +92,14 @@ inline status resolve_axis(const char* axis, std::int64_t in, std::int64_t k, st
       *hi = pad_hi;
       break;
   }
-  if (in + *lo + *hi < eff)
+  if (!checked_add(in, *lo, &padded) || !checked_add(padded, *hi, &padded))
+    return {errc::invalid_argument, std::string("padding: ") + axis + " extent " + std::to_string(in) + " plus padding " +
+                                        std::to_string(*lo) + " + " + std::to_string(*hi) + " exceeds 2^63 - 1"};
+  if (padded < eff)
     return {errc::invalid_shape, std::string("input: ") + axis + " extent " + std::to_string(in) + " plus padding " +
-                                     std::to_string(*lo + *hi) + " is smaller than the dilated kernel extent " +
+                                     std::to_string(padded - in) + " is smaller than the dilated kernel extent " +
                                      std::to_string(eff)};
-  *out = (in + *lo + *hi - eff) / stride + 1;
+  *out = (padded - eff) / stride + 1;
   return {};
 }
 

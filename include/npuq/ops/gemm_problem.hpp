@@ -121,7 +121,7 @@ status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, con
   NPUQ_RETURN_IF_ERROR(validate_quant(b.quant(), b.layout(), b.type(), "b", false));
   NPUQ_RETURN_IF_ERROR(detail::validate_weight_zero_points(b, b.rank() - 1, "b"));
   if (!b_is_descriptor) NPUQ_RETURN_IF_ERROR(detail::validate_int4_range(b, p.int4_weights, "b"));
-  NPUQ_RETURN_IF_ERROR(validate_quant(out.quant(), out.layout(), out.type(), "output", false));
+  NPUQ_RETURN_IF_ERROR(validate_output_quant(out.quant(), out.layout(), out.type(), "output"));
   NPUQ_RETURN_IF_ERROR(detail::validate_bias(bias, N));
   NPUQ_RETURN_IF_ERROR(detail::make_output_stage(p, a, b, out, N, b.rank() - 1, &pb->stage, "a", "b"));
   NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, a, b, bias));

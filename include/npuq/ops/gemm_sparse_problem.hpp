@@ -93,7 +93,7 @@ status make_gemm_sparse_problem(const gemm_params& p, const TensorView<const A>&
   NPUQ_RETURN_IF_ERROR(validate_quant(a.quant(), a.layout(), a.type(), "a", false));
   if (a.quant().present() && a.quant().granularity != quant_granularity::per_tensor)
     return {errc::invalid_quantization, "a: activations must be quantized per tensor"};
-  NPUQ_RETURN_IF_ERROR(validate_quant(out.quant(), out.layout(), out.type(), "output", false));
+  NPUQ_RETURN_IF_ERROR(validate_output_quant(out.quant(), out.layout(), out.type(), "output"));
   NPUQ_RETURN_IF_ERROR(detail::validate_bias(bias, N));
   // The weights' scales through a data-less [K, N] view (b.validate checked them for that layout).
   const TensorView<const std::int8_t> w(nullptr, Layout::matrix(K, N), b.quant);

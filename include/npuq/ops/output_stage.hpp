@@ -111,16 +111,23 @@ status make_output_stage(const output_params& p, const TensorView<A>& in, const 
       if (p.numerics.format == multiplier_format::fp32 ? !std::isfinite(r.scale) : r.shift > 30)
         return {errc::invalid_quantization, "output: effective scale input * weight / output of channel " + std::to_string(c) +
                                                 " is too large for a " + to_string(p.numerics.format) + " multiplier"};
+      // An fp32 product that underflows to 0 is the explicit scale 0 that requant[] rejects.
+      if (p.numerics.format == multiplier_format::fp32 && !(r.scale > 0.0f))
+        return {errc::invalid_quantization, "output: effective scale input * weight / output of channel " + std::to_string(c) +
+                                                " underflows to 0 as an fp32 multiplier"};
       st->channel[c] = r;
     }
   }
 
+  // The zero point is an int32 offset that may lie outside [qmin, qmax] (validate_output_quant):
+  // the bounds it implies are clamped into the output type, so lo <= hi always.
+  const std::int32_t zp_in_range = std::min(std::max(qmin, st->zero_point), qmax);
   std::int32_t lo = qmin, hi = qmax;
   switch (p.clamp.kind) {
     case activation::none: break;
-    case activation::relu: lo = std::max(qmin, st->zero_point); break;
+    case activation::relu: lo = zp_in_range; break;
     case activation::relu6: {
-      lo = std::max(qmin, st->zero_point);
+      lo = zp_in_range;
       const float six = 6.0f / oq.scale();
       const double top = static_cast<double>(st->zero_point) + std::round(static_cast<double>(six));
       hi = top < qmax ? static_cast<std::int32_t>(top) : qmax;

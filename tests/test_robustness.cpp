@@ -1,0 +1,415 @@
+// Adversarial inputs (issue 14): each numbered case of the issue, as a regression test.
+//
+// Every rejected call must name the argument in its message and leave the output exactly as it
+// was: outputs are filled with a canary byte first and compared byte for byte afterwards. Built
+// under ASan + UBSan (the sanitize pass), the cases also prove that no arithmetic overflowed on
+// the way to the error.
+#include "support/catch.hpp"
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <npuq/npu.hpp>
+#include <npuq/npuq.hpp>
+
+using namespace npuq;
+
+namespace {
+
+constexpr unsigned char kCanary = 0xA5;
+constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+
+// A byte buffer filled with the canary, viewed as T.
+template <class T>
+struct canary_buffer {
+  std::vector<T> data;
+  explicit canary_buffer(std::size_t n) : data(n) { std::memset(static_cast<void*>(data.data()), kCanary, n * sizeof(T)); }
+  bool untouched() const {
+    const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+    for (std::size_t i = 0; i < data.size() * sizeof(T); ++i)
+      if (p[i] != kCanary) return false;
+    return true;
+  }
+};
+
+template <class T>
+void fill_canary(const Tensor<T>& t) {
+  std::memset(static_cast<void*>(t.data()), kCanary, static_cast<std::size_t>(t.storage_bytes()));
+}
+template <class T>
+bool untouched(const Tensor<T>& t) {
+  const auto* p = reinterpret_cast<const unsigned char*>(t.data());
+  for (std::int64_t i = 0; i < t.storage_bytes(); ++i)
+    if (p[i] != kCanary) return false;
+  return true;
+}
+
+void expect_error(const status& s, errc code, const std::string& fragment) {
+  INFO("status: " << s.to_string());
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.code() == code);
+  CHECK(s.message().find(fragment) != std::string::npos);
+}
+
+template <class T>
+void fill_pattern(const Tensor<T>& t, int seed) {
+  auto* p = t.data();
+  for (std::int64_t i = 0; i < t.storage_bytes() / static_cast<std::int64_t>(sizeof(*p)); ++i)
+    p[i] = static_cast<std::remove_reference_t<decltype(*p)>>((i * 37 + seed * 11) % 23 - 11);
+}
+
+}  // namespace
+
+TEST_CASE("1: kv_cache append of INT64_MAX positions does not overflow the length", "[robustness][attention]") {
+  const Quant q = Quant::per_tensor(0.5f, 0);
+  kv_cache<std::int8_t> cache(1, 4, 1, 1, q, q);
+  const std::int8_t one[1] = {3};
+  const TensorView<const std::int8_t> step(one, Layout::row_major({1, 1, 1}), q);
+  REQUIRE(cache.try_append(step, step).ok());
+  const TensorView<const std::int8_t> keys = cache.keys();
+  std::vector<std::int8_t> before(keys.data(), keys.data() + keys.capacity());
+
+  // [1, INT64_MAX, 1] with stride 0: a valid view of one byte (size INT64_MAX, span 1).
+  const TensorView<const std::int8_t> huge(one, 0, Layout::strided({1, kMax, 1}, {0, 0, 0}), q, 1);
+  REQUIRE(huge.validate("k").ok());
+  expect_error(cache.try_append(huge, huge), errc::buffer_too_small, "kv_cache: appending 9223372036854775807 positions");
+  CHECK(cache.length() == 1);
+  const TensorView<const std::int8_t> after = cache.keys();
+  CHECK(std::vector<std::int8_t>(after.data(), after.data() + after.capacity()) == before);
+}
+
+TEST_CASE("2, 3: a layout whose span wraps is rejected on scalar and simd before any write", "[robustness][layout][gemm]") {
+  const Layout huge = Layout::matrix(std::int64_t{1} << 62, 4);
+  CHECK_FALSE(huge.fits());
+  CHECK(huge.span() == kMax);  // saturated, never the wrapped 0
+  // A Tensor cannot be built over it (it used to allocate 0 bytes).
+  try {
+    Tensor<std::int8_t> t(huge);
+    FAIL("Tensor over a layout of 2^64 elements was constructed");
+  } catch (const npuq::error& e) {
+    CHECK(std::string(e.what()).find("Tensor: layout (4611686018427387904,4)") != std::string::npos);
+  }
+
+  gemm_params p;
+  const std::int8_t a_data[1] = {1};
+  const TensorView<const std::int8_t> a(a_data, 0, Layout::strided({std::int64_t{1} << 62, 1}, {0, 1}), Quant::per_tensor(0.5f, 0), 1);
+  Tensor<std::int8_t> b(Layout::matrix(1, 4), Quant::per_tensor(0.5f, 0));
+  canary_buffer<std::int8_t> out(16);
+  const Quant oq = Quant::per_tensor(1.0f, 0);
+
+  SECTION("2: scalar, no capacity given") {
+    const TensorView<std::int8_t> o(out.data.data(), huge, oq);
+    expect_error(try_gemm(scalar, p, a, b, no_bias, o), errc::invalid_layout, "output: layout (4611686018427387904,4):(4,1)");
+    CHECK(out.untouched());
+  }
+  SECTION("3: simd, 16-byte buffer") {
+    const TensorView<std::int8_t> o(out.data.data(), 0, huge, oq, 16);
+    for (isa level : cpu().levels()) {
+      INFO("level " << to_string(level));
+      expect_error(try_gemm(simd_backend{level}, p, a, b, no_bias, o), errc::invalid_layout, "output: layout");
+      CHECK(out.untouched());
+    }
+    // A span that fits but not in the buffer is still "buffer too small".
+    const TensorView<std::int8_t> o2(out.data.data(), 0, Layout::matrix(8, 4), oq, 16);
+    const TensorView<const std::int8_t> a2(a_data, 0, Layout::strided({8, 1}, {0, 1}), Quant::per_tensor(0.5f, 0), 1);
+    expect_error(try_gemm(simd, p, a2, b, no_bias, o2), errc::buffer_too_small, "output: layout (8,4):(4,1) at offset 0 needs 32");
+    CHECK(out.untouched());
+  }
+}
+
+TEST_CASE("4: int4 depthwise weights whose span wraps to 0 are rejected before they are read", "[robustness][depthwise][int4]") {
+  Tensor<std::int8_t> in(Layout::nhwc(1, 3, 3, 2), Quant::per_tensor(0.5f, 1));
+  fill_pattern(in, 1);
+  Tensor<std::int8_t> out(Layout::nhwc(1, 1, 1, 2), Quant::per_tensor(1.0f, 0));
+  fill_canary(out);
+  // span = 2 * 2^62 + 2 * (2^62 - 1) + 1 * 1 + 1 = 2^64, which wrapped to 0 and let null data through.
+  const Layout l = Layout::strided({3, 3, 2}, {std::int64_t{1} << 62, (std::int64_t{1} << 62) - 1, 1});
+  const TensorView<const int4> w(nullptr, l, Quant::per_tensor(0.25f, 0));
+  expect_error(try_depthwise_conv2d_int4(scalar, depthwise_params{}, in, w, no_bias, out), errc::invalid_layout, "weights: layout (3,3,2)");
+  CHECK(untouched(out));
+  npu::emulator emu;
+  expect_error(try_depthwise_conv2d_int4(emu, depthwise_params{}, in, w, no_bias, out), errc::invalid_layout, "weights: layout");
+  CHECK(untouched(out));
+}
+
+namespace {
+// An all-zero CSR weight matrix [K, N] (the output then holds the bias, or 0).
+csr_matrix zero_csr(std::int64_t K, std::int64_t N) {
+  Tensor<std::int8_t> dense(Layout::matrix(K, N), Quant::per_tensor(0.5f, 0));
+  csr_matrix s;
+  REQUIRE(compress_csr(TensorView<const std::int8_t>(dense), &s).ok());
+  return s;
+}
+}  // namespace
+
+TEST_CASE("5: conv2d_sparse checks the bias against the whole output before the first band", "[robustness][sparse][conv2d]") {
+  // K = 3 * 3 * 8192 makes one output row a band of its own (1 MiB of patches), so the old check,
+  // done by each band's GEMM on that band's rows, found a bias inside row 1 after writing row 0.
+  const std::int64_t C = 8192, OC = 8, OW = 8;
+  Tensor<std::int8_t> in(Layout::nhwc(1, 4, OW + 2, C), Quant::per_tensor(0.5f, 0));
+  const csr_matrix w = zero_csr(3 * 3 * C, OC);
+  canary_buffer<std::int32_t> out(2 * OW * OC);
+  const TensorView<std::int32_t> o(out.data.data(), Layout::nhwc(1, 2, OW, OC));
+  const TensorView<const std::int32_t> bias(out.data.data() + OW * OC, Layout::row_major({OC}));  // inside row 1
+  for (int backend = 0; backend < 3; ++backend) {
+    INFO("backend " << backend);
+    const status s = backend == 0 ? try_conv2d_sparse(scalar, conv2d_params{}, in, w, sparse_conv_kernel{3, 3}, bias, o)
+                   : backend == 1 ? try_conv2d_sparse(simd, conv2d_params{}, in, w, sparse_conv_kernel{3, 3}, bias, o)
+                                  : try_conv2d_sparse(npu::emulator{}, conv2d_params{}, in, w, sparse_conv_kernel{3, 3}, bias, o);
+    expect_error(s, errc::aliasing, "output: memory overlaps an input");
+    CHECK(out.untouched());
+  }
+}
+
+TEST_CASE("6: conv2d_sparse rejects an output whose batch stride is 0, like conv2d", "[robustness][sparse][conv2d]") {
+  Tensor<std::int8_t> in(Layout::nhwc(2, 4, 4, 4), Quant::per_tensor(0.5f, 0));
+  const csr_matrix w = zero_csr(3 * 3 * 4, 4);
+  canary_buffer<std::int32_t> out(2 * 2 * 4);
+  const TensorView<std::int32_t> o(out.data.data(), Layout::strided({2, 2, 2, 4}, {0, 8, 4, 1}));
+  const std::string fragment = "output: layout (2,2,2,4):(0,8,4,1) maps two elements to one address";
+  expect_error(try_conv2d_sparse(scalar, conv2d_params{}, in, w, sparse_conv_kernel{3, 3}, no_bias, o), errc::invalid_layout, fragment);
+  CHECK(out.untouched());
+  expect_error(try_conv2d_sparse(simd, conv2d_params{}, in, w, sparse_conv_kernel{3, 3}, no_bias, o), errc::invalid_layout, fragment);
+  CHECK(out.untouched());
+  // The dense conv2d says the same through the same routine.
+  Tensor<std::int8_t> wd(Layout::ohwi(4, 3, 3, 4), Quant::per_tensor(0.5f, 0));
+  expect_error(try_conv2d(scalar, conv2d_params{}, in, wd, no_bias, o), errc::invalid_layout, fragment);
+  CHECK(out.untouched());
+}
+
+TEST_CASE("7: int4 importers check sizes before they allocate", "[robustness][int4][import]") {
+  const std::uint8_t bytes[64] = {};
+  const float scales[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+  const std::uint16_t scales16[4] = {0x3C00, 0x3C00, 0x3C00, 0x3C00};
+  const std::int64_t big = std::int64_t{1} << 32;
+  int4_weights w;
+  expect_error(import_ggml_q4_0(bytes, big, big, &w), errc::invalid_shape, "ggml_q4_0: N = 4294967296 rows of K = 4294967296");
+  expect_error(import_matmul_nbits(bytes, scales, nullptr, big, big, 32, &w), errc::invalid_shape, "matmul_nbits: N = 4294967296");
+  expect_error(import_matmul_nbits(bytes, scales16, bytes, big, big, 32, &w), errc::invalid_shape, "matmul_nbits: N = 4294967296");
+  expect_error(import_matmul_nbits(bytes, scales, nullptr, 1, kMax, 16, &w), errc::invalid_shape, "matmul_nbits:");
+  expect_error(import_ggml_q4_0(bytes, kMax, 32, &w), errc::invalid_shape, "ggml_q4_0: N = 9223372036854775807");
+  CHECK(w.K == 0);
+  CHECK(w.N == 0);
+  CHECK(w.data.data() == nullptr);
+  // Sizes that fit still import.
+  REQUIRE(import_ggml_q4_0(bytes, 2, 32, &w).ok());
+  CHECK(w.N == 2);
+}
+
+namespace {
+struct conv_case {
+  conv2d_params p;
+  Tensor<std::int8_t> in{Layout::nhwc(1, 6, 6, 2), Quant::per_tensor(0.5f, 1)};
+  Tensor<std::int8_t> w{Layout::ohwi(3, 3, 3, 2), Quant::per_tensor(0.25f, 0)};
+  Tensor<std::int8_t> out{Layout::nhwc(1, 4, 4, 3), Quant::per_tensor(1.0f, 0)};
+  conv_case() {
+    fill_pattern(in, 2);
+    fill_pattern(w, 3);
+    fill_canary(out);
+  }
+};
+}  // namespace
+
+TEST_CASE("8: huge padding and dilation are rejected quoting the caller's values", "[robustness][conv2d]") {
+  conv_case c;
+  c.p.padding = padding_spec::explicit_(kMax, 0, 0, 0);
+  expect_error(try_conv2d(scalar, c.p, c.in, c.w, no_bias, c.out), errc::invalid_argument,
+               "padding: height extent 6 plus padding 9223372036854775807 + 0 exceeds 2^63 - 1");
+  CHECK(untouched(c.out));
+  c.p.padding = padding_spec::explicit_(0, 0, kMax - 3, kMax - 3);
+  expect_error(try_conv2d(simd, c.p, c.in, c.w, no_bias, c.out), errc::invalid_argument, "padding: width extent 6 plus padding");
+  CHECK(untouched(c.out));
+  c.p.padding = padding_spec{};
+  c.p.dilation_h = std::int64_t{1} << 62;
+  expect_error(try_conv2d(scalar, c.p, c.in, c.w, no_bias, c.out), errc::invalid_argument, "dilation: 4611686018427387904 along height");
+  CHECK(untouched(c.out));
+  c.p.dilation_h = 1;
+  c.p.dilation_w = kMax / 2;  // window extent 2 * (2^62 - 1) + 1 = INT64_MAX: fits, SAME's total does not
+  c.p.padding = padding_spec::same();
+  expect_error(try_conv2d(scalar, c.p, c.in, c.w, no_bias, c.out), errc::invalid_argument,
+               "padding: SAME padding along width with stride 1 and dilation 4611686018427387903 overflows");
+  CHECK(untouched(c.out));
+  // Depthwise shares the geometry.
+  depthwise_params dp;
+  dp.padding = padding_spec::explicit_(0, kMax, 0, 0);
+  Tensor<std::int8_t> dw(Layout::hwc_m(3, 3, 2, 1), Quant::per_tensor(0.25f, 0));
+  expect_error(try_depthwise_conv2d(scalar, dp, c.in, dw, no_bias, c.out), errc::invalid_argument, "plus padding 0 + 9223372036854775807");
+  CHECK(untouched(c.out));
+}
+
+TEST_CASE("9: Layout size, span and stride arithmetic never overflows", "[robustness][layout]") {
+  const std::int64_t big = std::int64_t{1} << 32;
+  const Layout sq = Layout::row_major({big, big});
+  CHECK_FALSE(sq.fits());
+  std::int64_t n = 0;
+  CHECK_FALSE(sq.try_size(&n));
+  CHECK(sq.size() == kMax);
+  CHECK(sq.span() == kMax);
+  CHECK_FALSE(Layout::row_major({2, big, big}).fits());                 // a stride product overflows
+  CHECK_FALSE(Layout::nchw(1, big, big, 2).fits());                     // c * h * w
+  CHECK_FALSE(Layout::oihw(1, big, big, 2).fits());
+  CHECK_FALSE(Layout::hwc_m(1, 1, big, big).fits());                    // c * m
+  CHECK_FALSE(Layout::strided({3, 2}, {kMax / 2 + 1, 1}).fits());       // span: 2 * (2^62) + 1 + 1
+  CHECK(Layout::strided({2, 2}, {kMax / 2 - 1, 1}).fits());
+  CHECK(Layout::row_major({kMax}).fits());
+  CHECK(Layout::row_major({kMax}).span() == kMax);
+  CHECK(Layout::row_major({0, big, big}).span() == 0);
+  CHECK(Layout::strided({2, 2}, {kMax, 1}).is_non_overlapping());      // stride * extent saturates
+  // A view over a layout that fits, whose end (offset + span) does not, names the argument.
+  std::int8_t x = 0;
+  const TensorView<const std::int8_t> v(&x, kMax, Layout::row_major({2}), {}, TensorView<const std::int8_t>::unknown_capacity);
+  expect_error(v.validate("a"), errc::invalid_layout, "a: layout (2):(1) at offset 9223372036854775807 reaches past");
+  const std::int32_t y = 0;
+  const TensorView<const std::int32_t> w32(&y, Layout::row_major({kMax / 2}));
+  expect_error(w32.validate("bias"), errc::invalid_layout, "bias: layout");  // elements fit, bytes do not
+  const TensorView<const std::int8_t> deep(&x, Layout::row_major({big, big}));
+  expect_error(deep.validate("input"), errc::invalid_layout, "input: layout (4294967296,4294967296):(4294967296,1) addresses more than");
+}
+
+TEST_CASE("10: the onnx profile rejects a derived fp32 scale that underflows to 0", "[robustness][numerics]") {
+  gemm_params p;
+  p.numerics = numerics_profile::onnx();
+  Tensor<std::int8_t> a(Layout::matrix(2, 4), Quant::per_tensor(1e-30f, 0));
+  Tensor<std::int8_t> b(Layout::matrix(4, 3), Quant::per_tensor(1e-30f, 0));
+  Tensor<std::int8_t> out(Layout::matrix(2, 3), Quant::per_tensor(1e30f, 0));
+  fill_pattern(a, 4);
+  fill_pattern(b, 5);
+  fill_canary(out);
+  expect_error(try_gemm(scalar, p, a, b, no_bias, out), errc::invalid_quantization, "output: effective scale input * weight / output of channel 0 underflows");
+  CHECK(untouched(out));
+  expect_error(try_gemm(simd, p, a, b, no_bias, out), errc::invalid_quantization, "underflows");
+  CHECK(untouched(out));
+  // The explicit 0 was already rejected; both now say which argument.
+  p.requant = {requant_channel{}};
+  p.requant[0].scale = 0.0f;
+  expect_error(try_gemm(scalar, p, a, b, no_bias, out), errc::invalid_quantization, "requant[0]: fp32 scale must be > 0");
+  CHECK(untouched(out));
+}
+
+TEST_CASE("11: int16 softmax on the NPU emulator is refused by name", "[robustness][softmax]") {
+  Tensor<std::int16_t> x(Layout::row_major({2, 8}));
+  Tensor<std::int16_t> y(Layout::row_major({2, 8}), Quant::per_tensor(1.0f / 32768.0f, 0));
+  fill_canary(y);
+  const softmax_int16_params p = softmax_int16_params::tflite(1.0f, 0.01f);
+  const npu::emulator emu;
+  expect_error(try_softmax(emu, p, x, y), errc::unsupported, "int16 softmax is not modelled by the npu emulator");
+  CHECK(untouched(y));
+  REQUIRE(try_softmax(scalar, p, x, y).ok());  // the same call runs on the reference
+}
+
+namespace {
+// Runs one op on scalar, simd at every level of this CPU and the NPU emulator, and requires
+// every result to equal scalar's and `expect` (when given).
+template <class O, class Run>
+void all_backends_agree(const Layout& out_layout, const Quant& oq, Run&& run, const std::vector<int>& expect = {}) {
+  Tensor<O> ref(out_layout, oq);
+  REQUIRE(run(scalar, ref.view()).ok());
+  if (!expect.empty())
+    for (std::int64_t i = 0; i < ref.size(); ++i) CHECK(int{ref.data()[i]} == expect[static_cast<std::size_t>(i % static_cast<std::int64_t>(expect.size()))]);
+  auto same = [&](const Tensor<O>& t) { return std::memcmp(t.data(), ref.data(), static_cast<std::size_t>(ref.storage_bytes())) == 0; };
+  for (isa level : cpu().levels()) {
+    INFO("simd level " << to_string(level));
+    Tensor<O> got(out_layout, oq);
+    REQUIRE(run(simd_backend{level}, got.view()).ok());
+    CHECK(same(got));
+  }
+  Tensor<O> got(out_layout, oq);
+  REQUIRE(run(npu::emulator{}, got.view()).ok());
+  CHECK(same(got));
+}
+}  // namespace
+
+TEST_CASE("12: an output zero point outside the output type is an int32 offset, clamped after", "[robustness][numerics]") {
+  // TFLite and CMSIS-NN: out = clamp(requant(acc) + output_offset, qmin, qmax), offset int32.
+  const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx()};
+  const std::int32_t int8_zps[] = {128, 200, -129, 1000, -100000, max_output_offset, -max_output_offset};
+  Tensor<std::int8_t> a(Layout::matrix(5, 19), Quant::per_tensor(0.05f, 3));
+  Tensor<std::int8_t> b(Layout::matrix(19, 21), Quant::per_tensor(0.03f, 0));
+  Tensor<std::int32_t> bias(Layout::row_major({21}));
+  fill_pattern(a, 6);
+  fill_pattern(b, 7);
+  for (std::int64_t i = 0; i < 21; ++i) bias.data()[i] = static_cast<std::int32_t>(i * 97 - 900);
+  for (const numerics_profile& prof : profiles)
+    for (std::int32_t zp : int8_zps) {
+      INFO("profile " << prof.name << ", int8 output zero point " << zp);
+      gemm_params p;
+      p.numerics = prof;
+      const Quant oq = Quant::per_tensor(0.02f, zp);
+      std::vector<int> expect;
+      if (zp == max_output_offset) expect = {127};
+      if (zp == -max_output_offset) expect = {-128};
+      all_backends_agree<std::int8_t>(Layout::matrix(5, 21), oq, [&](const auto& be, const TensorView<std::int8_t>& o) {
+        return try_gemm(be, p, a, b, bias, o);
+      }, expect);
+      // Against the same call with zero point 0: where that result is not clamped it is the
+      // requantized value itself, so this one must be clamp(value + zp) in exact arithmetic.
+      Tensor<std::int8_t> o0(Layout::matrix(5, 21), Quant::per_tensor(0.02f, 0)), o(Layout::matrix(5, 21), oq);
+      REQUIRE(try_gemm(scalar, p, a, b, bias, o0).ok());
+      REQUIRE(try_gemm(scalar, p, a, b, bias, o).ok());
+      int unclamped = 0;
+      for (std::int64_t i = 0; i < o.size(); ++i) {
+        const std::int64_t v0 = o0.data()[i];
+        if (v0 == -128 || v0 == 127) continue;
+        ++unclamped;
+        const std::int64_t v = v0 + zp;
+        CHECK(std::int64_t{o.data()[i]} == (v < -128 ? -128 : (v > 127 ? 127 : v)));
+      }
+      CHECK(unclamped > 20);
+      // relu with a zero point above the type: everything clamps to the top (TFLite's act_min > qmax).
+      if (zp > 127) {
+        p.clamp = clamp_spec::relu();
+        all_backends_agree<std::int8_t>(Layout::matrix(5, 21), oq, [&](const auto& be, const TensorView<std::int8_t>& out) {
+          return try_gemm(be, p, a, b, bias, out);
+        }, {127});
+        p.clamp = clamp_spec::relu6();
+        all_backends_agree<std::int8_t>(Layout::matrix(5, 21), oq, [&](const auto& be, const TensorView<std::int8_t>& out) {
+          return try_gemm(be, p, a, b, bias, out);
+        }, {127});
+      }
+    }
+  // uint8 outputs and conv2d / depthwise take the same offsets.
+  for (const numerics_profile& prof : profiles)
+  for (std::int32_t zp : {-1, 256, -300, 70000, max_output_offset, -max_output_offset}) {
+    INFO("profile " << prof.name << ", uint8 output zero point " << zp);
+    conv2d_params cp;
+    cp.numerics = prof;
+    Tensor<std::uint8_t> in(Layout::nhwc(1, 5, 5, 3), Quant::per_tensor(0.1f, 128));
+    Tensor<std::int8_t> w(Layout::ohwi(4, 3, 3, 3), Quant::per_axis(0, {0.01f, 0.02f, 0.03f, 0.04f}));
+    fill_pattern(in, 8);
+    fill_pattern(w, 9);
+    const Quant oq = Quant::per_tensor(0.05f, zp);
+    all_backends_agree<std::uint8_t>(Layout::nhwc(1, 3, 3, 4), oq, [&](const auto& be, const TensorView<std::uint8_t>& o) {
+      return try_conv2d(be, cp, in, w, no_bias, o);
+    });
+    depthwise_params dp;
+    dp.numerics = prof;
+    Tensor<std::int8_t> dw(Layout::hwc_m(3, 3, 3, 2), Quant::per_tensor(0.02f, 0));
+    fill_pattern(dw, 10);
+    all_backends_agree<std::uint8_t>(Layout::nhwc(1, 3, 3, 6), oq, [&](const auto& be, const TensorView<std::uint8_t>& o) {
+      return try_depthwise_conv2d(be, dp, in, dw, no_bias, o);
+    });
+  }
+}
+
+TEST_CASE("12: output offsets beyond what every backend computes exactly are rejected by name", "[robustness][numerics]") {
+  Tensor<std::int8_t> a(Layout::matrix(2, 4), Quant::per_tensor(0.05f, 3));
+  Tensor<std::int8_t> b(Layout::matrix(4, 3), Quant::per_tensor(0.03f, 0));
+  for (std::int32_t zp : {max_output_offset + 1, -max_output_offset - 1, std::numeric_limits<std::int32_t>::min(),
+                          std::numeric_limits<std::int32_t>::max()}) {
+    Tensor<std::int8_t> out(Layout::matrix(2, 3), Quant::per_tensor(0.02f, zp));
+    fill_canary(out);
+    expect_error(try_gemm(scalar, gemm_params{}, a, b, no_bias, out), errc::invalid_quantization,
+                 "output: zero_point[0] = " + std::to_string(zp) + " is outside [-16776960, 16776960]");
+    CHECK(untouched(out));
+  }
+  // int32 outputs are not requantized: their zero point stays 0.
+  Tensor<std::int32_t> acc(Layout::matrix(2, 3), Quant::per_tensor(1.0f, 128));
+  fill_canary(acc);
+  expect_error(try_gemm(scalar, gemm_params{}, a, b, no_bias, acc), errc::invalid_quantization, "output: zero_point[0] = 128");
+  CHECK(untouched(acc));
+}
