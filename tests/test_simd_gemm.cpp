@@ -292,6 +292,12 @@ TEST_CASE("simd conv2d equals scalar at every ISA level", "[simd][conv2d]") {
       {3, 1, 1, 16, 33, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
       {1, 16, 16, 3, 32, 3, 3, 2, 2, 1, 1, 1, padding_spec::same()},
       {1, 8, 8, 64, 16, 3, 3, 1, 1, 1, 1, 1, padding_spec::symmetric(1)},
+      // The run gather's paths: padded edges left and right of 16-byte rows, rows longer than
+      // 16 bytes, one-byte rows, and taps read up to the input's last byte.
+      {1, 12, 13, 3, 8, 3, 3, 2, 2, 1, 1, 1, padding_spec::symmetric(1)},
+      {2, 9, 11, 5, 16, 5, 5, 3, 2, 1, 1, 1, padding_spec::explicit_(2, 1, 3, 2)},
+      {1, 6, 7, 1, 3, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 7, 9, 2, 5, 2, 3, 1, 3, 1, 1, 1, padding_spec::explicit_(0, 1, 4, 0)},
   };
   for (isa level : cpu().levels()) {
     for (const cfg& c : cases) {
@@ -417,7 +423,7 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
         // The fused AVX-512 stage stores into the output directly (int32 here: every value).
         if (kern.output == kernel_family::avx512_vnni && simd_detail::avx512_stage_supported(t)) {
           std::int32_t f_out[4 * 16];
-          simd_detail::store_tile_avx512(t, c, 4, 0, 16, f_out, 16);
+          simd_detail::store_tile_avx512_strided(t, c, 4, 0, 16, f_out, 16);
           for (int i = 0; i < 64; ++i) {
             INFO("avx512 stage: " << prof.describe() << " sum " << c[i] << " channel " << i % 16);
             REQUIRE(f_out[i] == e_out[i]);

@@ -14,6 +14,7 @@
 
 #include "npuq/backends/scalar/conv2d.hpp"
 #include "npuq/backends/simd/gemm.hpp"
+#include "npuq/backends/simd/x86/copy_avx512.hpp"
 #include "npuq/ops/conv2d_problem.hpp"
 
 namespace npuq {
@@ -57,45 +58,133 @@ struct pixel_cursor {
   }
 };
 
-// The same pixel as the x86 c4 kernels' bytes (a ^ shift in dot_a_t<W>, see dot_shift in
-// gemm.hpp): padded taps hold the input zero point's byte, whose v = a - za is 0. When a row of
-// taps is one contiguous run of input bytes (one group, dense NHWC, no horizontal dilation), each
-// kernel row is one copy of its in-image taps; otherwise one copy per tap.
+// Output pixels as the x86 c4 kernels' bytes (a ^ shift in dot_a_t<W>, see dot_shift in
+// gemm.hpp): padded taps hold the input zero point's byte, whose v = a - za is 0. Pixels are
+// gathered a run of one output row at a time, one kernel row (ky) at a time for the whole run.
+// When a kernel row's taps are one contiguous run of input bytes (one group, dense NHWC, no
+// horizontal dilation) each is one copy, and rows of at most 16 bytes (small C, e.g. a first
+// layer's 3x3x3) one 16-byte copy; otherwise one copy per tap. Everything that does not depend
+// on the pixel is computed once per call.
+//
+// Writes row[0, K) and may write up to 15 bytes of garbage past K: the x86 driver's rows have
+// that slack, the packed weights are 0 in [K, 4 * k_groups) and the slack is never summed.
 template <class AB, int Shift, class I, class W, class O>
-void gather_pixel_bytes(const window_problem<I, W, O>& p, const pixel_cursor& at, std::int64_t c0, std::int64_t cg, AB* row) {
-  const conv_geometry& g = p.g;
-  const Layout& il = p.in.layout();
-  const std::int64_t ox = at.ox, oy = at.oy, n = at.n;
-  const std::int64_t K = g.KH * g.KW * cg, sn = il.stride(0), sy = il.stride(1), sx = il.stride(2), sc = il.stride(3);
-  const auto pad = static_cast<AB>(static_cast<std::uint8_t>(p.in_zero_point) ^ Shift);
-  const I* base = p.in.data() + p.in.offset() + n * sn + c0 * sc;
-  if (sc == 1 && cg == g.C && sx == g.C && g.dilation_w == 1) {
-    const std::int64_t ix0 = ox * g.stride_w - g.pad_left, span = g.KW * cg;
-    const std::int64_t kx_lo = std::max<std::int64_t>(0, -ix0), kx_hi = std::min<std::int64_t>(g.KW, g.W - ix0);
-    for (std::int64_t ky = 0; ky < g.KH; ++ky) {
-      AB* dst = row + ky * span;
-      const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
-      if (iy < 0 || iy >= g.H || kx_lo >= kx_hi) {
-        std::fill(dst, dst + span, pad);
+class pixel_gather {
+ public:
+  // wide: copy runs with the AVX-512 copy (the levels whose kernels are AVX-512 ones).
+  pixel_gather(const window_problem<I, W, O>& p, std::int64_t c0, std::int64_t cg, bool wide)
+      : g_(p.g), cg_(cg), at_{p.g.OH, p.g.OW}, wide_(wide) {
+    const Layout& il = p.in.layout();
+    sn_ = il.stride(0), sy_ = il.stride(1), sx_ = il.stride(2), sc_ = il.stride(3);
+    pad_ = static_cast<AB>(static_cast<std::uint8_t>(p.in_zero_point) ^ Shift);
+    base_ = p.in.data() + p.in.offset() + c0 * sc_;
+    end_ = p.in.data() + p.in.offset() + il.span();
+    contiguous_ = sc_ == 1 && cg == g_.C && sx_ == g_.C && g_.dilation_w == 1;
+    span_ = g_.KW * cg;
+  }
+
+  // Rows [m0, m0 + rows) of A (output pixels in N, OH, OW order), lda bytes apart.
+  void operator()(std::int64_t m0, std::int64_t rows, AB* dst, std::int64_t lda) {
+    for (std::int64_t m = 0; m < rows;) {
+      at_.seek(m0 + m);
+      const std::int64_t run = std::min(rows - m, g_.OW - at_.ox);
+      if (contiguous_) fill_run(at_, run, dst + m * lda, lda);
+      else
+        for (std::int64_t j = 0; j < run; ++j) fill_taps(at_.n, at_.oy, at_.ox + j, dst + (m + j) * lda);
+      m += run;
+    }
+  }
+
+ private:
+  // `run` pixels of output row (at.n, at.oy) from at.ox on, contiguous taps per kernel row.
+  void fill_run(const pixel_cursor& at, std::int64_t run, AB* dst, std::int64_t lda) const {
+    // Locals, not members: the byte stores below may alias anything, which would make the
+    // compiler reload every member on every pixel.
+    const std::int64_t span = span_, sx = sx_, kw = g_.KW, w = g_.W, stride_w = g_.stride_w;
+    const std::int64_t ix_first = at.ox * stride_w - g_.pad_left;
+    const AB pad = pad_;
+    const I* const end = end_;
+    const I* base = base_ + at.n * sn_;
+    for (std::int64_t ky = 0; ky < g_.KH; ++ky) {
+      const std::int64_t iy = at.oy * g_.stride_h - g_.pad_top + ky * g_.dilation_h;
+      AB* d = dst + ky * span;
+      if (iy < 0 || iy >= g_.H) {
+        for (std::int64_t j = 0; j < run; ++j, d += lda) std::fill(d, d + span, pad);
         continue;
       }
-      std::fill(dst, dst + kx_lo * cg, pad);
-      copy_shifted<Shift>(base + iy * sy + (ix0 + kx_lo) * sx, dst + kx_lo * cg, (kx_hi - kx_lo) * cg);
-      std::fill(dst + kx_hi * cg, dst + span, pad);
+      const I* row = base + iy * sy_;
+      // Pixels [j_lo, j_hi) of the run have the whole kernel row inside the image.
+      const std::int64_t last = w - kw - ix_first;  // the interior needs j * stride_w <= last
+      const std::int64_t j_hi = last < 0 ? 0 : std::min(run, last / stride_w + 1);
+      const std::int64_t j_lo = std::min(j_hi, ix_first >= 0 ? 0 : (stride_w - 1 - ix_first) / stride_w);
+      for (std::int64_t j = 0; j < j_lo; ++j) edge_row(row, ix_first + j * stride_w, d + j * lda);
+      for (std::int64_t j = j_hi; j < run; ++j) edge_row(row, ix_first + j * stride_w, d + j * lda);
+      if (j_lo == j_hi) continue;
+      const I* src = row + (ix_first + j_lo * stride_w) * sx;
+      const std::int64_t step = stride_w * sx;
+      AB* di = d + j_lo * lda;
+      if (span <= 16) {
+        for (std::int64_t j = j_lo; j < j_hi; ++j, src += step, di += lda) {
+          if (end - src >= 16) copy16_shifted(src, di);
+          else copy_run(src, di, span);
+        }
+      } else {
+        for (std::int64_t j = j_lo; j < j_hi; ++j, src += step, di += lda) copy_run(src, di, span);
+      }
     }
-    return;
   }
-  std::fill(row, row + K, pad);
-  for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
-    AB* dst = row + (ky * g.KW + kx) * cg;
-    const I* src = base + iy * sy + ix * sx;
-    if (sc == 1) {
-      copy_shifted<Shift>(src, dst, cg);
-    } else {
-      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<AB>(static_cast<std::uint8_t>(src[c * sc]) ^ Shift);
-    }
-  });
-}
+
+  // A kernel row that is partly outside the image: its in-image taps, the rest padding.
+  void edge_row(const I* row, std::int64_t ix0, AB* d) const {
+    const std::int64_t cg = cg_, kw = g_.KW;
+    const std::int64_t kx_lo = std::min(kw, std::max<std::int64_t>(0, -ix0));
+    const std::int64_t kx_hi = std::max(kx_lo, std::min<std::int64_t>(kw, g_.W - ix0));
+    std::fill(d, d + kx_lo * cg, pad_);
+    if (kx_hi > kx_lo) copy_shifted<Shift>(row + (ix0 + kx_lo) * sx_, d + kx_lo * cg, (kx_hi - kx_lo) * cg);
+    std::fill(d + kx_hi * cg, d + span_, pad_);
+  }
+
+  // One pixel, one copy per in-image tap (any strides, groups, dilation).
+  void fill_taps(std::int64_t n, std::int64_t oy, std::int64_t ox, AB* row) const {
+    const conv_geometry& g = g_;
+    const I* base = base_ + n * sn_;
+    std::fill(row, row + g.KH * g.KW * cg_, pad_);
+    for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
+      AB* dst = row + (ky * g.KW + kx) * cg_;
+      const I* src = base + iy * sy_ + ix * sx_;
+      if (sc_ == 1) {
+        copy_shifted<Shift>(src, dst, cg_);
+      } else {
+        for (std::int64_t c = 0; c < cg_; ++c) dst[c] = static_cast<AB>(static_cast<std::uint8_t>(src[c * sc_]) ^ Shift);
+      }
+    });
+  }
+
+  void copy_run(const I* src, AB* dst, std::int64_t n) const {
+#if defined(NPUQ_ARCH_X86_64)
+    if (wide_) return copy_shifted_avx512<Shift>(src, dst, n);
+#endif
+    copy_shifted<Shift>(src, dst, n);
+  }
+
+  // dst[0, 16) = src[0, 16) ^ Shift.
+  static void copy16_shifted(const I* src, AB* dst) {
+    using v16 = unsigned char __attribute__((vector_size(16)));
+    v16 w;
+    std::memcpy(&w, src, 16);
+    if (Shift != 0) w ^= static_cast<unsigned char>(Shift);
+    std::memcpy(dst, &w, 16);
+  }
+
+  const conv_geometry& g_;
+  std::int64_t cg_, sn_ = 0, sy_ = 0, sx_ = 0, sc_ = 0, span_ = 0;
+  pixel_cursor at_;
+  const I* base_ = nullptr;
+  const I* end_ = nullptr;
+  AB pad_{};
+  bool contiguous_ = false;
+  [[maybe_unused]] bool wide_ = false;
+};
 
 }  // namespace simd_detail
 
@@ -171,13 +260,10 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
       constexpr int shift = dot_shift<I, W>();
       const Layout& ol = p.out.layout();
       const std::int64_t so[4] = {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}, o0 = p.out.offset() + oc0 * so[3];
-      pixel_cursor in_at{g.OH, g.OW}, out_at{g.OH, g.OW};
+      pixel_cursor out_at{g.OH, g.OW};
+      pixel_gather<AB, shift, I, W, O> gather(p, grp * cg, cg, kern.output == kernel_family::avx512_vnni);
       run_x86_dot(
-          kern, M, w, stage, oc0, dot_offset<I, W>(p.in_zero_point),
-          [&](std::int64_t m, AB* dst) {
-            in_at.seek(m);
-            gather_pixel_bytes<AB, shift>(p, in_at, grp * cg, cg, dst);
-          },
+          kern, M, w, stage, oc0, dot_offset<I, W>(p.in_zero_point), gather,
           p.out,
           [&](std::int64_t m) {
             out_at.seek(m);

@@ -328,7 +328,8 @@ void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std
 }
 
 // C = A x B and the output stage on the x86 c4 kernels, blocked for the caches: up to
-// x86_a_block_bytes of A rows are packed once (`fill_bytes(m, dst)` writes row m's K bytes), then
+// x86_a_block_bytes of A rows are packed once (`fill_bytes(m0, rows, dst, lda)` writes the K bytes of
+// rows [m0, m0 + rows) lda apart), then
 // each group of np panels (in L1 for K up to ~1.5k) meets every tile_rows-row tile of the block.
 // `o` is the constant offset of the bytes (see dot_offset). Output row m starts at element
 // row_at(m) of `out` (column 0 of this product), its columns `col_stride` apart.
@@ -355,16 +356,20 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
   fused = !element_traits<O>::packed && col_stride == 1 && kern.output == kernel_family::avx512_vnni && avx512_stage_supported(st);
 #endif
   const bool zero_points = w.has_zero_points();
-  std::vector<AB> a_block(static_cast<std::size_t>(mc * lda));
+  std::vector<AB> a_block(static_cast<std::size_t>(mc * lda + 16));  // + the fills' slack (below)
   std::vector<std::uint32_t> v_sum(static_cast<std::size_t>(zero_points ? mc : 0));
+  std::vector<std::int64_t> row_off(static_cast<std::size_t>(mc));  // row_at of the block's rows
   alignas(64) std::int32_t c[max_mr * 2 * nr];
   alignas(64) std::int32_t values[max_mr * nr];
   const std::int32_t no_offset[max_mr] = {};
   for (std::int64_t m0 = 0; m0 < M; m0 += mc) {
     const std::int64_t rows_in_block = std::min(mc, M - m0);
+    // Writes [0, K) of each row, and may leave up to 15 bytes of garbage past K (times B's zero
+    // pad: 0; what lies beyond lda is the next row's, filled after it, or the block's slack).
+    fill_bytes(m0, rows_in_block, a_block.data(), lda);
     for (std::int64_t m = 0; m < rows_in_block; ++m) {
-      AB* row = a_block.data() + m * lda;
-      fill_bytes(m0 + m, row);  // writes [0, K); [K, lda) stays 0 from the allocation
+      const AB* row = a_block.data() + m * lda;
+      row_off[static_cast<std::size_t>(m)] = row_at(m0 + m);
       if (zero_points) {  // sum of v = a - za = bytes + o
         std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
         for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));
@@ -376,20 +381,23 @@ void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_ge
       for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
         const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
         kern.x86[rows - 1][np - 1](kg, a_block.data() + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
-        const std::int64_t r0 = row_at(m0 + t0);
-        [[maybe_unused]] const std::int64_t ldo = rows > 1 ? row_at(m0 + t0 + 1) - r0 : 0;
+        const std::int64_t* offs = row_off.data() + t0;
+        for (int q = 0; q < np; ++q)
+          if (zero_points) add_dot_compensation(c + q * rows * nr, rows, w.panel_compensation(p0 + q), no_offset, v_sum.data() + t0);
+#if defined(NPUQ_ARCH_X86_64)
+        if (fused) {
+          if constexpr (!element_traits<O>::packed) {
+            O* base = out.data() + p0 * nr;
+            store_tile_avx512<O>(st, c, rows, np, p0 * nr, N - p0 * nr, [base, offs](int m) { return base + offs[m]; });
+          }
+          continue;
+        }
+#endif
         for (int q = 0; q < np; ++q) {
           std::int32_t* cq = c + q * rows * nr;
-          if (zero_points) add_dot_compensation(cq, rows, w.panel_compensation(p0 + q), no_offset, v_sum.data() + t0);
           const std::int64_t n0 = (p0 + q) * nr, cols = std::min<std::int64_t>(nr, N - n0);
-#if defined(NPUQ_ARCH_X86_64)
-          if (fused && row_at(m0 + t0 + rows - 1) - r0 == (rows - 1) * ldo) {
-            if constexpr (!element_traits<O>::packed) store_tile_avx512(st, cq, rows, n0, cols, out.data() + r0 + n0, ldo);
-            continue;
-          }
-#endif
           kern.apply(st, cq, rows, n0, first_channel, cols, values);
-          for (int m = 0; m < rows; ++m) store_row(out, row_at(m0 + t0 + m) + n0 * col_stride, col_stride, cols, values + m * nr);
+          for (int m = 0; m < rows; ++m) store_row(out, offs[m] + n0 * col_stride, col_stride, cols, values + m * nr);
         }
       }
     }
@@ -433,12 +441,14 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
       constexpr int shift = dot_shift<A, B>();
       run_x86_dot(
           kern, p.M, *w, stage, 0, dot_offset<A, B>(p.a_zero_point),
-          [&](std::int64_t m, AB* dst) {
-            const A* row = p.a.data() + a0 + m * sm;
-            if (sk == 1) {
-              copy_shifted<shift>(row, dst, p.K);
-            } else {
-              for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);
+          [&](std::int64_t m0, std::int64_t rows, AB* dst, std::int64_t lda) {
+            for (std::int64_t m = 0; m < rows; ++m, dst += lda) {
+              const A* row = p.a.data() + a0 + (m0 + m) * sm;
+              if (sk == 1) {
+                copy_shifted<shift>(row, dst, p.K);
+              } else {
+                for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);
+              }
             }
           },
           p.out, [&](std::int64_t m) { return o0 + m * om; }, on);

@@ -258,7 +258,7 @@ NPUQ_TARGET_AVX512_VNNI void axpy_rows_avx512_vnni(const std::uint8_t* w, const 
 inline void apply_tile_rows_avx512(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
                                    std::int64_t first_channel, std::int64_t cols, std::int32_t* out) {
   if (!avx512_stage_supported(t)) return apply_tile_portable(t, c, rows, n0, first_channel, cols, out);
-  store_tile_avx512(t, c, rows, n0, cols, out, 16);
+  store_tile_avx512_strided(t, c, rows, n0, cols, out, 16);
 }
 
 }  // namespace simd_detail

@@ -88,6 +88,10 @@ inline simde__m512i cvttps_epi32(simde__m512 a) {
   }
   return simde__m512i_from_private(r);
 }
+// vcvtps2dq with static rounding to nearest even (the only rounding npuq asks it for).
+inline simde__m512i cvt_nearest_ps_epi32(simde__m512 a) {
+  return cvttps_epi32(simde_mm512_roundscale_ps(a, SIMDE_MM_FROUND_TO_NEAREST_INT | SIMDE_MM_FROUND_NO_EXC));
+}
 inline void mask_storeu_epi8(void* p, u16 k, simde__m128i a) {
   const simde__m128i_private v = simde__m128i_to_private(a);
   for (int i = 0; i < 16; ++i)
@@ -107,6 +111,7 @@ typedef simde__mmask16 __mmask16;
 #define _mm512_cvtepi32_epi8(a) npuq::simde_gap::cvtepi32_epi8(a)
 #define _mm512_cvtepi32_ps(a) npuq::simde_gap::cvtepi32_ps(a)
 #define _mm512_cvttps_epi32(a) npuq::simde_gap::cvttps_epi32(a)
+#define _mm512_cvt_roundps_epi32(a, r) npuq::simde_gap::cvt_nearest_ps_epi32(a)
 #define _mm_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8((p), (k), (a))
 #define _mm512_mask_storeu_epi32(p, k, a) npuq::simde_gap::mask_storeu_epi32((p), (k), (a))
 // An optimization barrier on a vector value (SIMDe's vectors live in memory).

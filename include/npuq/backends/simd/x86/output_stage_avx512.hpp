@@ -73,59 +73,81 @@ NPUQ_TARGET_AVX512_VNNI inline void store_lanes_avx512(O* dst, __m512i v, __mmas
   }
 }
 
-template <tile_requant Kind, class O>
-NPUQ_TARGET_AVX512_VNNI void store_tile_avx512_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
-                                                    std::int64_t cols, O* out, std::int64_t ldo) {
-  const output_stage& st = *t.st;
-  const __m512i vdrop = _mm512_set1_epi32(32 - st.numerics.acc.bits);
-  const std::int32_t lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
-  const __m512i zp = _mm512_set1_epi32(st.zero_point);
-  const __m512i vlo = _mm512_set1_epi32(lo_rel), vhi = _mm512_set1_epi32(hi_rel);
-  const __m512i lo64 = _mm512_set1_epi64(lo_rel), hi64 = _mm512_set1_epi64(hi_rel);
-  const __m512 flo = _mm512_set1_ps(static_cast<float>(lo_rel)), fhi = _mm512_set1_ps(static_cast<float>(hi_rel));
+// The stage's per-call constants, set once per tile instead of once per row.
+struct avx512_stage_consts {
+  __m512i vdrop, zp, vlo, vhi, lo64, hi64;
+  __m512 flo, fhi;
+  bool narrow;
+  NPUQ_TARGET_AVX512_VNNI explicit avx512_stage_consts(const output_stage& st) {
+    const std::int32_t lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
+    vdrop = _mm512_set1_epi32(32 - st.numerics.acc.bits);
+    zp = _mm512_set1_epi32(st.zero_point);
+    vlo = _mm512_set1_epi32(lo_rel), vhi = _mm512_set1_epi32(hi_rel);
+    lo64 = _mm512_set1_epi64(lo_rel), hi64 = _mm512_set1_epi64(hi_rel);
+    flo = _mm512_set1_ps(static_cast<float>(lo_rel)), fhi = _mm512_set1_ps(static_cast<float>(hi_rel));
+    narrow = st.numerics.acc.bits < 32;
+  }
+};
+
+// Rows x panels of 16 sums (panel q's row m at c[(q * rows + m) * 16]) for the stage's channels
+// [n0, n0 + cols), stored at row(m) + q * 16 (columns contiguous in the output).
+template <tile_requant Kind, class O, class RowFn>
+NPUQ_TARGET_AVX512_VNNI void store_tile_avx512_kind(const tile_output_stage& t, const std::int32_t* c, int rows, int panels,
+                                                    std::int64_t n0, std::int64_t cols, const RowFn& row) {
+  const avx512_stage_consts k(*t.st);
   const __m512i zero = _mm512_setzero_si512();
-  const auto ch = static_cast<std::size_t>(n0);
-  const __m512i bias = _mm512_loadu_si512(&t.bias[ch]);
-  const __m512i mult = _mm512_loadu_si512(&t.multiplier[ch]);
-  const __m512i shift = _mm512_loadu_si512(&t.shift[ch]);
-  const __m512 scale = _mm512_loadu_ps(&t.scale[ch]);
-  const __m512i left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-  const __mmask16 keep = cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
-  const bool narrow = st.numerics.acc.bits < 32;
-  for (int m = 0; m < rows; ++m) {
-    __m512i v = _mm512_add_epi32(_mm512_loadu_si512(c + m * 16), bias);
-    if (narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, vdrop), vdrop);  // accumulator width (wrap)
-    __m512i r = v;
-    if (Kind == tile_requant::q31_double) {
-      r = rdbpot_avx512(srdhm_avx512(_mm512_sllv_epi32(v, left), mult), right);
-      r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, vlo), vhi), zp);
-    } else if (Kind == tile_requant::q31_half_up) {
-      r = _mm512_add_epi32(single_round_avx512(v, mult, shift, lo64, hi64), zp);
-    } else if (Kind == tile_requant::fp32_half_even) {
-      __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
-      f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);
-      f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      r = _mm512_add_epi32(_mm512_cvttps_epi32(f), zp);
+  for (int q = 0; q < panels; ++q) {
+    const auto ch = static_cast<std::size_t>(n0 + 16 * q);
+    const std::int64_t left_cols = cols - 16 * q;
+    const __m512i bias = _mm512_loadu_si512(&t.bias[ch]);
+    const __m512i mult = _mm512_loadu_si512(&t.multiplier[ch]);
+    const __m512i shift = _mm512_loadu_si512(&t.shift[ch]);
+    const __m512 scale = _mm512_loadu_ps(&t.scale[ch]);
+    const __m512i left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    const __mmask16 keep = left_cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left_cols) - 1);
+    const std::int32_t* cq = c + q * rows * 16;
+    for (int m = 0; m < rows; ++m) {
+      __m512i v = _mm512_add_epi32(_mm512_loadu_si512(cq + m * 16), bias);
+      if (k.narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, k.vdrop), k.vdrop);  // accumulator width (wrap)
+      __m512i r = v;
+      if (Kind == tile_requant::q31_double) {
+        r = rdbpot_avx512(srdhm_avx512(_mm512_sllv_epi32(v, left), mult), right);
+        r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, k.vlo), k.vhi), k.zp);
+      } else if (Kind == tile_requant::q31_half_up) {
+        r = _mm512_add_epi32(single_round_avx512(v, mult, shift, k.lo64, k.hi64), k.zp);
+      } else if (Kind == tile_requant::fp32_half_even) {
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+        f = _mm512_min_ps(_mm512_max_ps(f, k.flo), k.fhi);
+        r = _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), k.zp);
+      }
+      store_lanes_avx512(row(m) + 16 * q, r, keep);
     }
-    store_lanes_avx512(out + m * ldo, r, keep);
   }
 }
 
 // True when store_tile_avx512 handles this stage (else: apply_tile_portable and a plain store).
 inline bool avx512_stage_supported(const tile_output_stage& t) { return t.kind != tile_requant::reference; }
 
-// out[m * ldo + j] = stage(c[m * 16 + j]) for `rows` rows, channels [n0, n0 + cols) of the
-// stage, columns contiguous in the output.
-template <class O>
-void store_tile_avx512(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t cols, O* out,
-                       std::int64_t ldo) {
+// The stage on a tile of `rows` x `panels` panels of 16 sums (layout above), channels
+// [n0, n0 + cols), row m stored from row(m) on (an O*), columns contiguous.
+template <class O, class RowFn>
+void store_tile_avx512(const tile_output_stage& t, const std::int32_t* c, int rows, int panels, std::int64_t n0, std::int64_t cols,
+                       const RowFn& row) {
   switch (t.kind) {
-    case tile_requant::raw: return store_tile_avx512_kind<tile_requant::raw>(t, c, rows, n0, cols, out, ldo);
-    case tile_requant::q31_double: return store_tile_avx512_kind<tile_requant::q31_double>(t, c, rows, n0, cols, out, ldo);
-    case tile_requant::q31_half_up: return store_tile_avx512_kind<tile_requant::q31_half_up>(t, c, rows, n0, cols, out, ldo);
-    case tile_requant::fp32_half_even: return store_tile_avx512_kind<tile_requant::fp32_half_even>(t, c, rows, n0, cols, out, ldo);
+    case tile_requant::raw: return store_tile_avx512_kind<tile_requant::raw, O>(t, c, rows, panels, n0, cols, row);
+    case tile_requant::q31_double: return store_tile_avx512_kind<tile_requant::q31_double, O>(t, c, rows, panels, n0, cols, row);
+    case tile_requant::q31_half_up: return store_tile_avx512_kind<tile_requant::q31_half_up, O>(t, c, rows, panels, n0, cols, row);
+    case tile_requant::fp32_half_even:
+      return store_tile_avx512_kind<tile_requant::fp32_half_even, O>(t, c, rows, panels, n0, cols, row);
     case tile_requant::reference: break;
   }
+}
+
+// The same for rows `ldo` elements apart from out on.
+template <class O>
+void store_tile_avx512_strided(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t cols, O* out,
+                               std::int64_t ldo) {
+  store_tile_avx512<O>(t, c, rows, 1, n0, cols, [out, ldo](int m) { return out + m * ldo; });
 }
 
 }  // namespace simd_detail
