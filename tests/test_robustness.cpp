@@ -138,9 +138,10 @@ TEST_CASE("4: int4 depthwise weights whose span wraps to 0 are rejected before t
 }
 
 namespace {
-// An all-zero CSR weight matrix [K, N] (the output then holds the bias, or 0).
-csr_matrix zero_csr(std::int64_t K, std::int64_t N) {
+// A CSR weight matrix [K, N] with one nonzero in 7 (so outputs differ from the canary).
+csr_matrix sparse_weights(std::int64_t K, std::int64_t N) {
   Tensor<std::int8_t> dense(Layout::matrix(K, N), Quant::per_tensor(0.5f, 0));
+  for (std::int64_t i = 0; i < K * N; i += 7) dense.data()[i] = static_cast<std::int8_t>(1 + i % 5);
   csr_matrix s;
   REQUIRE(compress_csr(TensorView<const std::int8_t>(dense), &s).ok());
   return s;
@@ -152,7 +153,8 @@ TEST_CASE("5: conv2d_sparse checks the bias against the whole output before the 
   // done by each band's GEMM on that band's rows, found a bias inside row 1 after writing row 0.
   const std::int64_t C = 8192, OC = 8, OW = 8;
   Tensor<std::int8_t> in(Layout::nhwc(1, 4, OW + 2, C), Quant::per_tensor(0.5f, 0));
-  const csr_matrix w = zero_csr(3 * 3 * C, OC);
+  fill_pattern(in, 11);
+  const csr_matrix w = sparse_weights(3 * 3 * C, OC);
   canary_buffer<std::int32_t> out(2 * OW * OC);
   const TensorView<std::int32_t> o(out.data.data(), Layout::nhwc(1, 2, OW, OC));
   const TensorView<const std::int32_t> bias(out.data.data() + OW * OC, Layout::row_major({OC}));  // inside row 1
@@ -168,7 +170,7 @@ TEST_CASE("5: conv2d_sparse checks the bias against the whole output before the 
 
 TEST_CASE("6: conv2d_sparse rejects an output whose batch stride is 0, like conv2d", "[robustness][sparse][conv2d]") {
   Tensor<std::int8_t> in(Layout::nhwc(2, 4, 4, 4), Quant::per_tensor(0.5f, 0));
-  const csr_matrix w = zero_csr(3 * 3 * 4, 4);
+  const csr_matrix w = sparse_weights(3 * 3 * 4, 4);
   canary_buffer<std::int32_t> out(2 * 2 * 4);
   const TensorView<std::int32_t> o(out.data.data(), Layout::strided({2, 2, 2, 4}, {0, 8, 4, 1}));
   const std::string fragment = "output: layout (2,2,2,4):(0,8,4,1) maps two elements to one address";

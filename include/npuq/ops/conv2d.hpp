@@ -16,6 +16,7 @@ status try_conv2d(const Backend& backend, const conv2d_params& params, const XI&
                   const XO& out) {
   conv2d_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
   NPUQ_RETURN_IF_ERROR(make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
+  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
   return execute(backend, problem);
 }
 
@@ -31,6 +32,7 @@ status try_depthwise_conv2d(const Backend& backend, const depthwise_params& para
   depthwise_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
   NPUQ_RETURN_IF_ERROR(
       make_depthwise_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
+  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
   return execute(backend, problem);
 }
 

@@ -215,7 +215,10 @@ class emulator {
     rec.tiling = describe(shape, plan);
     rec.instances = shape.instances;
     rec.macs = shape.macs();
-    NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, host_requant, &rec));
+    // An empty output (no instance, pixel or channel) is recorded and moves nothing; the tile
+    // arithmetic below divides by its extents.
+    if (shape.instances > 0 && shape.M() > 0 && shape.N > 0)
+      NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, host_requant, &rec));
     ops_.push_back(std::move(rec));
     return {};
   }
