@@ -122,6 +122,13 @@ void timed_weights(benchmark::State& state, Fn&& call, double macs, double weigh
   state.SetBytesProcessed(static_cast<std::int64_t>(static_cast<double>(state.iterations()) * weight_bytes));
 }
 
+// The threads every implementation runs on (`npuq_bench --threads=N`, default 1): npuq's
+// simd_backend threads, oneDNN's OpenMP (OMP_NUM_THREADS), XNNPACK's pthreadpool.
+inline int& bench_threads() {
+  static int n = 1;
+  return n;
+}
+
 // RegisterBenchmark with the time unit every npuq benchmark uses.
 template <class Fn, class... Args>
 benchmark::internal::Benchmark* add(const std::string& name, Fn&& fn, Args&&... args) {
@@ -136,6 +143,7 @@ inline std::string conv_name(const conv_shape& s, const std::string& variant) {
 // Registration hooks, one per implementation (bench_npuq.cpp, bench_onednn.cpp, bench_xnnpack.cpp).
 void register_npuq(const gemm_shape& s);
 void register_npuq(const conv_shape& s);
+void register_plan_overhead();  // bench_npuq.cpp
 #if defined(NPUQ_BENCH_HAVE_ONEDNN)
 void register_onednn(const gemm_shape& s);
 void register_onednn(const conv_shape& s);

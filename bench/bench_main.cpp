@@ -3,12 +3,14 @@
 // and print side by side, then the per-instruction int8 peak. Usual Google Benchmark flags
 // apply (--benchmark_filter=REGEX, --benchmark_min_time=0.5, --benchmark_out=FILE ...).
 // The CPU's ISA levels and the peers built in are printed first and stored in the JSON context.
-// Everything runs on one thread: OMP_NUM_THREADS defaults to 1 (see main).
+// Everything runs on one thread unless `--threads=N` asks for N: npuq, oneDNN (OpenMP: the run
+// starts again with OMP_NUM_THREADS=N, see main) and XNNPACK (a pthreadpool of N threads).
 #include <npuq/simd.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #if defined(__linux__)
 #include <unistd.h>
@@ -18,13 +20,32 @@
 
 int main(int argc, char** argv) {
   using namespace npuq_bench;
+  // --threads=N (ours, not Google Benchmark's): taken out of argv before benchmark::Initialize.
+  std::vector<char*> original(argv, argv + argc + 1);  // for the re-exec below
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--threads=", 0) == 0) {
+      bench_threads() = std::atoi(arg.c_str() + 10);
+      if (bench_threads() < 1) {
+        std::fprintf(stderr, "npuq_bench: %s: expected a thread count >= 1\n", arg.c_str());
+        return 1;
+      }
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  argv[argc] = nullptr;
 #if defined(__linux__)
-  // Single-thread numbers: Debian's oneDNN runs on OpenMP, which reads OMP_NUM_THREADS when it
-  // is loaded, before main. Without it, start again with OMP_NUM_THREADS=1.
-  if (std::getenv("OMP_NUM_THREADS") == nullptr) {
-    setenv("OMP_NUM_THREADS", "1", 1);
-    execv("/proc/self/exe", argv);
-    std::perror("npuq_bench: re-exec with OMP_NUM_THREADS=1 failed");
+  // Debian's oneDNN runs on OpenMP, which reads OMP_NUM_THREADS when it is loaded, before main:
+  // start again with OMP_NUM_THREADS set to the thread count.
+  const std::string want = std::to_string(bench_threads());
+  const char* have = std::getenv("OMP_NUM_THREADS");
+  if (have == nullptr || want != have) {
+    setenv("OMP_NUM_THREADS", want.c_str(), 1);
+    execv("/proc/self/exe", original.data());
+    std::perror("npuq_bench: re-exec with OMP_NUM_THREADS failed");
     return 1;
   }
 #endif
@@ -40,11 +61,12 @@ int main(int argc, char** argv) {
   if (peers.empty()) peers = "none ";
   peers.pop_back();
   const char* omp = std::getenv("OMP_NUM_THREADS");
-  std::fprintf(stderr, "npuq_bench: ISA levels %s; peers: %s; OMP_NUM_THREADS=%s\n", levels.c_str(), peers.c_str(),
-               omp != nullptr ? omp : "(unset)");
+  std::fprintf(stderr, "npuq_bench: ISA levels %s; peers: %s; threads %d; OMP_NUM_THREADS=%s\n", levels.c_str(), peers.c_str(),
+               bench_threads(), omp != nullptr ? omp : "(unset)");
   benchmark::AddCustomContext("npuq_isa_levels", levels);
   benchmark::AddCustomContext("npuq_peers", peers);
   benchmark::AddCustomContext("OMP_NUM_THREADS", omp != nullptr ? omp : "(unset)");
+  benchmark::AddCustomContext("threads", std::to_string(bench_threads()));
 
   for (const gemm_shape& s : gemm_shapes()) {
     register_npuq(s);
@@ -64,6 +86,7 @@ int main(int argc, char** argv) {
     register_xnnpack(s);
 #endif
   }
+  register_plan_overhead();
   register_attention();
   register_int4();
   register_sparse();

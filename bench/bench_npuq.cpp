@@ -4,9 +4,14 @@
 // shows up in the output. The best level runs a second time under the onnx profile (fp32 scale,
 // ties to even), whose output arithmetic is the peers'; the default profile is tflite's.
 //
+// npuq runs on bench_threads() threads (`--threads=N`).
+//
 // GEMM and conv2d weights are packed once outside the timed loop (`pack_gemm_weights`,
 // `pack_conv2d_weights`); depthwise has no public packing step yet, so its timings include the
-// per-call weight packing (C * 9 bytes, small next to the work).
+// per-call weight packing (C * 9 bytes, small next to the work). The `npuq_plan_<level>_onnx`
+// variants run a plan made once (backends/simd/plan.hpp): the fast path, compared with the peers.
+// `plan_overhead/*` times a plan's run on tiny shapes against the bare driver call it wraps and
+// against the one-shot calls.
 #include <npuq/npuq.hpp>
 #include <npuq/simd.hpp>
 
@@ -36,7 +41,7 @@ npuq::numerics_profile bench_profile(bool onnx) { return onnx ? npuq::numerics_p
 void gemm_simd(benchmark::State& state, gemm_shape s, npuq::isa level, bool onnx) {
   gemm_data d(s);
   d.params.numerics = bench_profile(onnx);
-  const npuq::simd_backend be{level};
+  const npuq::simd_backend be{level, bench_threads()};
   npuq::packed_gemm_weights<std::int8_t> packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(be, d.b, &packed));  // packed for the level it runs at
   npuq::gemm(be, d.params, d.a, packed, d.bias, d.out);  // warm-up; names the kernel
@@ -48,6 +53,55 @@ void gemm_simd(benchmark::State& state, gemm_shape s, npuq::isa level, bool onnx
   }
   state.SetLabel(kernel);
   set_gemm_counters(state, s);
+}
+
+void gemm_plan_run(benchmark::State& state, gemm_shape s, npuq::isa level) {
+  gemm_data d(s);
+  d.params.numerics = bench_profile(true);
+  auto plan = npuq::make_gemm_plan(npuq::simd_backend{level, bench_threads()}, d.params, d.a, d.b, d.bias, d.out);
+  plan.run(d.a, d.out);  // warm-up
+  for (auto _ : state) {
+    plan.run(d.a, d.out);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel("plan " + plan.kernel_name());
+  set_gemm_counters(state, s);
+}
+
+// How one tiny GEMM is called: the bare driver on prepared operands (the floor a plan's run
+// adds its checks to), a plan, the one-shot call on packed weights, the one-shot call.
+enum class call_form { driver, plan, packed, one_shot };
+
+void gemm_overhead(benchmark::State& state, gemm_shape s, call_form form) {
+  namespace sd = npuq::simd_detail;
+  gemm_data d(s);
+  const npuq::simd_backend be{npuq::cpu().levels().back(), 1};
+  npuq::gemm_problem<std::int8_t, std::int8_t, std::int8_t> p;
+  npuq::throw_if_error(npuq::make_gemm_problem(d.params, npuq::input_view(d.a), npuq::input_view(d.b), npuq::input_view(d.bias),
+                                               npuq::output_view(d.out), &p));
+  const sd::gemm_kernel_set<std::int8_t> kern = sd::gemm_kernels<std::int8_t>(be.level());
+  npuq::packed_gemm_weights<std::int8_t> packed;
+  npuq::throw_if_error(npuq::pack_gemm_weights(be, d.b, &packed));
+  packed = packed.converted(kern.format);
+  const sd::tile_output_stage st = sd::kernel_stage<std::int8_t>(kern, sd::tile_output_stage(p.stage, p.bias, p.N), packed, p.a_zero_point);
+  sd::driver_scratch scratch;
+  auto plan = npuq::make_gemm_plan(be, d.params, d.a, d.b, d.bias, d.out);
+  auto call = [&] {
+    switch (form) {
+      case call_form::driver: sd::run_gemm_batch(1, kern, p, 0, packed, st, scratch); break;
+      case call_form::plan: plan.run(d.a, d.out); break;
+      case call_form::packed: npuq::gemm(be, d.params, d.a, packed, d.bias, d.out); break;
+      case call_form::one_shot: npuq::gemm(be, d.params, d.a, d.b, d.bias, d.out); break;
+    }
+  };
+  call();
+  for (auto _ : state) {
+    call();
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(plan.kernel_name());
 }
 
 npuq::conv2d_params conv_params(const conv_shape& s) {
@@ -88,7 +142,7 @@ void conv_scalar(benchmark::State& state, conv_shape s) {
 
 void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level, bool onnx) {
   conv_data d(s);
-  const npuq::simd_backend be{level};
+  const npuq::simd_backend be{level, bench_threads()};
   npuq::conv2d_params params = conv_params(s);
   params.numerics = bench_profile(onnx);
   npuq::packed_conv2d_weights<std::int8_t> packed;
@@ -110,7 +164,29 @@ void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level, bool onnx
   set_gops(state, s.macs());
 }
 
+void conv_plan_run(benchmark::State& state, conv_shape s, npuq::isa level) {
+  conv_data d(s);
+  npuq::conv2d_params params = conv_params(s);
+  params.numerics = bench_profile(true);
+  auto plan = npuq::make_conv2d_plan(npuq::simd_backend{level, bench_threads()}, params, d.in, d.w, d.bias, d.out);
+  plan.run(d.in, d.out);  // warm-up
+  for (auto _ : state) {
+    plan.run(d.in, d.out);
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel("plan " + plan.kernel_name());
+  set_gops(state, s.macs());
+}
+
 }  // namespace
+
+void register_plan_overhead() {
+  const gemm_shape tiny{"1x16x16", 1, 16, 16};
+  const std::pair<const char*, call_form> forms[] = {
+      {"driver", call_form::driver}, {"plan", call_form::plan}, {"one_shot_packed", call_form::packed}, {"one_shot", call_form::one_shot}};
+  for (const auto& f : forms) add(std::string("plan_overhead/gemm-1x16x16/") + f.first, gemm_overhead, tiny, f.second);
+}
 
 void register_npuq(const gemm_shape& s) {
   auto* b = add(gemm_name(s, "npuq_scalar"), gemm_scalar, s);
@@ -122,6 +198,7 @@ void register_npuq(const gemm_shape& s) {
   // The best level under the onnx profile: the same requantization arithmetic as the peers'.
   const npuq::isa best = npuq::cpu().levels().back();
   add(gemm_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), gemm_simd, s, best, true);
+  add(gemm_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), gemm_plan_run, s, best);
 }
 
 void register_npuq(const conv_shape& s) {
@@ -130,6 +207,7 @@ void register_npuq(const conv_shape& s) {
     add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level, false);
   const npuq::isa best = npuq::cpu().levels().back();
   add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), conv_simd, s, best, true);
+  if (!s.dw) add(conv_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), conv_plan_run, s, best);
 }
 
 }  // namespace npuq_bench

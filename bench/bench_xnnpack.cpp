@@ -3,7 +3,9 @@
 // "qc8" fully-connected operator, so its weights carry one scale) and
 // xnn_create_convolution2d_nhwc_qc8 (per-channel weight scales) for conv and, with
 // XNN_FLAG_DEPTHWISE_CONVOLUTION and groups = C, depthwise. Operators are created and set up
-// outside the timed loop; the loop calls xnn_run_operator with no thread pool (one thread).
+// outside the timed loop; the loop calls xnn_run_operator with a pthreadpool of
+// bench_threads() threads (none for one thread).
+#include <pthreadpool.h>
 #include <xnnpack.h>
 
 #include <string>
@@ -26,13 +28,19 @@ struct op_holder {
   }
 };
 
+// The pool XNNPACK runs on: null (the calling thread) for one thread.
+pthreadpool_t xnn_pool() {
+  static pthreadpool_t pool = bench_threads() > 1 ? pthreadpool_create(static_cast<size_t>(bench_threads())) : nullptr;
+  return pool;
+}
+
 void run(benchmark::State& state, xnn_operator_t op, const char* label, double macs) {
-  if (xnn_run_operator(op, nullptr) != xnn_status_success) {  // warm-up
+  if (xnn_run_operator(op, xnn_pool()) != xnn_status_success) {  // warm-up
     state.SkipWithError("XNNPACK: xnn_run_operator failed");
     return;
   }
   for (auto _ : state) {
-    xnn_run_operator(op, nullptr);
+    xnn_run_operator(op, xnn_pool());
     benchmark::ClobberMemory();
   }
   state.SetLabel(label);
@@ -51,7 +59,7 @@ void gemm_xnnpack(benchmark::State& state, gemm_shape sh) {
                                         w_scale_nominal, w.data(), bias.data(), 0, out_scale(sh.K), -128, 127, 0,
                                         &h.op) != xnn_status_success)
     return state.SkipWithError("XNNPACK: xnn_create_fully_connected_nc_qs8 failed");
-  if (xnn_setup_fully_connected_nc_qs8(h.op, static_cast<size_t>(sh.M), a.data(), out.data(), nullptr) != xnn_status_success)
+  if (xnn_setup_fully_connected_nc_qs8(h.op, static_cast<size_t>(sh.M), a.data(), out.data(), xnn_pool()) != xnn_status_success)
     return state.SkipWithError("XNNPACK: xnn_setup_fully_connected_nc_qs8 failed");
   run(state, h.op, "fully_connected_nc_qs8", sh.macs());
   if (sh.M == 1) state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * sh.K * sh.N);
@@ -75,7 +83,7 @@ void conv_xnnpack(benchmark::State& state, conv_shape sh) {
                                         sh.dw ? XNN_FLAG_DEPTHWISE_CONVOLUTION : 0, &h.op) != xnn_status_success)
     return state.SkipWithError("XNNPACK: xnn_create_convolution2d_nhwc_qc8 failed");
   if (xnn_setup_convolution2d_nhwc_qc8(h.op, 1, static_cast<size_t>(sh.H), static_cast<size_t>(sh.W), x.data(), out.data(),
-                                       nullptr) != xnn_status_success)
+                                       xnn_pool()) != xnn_status_success)
     return state.SkipWithError("XNNPACK: xnn_setup_convolution2d_nhwc_qc8 failed");
   run(state, h.op, sh.dw ? "convolution2d_nhwc_qc8 depthwise" : "convolution2d_nhwc_qc8", sh.macs());
 }

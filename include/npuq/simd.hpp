@@ -12,3 +12,4 @@
 #include "npuq/backends/simd/softmax.hpp"
 #include "npuq/backends/simd/softmax_int16.hpp"
 #include "npuq/backends/simd/attention.hpp"
+#include "npuq/backends/simd/plan.hpp"

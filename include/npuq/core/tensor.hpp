@@ -189,6 +189,8 @@ class Tensor {
   void set_quant(Quant q) { quant_ = std::move(q); }
   std::int64_t size() const { return layout_.size(); }
   std::int64_t storage_bytes() const { return bytes_for<T>(elements_); }
+  // Elements the storage holds (a view's capacity).
+  std::int64_t capacity() const { return elements_; }
 
  private:
   struct free_deleter {

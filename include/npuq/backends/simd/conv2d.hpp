@@ -239,41 +239,51 @@ class packed_conv2d_weights {
 
 namespace simd_detail {
 
-// conv2d on the c2 kernels; `packed` null: the weights are packed here, one group at a time.
+// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stage
+// (x86 c4 kernels: x86_dot_stage(stage, w, dot_offset)).
+template <class I, class W, class O>
+void run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
+                      const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
+  const conv_geometry& g = p.g;
+  const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW, oc0 = grp * ocg;
+  if (is_x86_dot(kern)) {
+    using AB = dot_a_t<W>;
+    constexpr int shift = dot_shift<I, W>();
+    const Layout& ol = p.out.layout();
+    const std::int64_t so[4] = {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}, o0 = p.out.offset() + oc0 * so[3];
+    const pixel_gather<AB, shift, I, W, O> gather(p, grp * cg, cg, kern.output == kernel_family::avx512_vnni);
+    // The output row function keeps a cursor of its own (run_x86_dot_on copies it per part).
+    run_x86_dot_on(
+        threads, kern, M, w, st, oc0, dot_offset<I, W>(p.in_zero_point), gather, p.out,
+        [so, o0, out_at = pixel_cursor{g.OH, g.OW}](std::int64_t m) mutable {
+          out_at.seek(m);
+          return o0 + out_at.n * so[0] + out_at.oy * so[1] + out_at.ox * so[2];
+        },
+        so[3], scratch);
+    return;
+  }
+  run_c2_on(
+      threads, kern, M, w, st, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
+      [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
+        const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
+        store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
+      },
+      scratch);
+}
+
+// conv2d on the GEMM kernels; `packed` null: the weights are packed here, one group at a time.
 template <class I, class W, class O>
 void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const packed_conv2d_weights<W>* packed) {
-  const conv_geometry& g = p.g;
   const gemm_kernel_set<W> kern = gemm_kernels<W>(be.level());
-  const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW;
-  packed_gemm_weights<W> own;
+  const std::int64_t ocg = p.out_per_group;
+  packed_gemm_weights<W> own, converted;
+  driver_scratch scratch;
   for (std::int64_t grp = 0; grp < p.groups; ++grp) {
     const std::int64_t oc0 = grp * ocg;
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
-    const packed_gemm_weights<W>& w = packed != nullptr ? packed->group(grp) : own;
-    const auto store = [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
-      const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
-      store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
-    };
-    if (is_x86_dot(kern)) {
-      using AB = dot_a_t<W>;
-      constexpr int shift = dot_shift<I, W>();
-      const Layout& ol = p.out.layout();
-      const std::int64_t so[4] = {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}, o0 = p.out.offset() + oc0 * so[3];
-      pixel_cursor out_at{g.OH, g.OW};
-      pixel_gather<AB, shift, I, W, O> gather(p, grp * cg, cg, kern.output == kernel_family::avx512_vnni);
-      run_x86_dot(
-          kern, M, w, stage, oc0, dot_offset<I, W>(p.in_zero_point), gather,
-          p.out,
-          [&](std::int64_t m) {
-            out_at.seek(m);
-            return o0 + out_at.n * so[0] + out_at.oy * so[1] + out_at.ox * so[2];
-          },
-          so[3]);
-    } else {
-      run_c2(
-          kern, M, w, stage, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); }, store);
-    }
+    const packed_gemm_weights<W>& w = weights_in_format(packed != nullptr ? packed->group(grp) : own, kern.format, converted);
+    run_conv2d_group(be.thread_count(), kern, p, grp, w, kernel_stage<I>(kern, stage, w, p.in_zero_point), scratch);
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name("conv2d", p.in.type(), p.w.type(), kern);
 }

@@ -186,61 +186,183 @@ const packed_gemm_weights<B>& weights_in_format(const packed_gemm_weights<B>& pa
   return converted;
 }
 
-// Runs C = A x B for M rows and the output stage on the c2 and NEON kernels: `fill(m, v)`
-// writes A row m's K zero-point-corrected values into v (int16); `store(m, n0, cols, values)`
-// receives output row m's values for columns [n0, n0 + cols).
-// Column n of this product is channel first_channel + n of the stage.
-// Blocked for the caches like run_x86_dot: a block of A rows (up to block_bytes packed) is packed
-// once, then each 16-column panel of B meets every tile_rows-row tile of the block while it
-// stays in L1, instead of all of B streaming past every tile.
-template <class B, class FillFn, class StoreFn>
-void run_c2(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
-            std::int64_t first_channel, FillFn&& fill, StoreFn&& store) {
-  constexpr std::int64_t block_bytes = 192 * 1024;
-  packed_gemm_weights<B> converted;
-  const packed_gemm_weights<B>& w = weights_in_format(packed, kern.format, converted);
-  const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), kr = w.kr();
-  const bool c2 = kern.format == gemm_pack_format::c2;
-  const std::int64_t tr = kern.tile_rows;
+// How a GEMM's work is cut for threads: into blocks of row tiles when A has enough of them and is
+// at least as large as B (every part streams all of B), else into groups of column panels (every
+// part gathers all of A). Parts write disjoint outputs and run the same kernels on the same
+// tiles as one thread would, modulo where a part's last row tile ends (exact either way: the
+// sums wrap modulo 2^32 in any order).
+struct gemm_split {
+  std::int64_t parts = 1, row_tiles = 1, groups = 1;
+  bool by_rows = true;
+
+  gemm_split(int threads, std::int64_t M, std::int64_t tile_rows, std::int64_t N, std::int64_t panel_groups)
+      : row_tiles((M + tile_rows - 1) / tile_rows), groups(panel_groups) {
+    if (threads <= 1) return;
+    by_rows = row_tiles >= threads && (M >= N || panel_groups < threads);
+    parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, by_rows ? row_tiles : panel_groups));
+  }
+  // Part i's row tiles [*t0, *t1) and panel groups [*g0, *g1).
+  void range(std::int64_t i, std::int64_t* t0, std::int64_t* t1, std::int64_t* g0, std::int64_t* g1) const {
+    const std::int64_t n = by_rows ? row_tiles : groups;
+    const std::int64_t lo = n * i / parts, hi = n * (i + 1) / parts;
+    *t0 = by_rows ? lo : 0, *t1 = by_rows ? hi : row_tiles;
+    *g0 = by_rows ? 0 : lo, *g1 = by_rows ? groups : hi;
+  }
+  // The most rows of A any part packs (for sizing its scratch).
+  std::int64_t max_part_rows(std::int64_t M, std::int64_t tile_rows) const {
+    std::int64_t most = 0;
+    for (std::int64_t i = 0; i < parts; ++i) {
+      std::int64_t t0 = 0, t1 = 0, g0 = 0, g1 = 0;
+      range(i, &t0, &t1, &g0, &g1);
+      most = std::max(most, std::min(M, t1 * tile_rows) - t0 * tile_rows);
+    }
+    return most;
+  }
+};
+
+// Rows of A a part packs at once: up to `block_bytes` of rows of `row_bytes`, whole tiles.
+inline std::int64_t block_rows(std::int64_t tile_rows, std::int64_t block_bytes, std::int64_t row_bytes, std::int64_t rows_here) {
+  return std::max(tile_rows, std::min(block_bytes / std::max<std::int64_t>(row_bytes, 1) / tile_rows * tile_rows,
+                                      (rows_here + tile_rows - 1) / tile_rows * tile_rows));
+}
+
+// Hands out 64-byte aligned arrays one after another from a base address; with a null base it
+// only counts the bytes (the same calls size a scratch and then carve it).
+struct scratch_carver {
+  unsigned char* base = nullptr;
+  std::size_t used = 0;
+  template <class T>
+  T* take(std::int64_t n) {
+    const std::size_t at = used;
+    used += (static_cast<std::size_t>(n) * sizeof(T) + 63) / 64 * 64;
+    return base != nullptr ? reinterpret_cast<T*>(base + at) : nullptr;
+  }
+};
+
+// Working memory of the GEMM drivers, one region per part of a split. It grows before the parts
+// start and never shrinks, so a plan that sized it at creation runs without allocating.
+class driver_scratch {
+ public:
+  void reserve(std::int64_t parts, std::size_t bytes) {
+    stride_ = (bytes + 63) / 64 * 64;
+    const std::size_t need = static_cast<std::size_t>(parts) * stride_ + 64;
+    if (buf_.size() < need) buf_.resize(need);
+  }
+  unsigned char* part(std::int64_t i) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(buf_.data());
+    return buf_.data() + ((64 - addr % 64) % 64) + static_cast<std::size_t>(i) * stride_;
+  }
+
+ private:
+  std::vector<unsigned char> buf_;
+  std::size_t stride_ = 0;
+};
+
+// The c2 driver's buffers for blocks of mc rows (see run_c2_on).
+template <class B>
+struct c2_buffers {
+  std::int16_t* a_block;
+  B* a_bytes;
+  std::int32_t* offset;
+  std::uint32_t* v_sum;
+  std::size_t bytes;
+  c2_buffers(scratch_carver c, bool c2, std::int64_t K, std::int64_t kg, std::int64_t kr, std::int64_t mc)
+      : a_block(c.take<std::int16_t>(c2 ? 2 * kg * mc + 4 : K)),
+        a_bytes(c.take<B>(c2 ? 0 : kg * kr * mc)),
+        offset(c.take<std::int32_t>(c2 ? 0 : mc)),
+        v_sum(c.take<std::uint32_t>(c2 ? 0 : mc)),
+        bytes(c.used) {}
+};
+
+constexpr std::int64_t c2_block_bytes = 192 * 1024;
+
+// How run_c2_on splits and blocks a product: its parts and each part's scratch bytes.
+template <class B>
+struct c2_plan {
+  gemm_split split;
+  std::size_t part_bytes = 0;
+  c2_plan(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w)
+      : split(threads, M, kern.tile_rows, w.N(), w.panels()) {
+    const bool c2 = kern.format == gemm_pack_format::c2;
+    const std::int64_t kg = w.k_groups(), kr = w.kr(), tr = kern.tile_rows;
+    const std::int64_t mc = block_rows(tr, c2_block_bytes, row_bytes(c2, kg, kr), split.max_part_rows(M, tr));
+    part_bytes = c2_buffers<B>(scratch_carver{}, c2, w.K(), kg, kr, mc).bytes;
+  }
   // c2: rows of 2 * kg values one after another (see gemm_pack.hpp), so tile t0 starts at row
   // t0, plus 4 values of slack for kernels that load 8 bytes per pair. c4, c8: one row of
   // values, and the bytes tile by tile (kg * kr * tr each; c8: pairs of rows interleaved).
-  const std::int64_t row_bytes = c2 ? 2 * kg * static_cast<std::int64_t>(sizeof(std::int16_t)) : kg * kr;
-  const std::int64_t mc = std::max(tr, std::min(block_bytes / std::max<std::int64_t>(row_bytes, 1) / tr * tr, (M + tr - 1) / tr * tr));
-  const int rows_per_group = kern.format == gemm_pack_format::c8 ? 2 : 1;
-  std::vector<std::int16_t> a_block(static_cast<std::size_t>(c2 ? 2 * kg * mc + 4 : K), 0);
-  std::vector<B> a_bytes(static_cast<std::size_t>(c2 ? 0 : kg * kr * mc), 0);
-  std::vector<std::int32_t> offset(static_cast<std::size_t>(c2 ? 0 : mc), 0);
-  std::vector<std::uint32_t> v_sum(static_cast<std::size_t>(c2 ? 0 : mc), 0);
-  alignas(64) std::int32_t c[gemm_kernel_set<B>::max_c2_rows * nr];
-  alignas(64) std::int32_t out[gemm_kernel_set<B>::max_c2_rows * nr];
-  for (std::int64_t m0 = 0; m0 < M; m0 += mc) {
-    const std::int64_t rows_in_block = std::min(mc, M - m0);
-    for (std::int64_t m = 0; m < rows_in_block; ++m) {
-      const auto i = static_cast<std::size_t>(m);
-      if (c2) {
-        fill(m0 + m, a_block.data() + m * 2 * kg);  // odd K: the pad stays 0
-      } else {
-        fill(m0 + m, a_block.data());
-        pack_dot_row(a_block.data(), K, kr, kg, rows_per_group, static_cast<int>(m % tr), a_bytes.data() + (m / tr) * kg * kr * tr,
-                     &offset[i], &v_sum[i]);
-      }
-    }
-    for (std::int64_t p = 0; p < w.panels(); ++p) {
-      const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
-      for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
-        const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
-        if (c2) {
-          kern.rows[rows - 1](kg, a_block.data() + t0 * 2 * kg, w.panel(p), w.panel_zero_points(p), c);
-        } else {
-          kern.dot_rows[rows - 1](kg, a_bytes.data() + t0 * kg * kr, w.panel(p), c);
-          add_dot_compensation(c, rows, w.panel_compensation(p), offset.data() + t0, v_sum.data() + t0);
-        }
-        kern.apply(stage, c, rows, n0, first_channel, cols, out);
-        for (int m = 0; m < rows; ++m) store(m0 + t0 + m, n0, cols, out + m * nr);
-      }
-    }
+  static std::int64_t row_bytes(bool c2, std::int64_t kg, std::int64_t kr) {
+    return c2 ? 2 * kg * static_cast<std::int64_t>(sizeof(std::int16_t)) : kg * kr;
   }
+};
+
+// Runs C = A x B for M rows and the output stage on the c2 and NEON kernels: `fill(m, v)`
+// writes A row m's K zero-point-corrected values into v (int16); `store(m, n0, cols, values)`
+// receives output row m's values for columns [n0, n0 + cols).
+// Column n of this product is channel first_channel + n of the stage. `w` is in kern's format.
+// Blocked for the caches like run_x86_dot_on: a block of A rows (up to c2_block_bytes packed) is
+// packed once, then each 16-column panel of B meets every tile_rows-row tile of the block while
+// it stays in L1, instead of all of B streaming past every tile.
+template <class B, class FillFn, class StoreFn>
+void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w,
+               const tile_output_stage& stage, std::int64_t first_channel, FillFn&& fill_row, StoreFn&& store_out,
+               driver_scratch& scratch) {
+  const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), kr = w.kr();
+  const bool c2 = kern.format == gemm_pack_format::c2;
+  const std::int64_t tr = kern.tile_rows;
+  const int rows_per_group = kern.format == gemm_pack_format::c8 ? 2 : 1;
+  const c2_plan<B> plan(threads, kern, M, w);
+  const gemm_split& split = plan.split;
+  scratch.reserve(split.parts, plan.part_bytes);
+  detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
+    std::decay_t<FillFn> fill = fill_row;  // per part: the functions may keep a cursor
+    std::decay_t<StoreFn> store = store_out;
+    std::int64_t t_lo = 0, t_hi = 0, p_lo = 0, p_hi = 0;
+    split.range(part, &t_lo, &t_hi, &p_lo, &p_hi);
+    const std::int64_t m_lo = t_lo * tr, m_hi = std::min(M, t_hi * tr), rows_here = m_hi - m_lo;
+    if (rows_here <= 0 || p_lo >= p_hi) return;
+    const std::int64_t mc = block_rows(tr, c2_block_bytes, c2_plan<B>::row_bytes(c2, kg, kr), rows_here);
+    const c2_buffers<B> buf(scratch_carver{scratch.part(part)}, c2, K, kg, kr, mc);
+    std::memset(scratch.part(part), 0, buf.bytes);  // odd K: the c2 pad stays 0
+    alignas(64) std::int32_t c[gemm_kernel_set<B>::max_c2_rows * nr];
+    alignas(64) std::int32_t out[gemm_kernel_set<B>::max_c2_rows * nr];
+    for (std::int64_t m0 = m_lo; m0 < m_hi; m0 += mc) {
+      const std::int64_t rows_in_block = std::min(mc, m_hi - m0);
+      for (std::int64_t m = 0; m < rows_in_block; ++m) {
+        if (c2) {
+          fill(m0 + m, buf.a_block + m * 2 * kg);
+        } else {
+          fill(m0 + m, buf.a_block);
+          pack_dot_row(buf.a_block, K, kr, kg, rows_per_group, static_cast<int>(m % tr), buf.a_bytes + (m / tr) * kg * kr * tr,
+                       buf.offset + m, buf.v_sum + m);
+        }
+      }
+      for (std::int64_t p = p_lo; p < p_hi; ++p) {
+        const std::int64_t n0 = p * nr, cols = std::min<std::int64_t>(nr, N - n0);
+        for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
+          const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
+          if (c2) {
+            kern.rows[rows - 1](kg, buf.a_block + t0 * 2 * kg, w.panel(p), w.panel_zero_points(p), c);
+          } else {
+            kern.dot_rows[rows - 1](kg, buf.a_bytes + t0 * kg * kr, w.panel(p), c);
+            add_dot_compensation(c, rows, w.panel_compensation(p), buf.offset + t0, buf.v_sum + t0);
+          }
+          kern.apply(stage, c, rows, n0, first_channel, cols, out);
+          for (int m = 0; m < rows; ++m) store(m0 + t0 + m, n0, cols, out + m * nr);
+        }
+      }
+    }
+  });
+}
+
+// run_c2_on for weights packed in any format, with scratch of its own.
+template <class B, class FillFn, class StoreFn>
+void run_c2(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed,
+            const tile_output_stage& stage, std::int64_t first_channel, FillFn&& fill_row, StoreFn&& store_out) {
+  packed_gemm_weights<B> converted;
+  driver_scratch scratch;
+  run_c2_on(threads, kern, M, weights_in_format(packed, kern.format, converted), stage, first_channel, std::forward<FillFn>(fill_row),
+            std::forward<StoreFn>(store_out), scratch);
 }
 
 // A's bytes for the x86 c4 kernels are a - (min(A) - min(dot_a_t<B>)) in dot_a_t<B>: one XOR of
@@ -327,81 +449,135 @@ void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std
   }
 }
 
-// C = A x B and the output stage on the x86 c4 kernels, blocked for the caches: up to
-// x86_a_block_bytes of A rows are packed once (`fill_bytes(m0, rows, dst, lda)` writes the K bytes of
-// rows [m0, m0 + rows) lda apart), then
-// each group of np panels (in L1 for K up to ~1.5k) meets every tile_rows-row tile of the block.
-// `o` is the constant offset of the bytes (see dot_offset). Output row m starts at element
-// row_at(m) of `out` (column 0 of this product), its columns `col_stride` apart.
-template <class B, class O, class FillFn, class RowFn>
-void run_x86_dot(const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed, const tile_output_stage& stage,
-                 std::int64_t first_channel, std::int32_t o, FillFn&& fill_bytes, const TensorView<O>& out, RowFn&& row_at,
-                 std::int64_t col_stride) {
-  using AB = dot_a_t<B>;
-  packed_gemm_weights<B> converted;
-  const packed_gemm_weights<B>& w = weights_in_format(packed, gemm_pack_format::c4, converted);
-  const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), panels = w.panels();
-  const std::int64_t lda = (kg * 4 + 63) / 64 * 64;
-  const std::int64_t tr = kern.tile_rows;
-  const std::int64_t mc = std::max<std::int64_t>(tr, std::min<std::int64_t>((x86_a_block_bytes / lda) / tr * tr, (M + tr - 1) / tr * tr));
-  // The stage with o * sb[j] added to every column's bias (modulo 2^32, like the sums).
+// The x86 driver's buffers for blocks of mc rows (see run_x86_dot_on).
+template <class AB>
+struct x86_dot_buffers {
+  AB* a_block;             // mc rows lda apart, + the fills' slack (below)
+  std::uint32_t* v_sum;    // weight zero points: sums of each row's v
+  std::int64_t* row_off;   // row_at of the block's rows
+  std::size_t bytes;
+  x86_dot_buffers(scratch_carver c, std::int64_t lda, std::int64_t mc, bool zero_points)
+      : a_block(c.take<AB>(mc * lda + 16)),
+        v_sum(c.take<std::uint32_t>(zero_points ? mc : 0)),
+        row_off(c.take<std::int64_t>(mc)),
+        bytes(c.used) {}
+};
+
+// How run_x86_dot_on splits and blocks a product: its parts and each part's scratch bytes.
+template <class B>
+struct x86_dot_plan {
+  gemm_split split;
+  std::int64_t lda;
+  std::size_t part_bytes = 0;
+  x86_dot_plan(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w)
+      : split(threads, M, kern.tile_rows, w.N(), (w.panels() + kern.np - 1) / kern.np), lda((w.k_groups() * 4 + 63) / 64 * 64) {
+    const std::int64_t mc = block_rows(kern.tile_rows, x86_a_block_bytes, lda, split.max_part_rows(M, kern.tile_rows));
+    part_bytes = x86_dot_buffers<dot_a_t<B>>(scratch_carver{}, lda, mc, w.has_zero_points()).bytes;
+  }
+};
+
+// The stage of the x86 driver: `stage` with o * sb[j] added to every column's bias (modulo 2^32,
+// like the sums), for the constant offset o of the bytes (see dot_offset).
+template <class B>
+tile_output_stage x86_dot_stage(const tile_output_stage& stage, const packed_gemm_weights<B>& w, std::int32_t o) {
   tile_output_stage st = stage;
-  for (std::int64_t n = 0; n < N; ++n) {
+  for (std::int64_t n = 0; n < w.N(); ++n) {
     const std::int32_t sb = w.panel_compensation(n / nr)[nr + n % nr];
     st.bias[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(static_cast<std::uint32_t>(st.bias[static_cast<std::size_t>(n)]) +
                                                                      static_cast<std::uint32_t>(o) * static_cast<std::uint32_t>(sb));
   }
+  return st;
+}
+
+// C = A x B and the output stage on the x86 c4 kernels, blocked for the caches: up to
+// x86_a_block_bytes of A rows are packed once (`fill_bytes(m0, rows, dst, lda)` writes the K bytes of
+// rows [m0, m0 + rows) lda apart), then
+// each group of np panels (in L1 for K up to ~1.5k) meets every tile_rows-row tile of the block.
+// `w` is in the c4 format, `o` is the constant offset of the bytes (see dot_offset) and `st`
+// is x86_dot_stage(stage, w, o). Output row m starts at element
+// row_at(m) of `out` (column 0 of this product), its columns `col_stride` apart.
+template <class B, class O, class FillFn, class RowFn>
+void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w,
+                    const tile_output_stage& st, std::int64_t first_channel, std::int32_t o, FillFn&& fill_rows, const TensorView<O>& out, RowFn&& row_of,
+                    std::int64_t col_stride, driver_scratch& scratch) {
+  using AB = dot_a_t<B>;
+  const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), panels = w.panels();
+  const std::int64_t tr = kern.tile_rows;
+  const x86_dot_plan<B> plan(threads, kern, M, w);
+  const gemm_split& split = plan.split;
+  const std::int64_t lda = plan.lda;
   [[maybe_unused]] bool fused = false;  // the AVX-512 fused store (x86 only)
 #if defined(NPUQ_ARCH_X86_64)
   fused = !element_traits<O>::packed && col_stride == 1 && kern.output == kernel_family::avx512_vnni && avx512_stage_supported(st);
 #endif
   const bool zero_points = w.has_zero_points();
-  std::vector<AB> a_block(static_cast<std::size_t>(mc * lda + 16));  // + the fills' slack (below)
-  std::vector<std::uint32_t> v_sum(static_cast<std::size_t>(zero_points ? mc : 0));
-  std::vector<std::int64_t> row_off(static_cast<std::size_t>(mc));  // row_at of the block's rows
-  alignas(64) std::int32_t c[max_mr * 2 * nr];
-  alignas(64) std::int32_t values[max_mr * nr];
-  const std::int32_t no_offset[max_mr] = {};
-  for (std::int64_t m0 = 0; m0 < M; m0 += mc) {
-    const std::int64_t rows_in_block = std::min(mc, M - m0);
-    // Writes [0, K) of each row, and may leave up to 15 bytes of garbage past K (times B's zero
-    // pad: 0; what lies beyond lda is the next row's, filled after it, or the block's slack).
-    fill_bytes(m0, rows_in_block, a_block.data(), lda);
-    for (std::int64_t m = 0; m < rows_in_block; ++m) {
-      const AB* row = a_block.data() + m * lda;
-      row_off[static_cast<std::size_t>(m)] = row_at(m0 + m);
-      if (zero_points) {  // sum of v = a - za = bytes + o
-        std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
-        for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));
-        v_sum[static_cast<std::size_t>(m)] = s;
+  scratch.reserve(split.parts, plan.part_bytes);
+  detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
+    std::decay_t<FillFn> fill_bytes = fill_rows;  // per part: the functions may keep a cursor
+    std::decay_t<RowFn> row_at = row_of;
+    std::int64_t t_lo = 0, t_hi = 0, g_lo = 0, g_hi = 0;
+    split.range(part, &t_lo, &t_hi, &g_lo, &g_hi);
+    const std::int64_t m_lo = t_lo * tr, m_hi = std::min(M, t_hi * tr), rows_here = m_hi - m_lo;
+    const std::int64_t p_lo = g_lo * kern.np, p_hi = std::min(panels, g_hi * kern.np);
+    if (rows_here <= 0 || p_lo >= p_hi) return;
+    const std::int64_t mc = block_rows(tr, x86_a_block_bytes, lda, rows_here);
+    const x86_dot_buffers<AB> buf(scratch_carver{scratch.part(part)}, lda, mc, zero_points);
+    alignas(64) std::int32_t c[max_mr * 2 * nr];
+    alignas(64) std::int32_t values[max_mr * nr];
+    const std::int32_t no_offset[max_mr] = {};
+    for (std::int64_t m0 = m_lo; m0 < m_hi; m0 += mc) {
+      const std::int64_t rows_in_block = std::min(mc, m_hi - m0);
+      // Writes [0, K) of each row, and may leave up to 15 bytes of garbage past K (times B's zero
+      // pad: 0; what lies beyond lda is the next row's, filled after it, or the block's slack).
+      fill_bytes(m0, rows_in_block, buf.a_block, lda);
+      for (std::int64_t m = 0; m < rows_in_block; ++m) {
+        const AB* row = buf.a_block + m * lda;
+        buf.row_off[m] = row_at(m0 + m);
+        if (zero_points) {  // sum of v = a - za = bytes + o
+          std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
+          for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));
+          buf.v_sum[m] = s;
+        }
       }
-    }
-    for (std::int64_t p0 = 0; p0 < panels; p0 += kern.np) {
-      const int np = static_cast<int>(std::min<std::int64_t>(kern.np, panels - p0));
-      for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
-        const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
-        kern.x86[rows - 1][np - 1](kg, a_block.data() + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
-        const std::int64_t* offs = row_off.data() + t0;
-        for (int q = 0; q < np; ++q)
-          if (zero_points) add_dot_compensation(c + q * rows * nr, rows, w.panel_compensation(p0 + q), no_offset, v_sum.data() + t0);
+      for (std::int64_t p0 = p_lo; p0 < p_hi; p0 += kern.np) {
+        const int np = static_cast<int>(std::min<std::int64_t>(kern.np, p_hi - p0));
+        for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
+          const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
+          kern.x86[rows - 1][np - 1](kg, buf.a_block + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
+          const std::int64_t* offs = buf.row_off + t0;
+          for (int q = 0; q < np; ++q)
+            if (zero_points) add_dot_compensation(c + q * rows * nr, rows, w.panel_compensation(p0 + q), no_offset, buf.v_sum + t0);
 #if defined(NPUQ_ARCH_X86_64)
-        if (fused) {
-          if constexpr (!element_traits<O>::packed) {
-            O* base = out.data() + p0 * nr;
-            store_tile_avx512<O>(st, c, rows, np, p0 * nr, N - p0 * nr, [base, offs](int m) { return base + offs[m]; });
+          if (fused) {
+            if constexpr (!element_traits<O>::packed) {
+              O* base = out.data() + p0 * nr;
+              store_tile_avx512<O>(st, c, rows, np, p0 * nr, N - p0 * nr, [base, offs](int m) { return base + offs[m]; });
+            }
+            continue;
           }
-          continue;
-        }
 #endif
-        for (int q = 0; q < np; ++q) {
-          std::int32_t* cq = c + q * rows * nr;
-          const std::int64_t n0 = (p0 + q) * nr, cols = std::min<std::int64_t>(nr, N - n0);
-          kern.apply(st, cq, rows, n0, first_channel, cols, values);
-          for (int m = 0; m < rows; ++m) store_row(out, offs[m] + n0 * col_stride, col_stride, cols, values + m * nr);
+          for (int q = 0; q < np; ++q) {
+            std::int32_t* cq = c + q * rows * nr;
+            const std::int64_t n0 = (p0 + q) * nr, cols = std::min<std::int64_t>(nr, N - n0);
+            kern.apply(st, cq, rows, n0, first_channel, cols, values);
+            for (int m = 0; m < rows; ++m) store_row(out, offs[m] + n0 * col_stride, col_stride, cols, values + m * nr);
+          }
         }
       }
     }
-  }
+  });
+}
+
+// run_x86_dot_on for weights packed in any format and the plain stage, with scratch of its own.
+template <class B, class O, class FillFn, class RowFn>
+void run_x86_dot(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& packed,
+                 const tile_output_stage& stage, std::int64_t first_channel, std::int32_t o, FillFn&& fill_rows, const TensorView<O>& out,
+                 RowFn&& row_of, std::int64_t col_stride) {
+  packed_gemm_weights<B> converted;
+  const packed_gemm_weights<B>& w = weights_in_format(packed, gemm_pack_format::c4, converted);
+  driver_scratch scratch;
+  run_x86_dot_on(threads, kern, M, w, x86_dot_stage(stage, w, o), first_channel, o, std::forward<FillFn>(fill_rows), out,
+                 std::forward<RowFn>(row_of), col_stride, scratch);
 }
 
 // "<op>_<A type><B type>_<tile>_<family>", e.g. "gemm_s8s8_8x32c4_avx512_vnni".
@@ -410,20 +586,73 @@ std::string gemm_kernel_name(const char* op, dtype a, dtype b, const gemm_kernel
   return std::string(op) + "_" + type_code(a) + type_code(b) + "_" + kern.tile + "_" + kern.suffix();
 }
 
-// One GEMM problem with B already packed (shared by all batches, or `per_batch` packs).
+// Batch `batch` of a GEMM problem: `w` in kern's format, `st` the stage (x86 c4 kernels:
+// x86_dot_stage(stage, w, dot_offset)).
 template <class A, class B, class O>
-void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, const packed_gemm_weights<B>* shared) {
-  const gemm_kernel_set<B> kern = gemm_kernels<B>(be.level());
+void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, std::int64_t batch,
+                    const packed_gemm_weights<B>& w, const tile_output_stage& st, driver_scratch& scratch) {
   const Layout& al = p.a.layout();
   const Layout& ol = p.out.layout();
   const int ar = al.rank(), orr = ol.rank();
-  packed_gemm_weights<B> own;
+  std::int64_t ao = 0, bo = 0, oo = 0;
+  p.batch_offsets(batch, &ao, &bo, &oo);
+  const std::int64_t a0 = p.a.offset() + ao, sm = al.stride(ar - 2), sk = al.stride(ar - 1);
+  const std::int64_t o0 = p.out.offset() + oo, om = ol.stride(orr - 2), on = ol.stride(orr - 1);
+  if (is_x86_dot(kern)) {
+    using AB = dot_a_t<B>;
+    constexpr int shift = dot_shift<A, B>();
+    run_x86_dot_on(
+        threads, kern, p.M, w, st, 0, dot_offset<A, B>(p.a_zero_point),
+        [&](std::int64_t m0, std::int64_t rows, AB* dst, std::int64_t lda) {
+          for (std::int64_t m = 0; m < rows; ++m, dst += lda) {
+            const A* row = p.a.data() + a0 + (m0 + m) * sm;
+            if (sk == 1) {
+              copy_shifted<shift>(row, dst, p.K);
+            } else {
+              for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);
+            }
+          }
+        },
+        p.out, [&](std::int64_t m) { return o0 + m * om; }, on, scratch);
+    return;
+  }
+  run_c2_on(
+      threads, kern, p.M, w, st, 0,
+      [&](std::int64_t m, std::int16_t* v) {
+        const auto* row = p.a.data() + a0 + m * sm;
+        const std::int32_t zp = p.a_zero_point;
+        if (sk == 1) {
+          widen_minus_zero_point(row, zp, v, p.K);
+        } else {
+          for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
+        }
+      },
+      [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
+        store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
+      },
+      scratch);
+}
+
+// The stage the kernels of `kern` take for weights `w` (see run_gemm_batch).
+template <class A, class B>
+tile_output_stage kernel_stage(const gemm_kernel_set<B>& kern, const tile_output_stage& stage, const packed_gemm_weights<B>& w,
+                               std::int32_t a_zero_point) {
+  return is_x86_dot(kern) ? x86_dot_stage(stage, w, dot_offset<A, B>(a_zero_point)) : stage;
+}
+
+// One GEMM problem with B already packed (shared by all batches) or, `shared` null, packed here
+// batch by batch.
+template <class A, class B, class O>
+void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, const packed_gemm_weights<B>* shared) {
+  const gemm_kernel_set<B> kern = gemm_kernels<B>(be.level());
   const tile_output_stage stage(p.stage, p.bias, p.N);
+  packed_gemm_weights<B> own, converted;
+  driver_scratch scratch;
   for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
-    std::int64_t ao = 0, bo = 0, oo = 0;
-    p.batch_offsets(batch, &ao, &bo, &oo);
     const packed_gemm_weights<B>* w = shared;
     if (w == nullptr) {
+      std::int64_t ao = 0, bo = 0, oo = 0;
+      p.batch_offsets(batch, &ao, &bo, &oo);
       const Layout& bl = p.b.layout();
       const int br = bl.rank();
       TensorView<const B> bb(p.b.data(), p.b.offset() + bo, Layout::strided({p.K, p.N}, {bl.stride(br - 2), bl.stride(br - 1)}),
@@ -431,41 +660,8 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
       (void)own.pack(bb, be.level());  // cannot fail: the problem was validated
       w = &own;
     }
-    const std::int64_t a0 = p.a.offset() + ao, sm = al.stride(ar - 2), sk = al.stride(ar - 1);
-    const std::int64_t o0 = p.out.offset() + oo, om = ol.stride(orr - 2), on = ol.stride(orr - 1);
-    const auto store = [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
-      store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
-    };
-    if (is_x86_dot(kern)) {
-      using AB = dot_a_t<B>;
-      constexpr int shift = dot_shift<A, B>();
-      run_x86_dot(
-          kern, p.M, *w, stage, 0, dot_offset<A, B>(p.a_zero_point),
-          [&](std::int64_t m0, std::int64_t rows, AB* dst, std::int64_t lda) {
-            for (std::int64_t m = 0; m < rows; ++m, dst += lda) {
-              const A* row = p.a.data() + a0 + (m0 + m) * sm;
-              if (sk == 1) {
-                copy_shifted<shift>(row, dst, p.K);
-              } else {
-                for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);
-              }
-            }
-          },
-          p.out, [&](std::int64_t m) { return o0 + m * om; }, on);
-      continue;
-    }
-    run_c2(
-        kern, p.M, *w, stage, 0,
-        [&](std::int64_t m, std::int16_t* v) {
-          const auto* row = p.a.data() + a0 + m * sm;
-          const std::int32_t zp = p.a_zero_point;
-          if (sk == 1) {
-            widen_minus_zero_point(row, zp, v, p.K);
-          } else {
-            for (std::int64_t k = 0; k < p.K; ++k) v[k] = static_cast<std::int16_t>(row[k * sk] - zp);
-          }
-        },
-        store);
+    const packed_gemm_weights<B>& wf = weights_in_format(*w, kern.format, converted);
+    run_gemm_batch(be.thread_count(), kern, p, batch, wf, kernel_stage<A>(kern, stage, wf, p.a_zero_point), scratch);
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name("gemm", p.a.type(), p.b.type(), kern);
 }

@@ -1,0 +1,288 @@
+// Plans: an op created once and run many times, the fast path of the simd backend.
+//
+// Creating a plan does everything that does not depend on the activations' values: it validates
+// the whole call, chooses the level's kernels, packs the weights, folds bias and zero-point
+// terms into the requantization and sizes the per-thread scratch. `run(input, output)` then
+// checks only what can change between calls (the two tensors' data, shape and quantization, and
+// that they do not overlap), allocates nothing, and writes the same bytes as the one-shot call.
+// The shapes, strides of the weights and all quantization parameters are fixed at creation; the
+// input and output may live anywhere (any strides) as long as their shapes and quantization
+// match the plan's.
+//
+// A plan is movable, not copyable, and runs one call at a time (its scratch is its own): use one
+// plan per concurrent caller. Plans take 8-bit weights and accumulators that wrap at <= 32 bits
+// (every profile npuq ships except the saturating and wider NPU ones, which the one-shot calls
+// run on the reference kernels).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+
+#include "npuq/backends/simd/conv2d.hpp"
+#include "npuq/backends/simd/gemm.hpp"
+
+namespace npuq {
+namespace detail {
+
+// Same quantization parameters, compared field by field without copying.
+inline bool same_quant(const Quant& a, const Quant& b) {
+  return a.granularity == b.granularity && a.scales == b.scales && a.zero_points == b.zero_points && a.axis == b.axis &&
+         a.group_axis == b.group_axis && a.group_size == b.group_size;
+}
+
+// A tensor or view as a view without its quantization (no copy of Quant's vectors).
+template <class T>
+TensorView<const T> bare_input_view(const Tensor<T>& t) {
+  return {t.data(), 0, t.layout(), Quant{}, t.capacity()};
+}
+template <class T>
+TensorView<const T> bare_input_view(const TensorView<T>& v) {
+  return {v.data(), v.offset(), v.layout(), Quant{}, v.capacity()};
+}
+template <class T>
+TensorView<T> bare_output_view(const Tensor<T>& t) {
+  return {t.data(), 0, t.layout(), Quant{}, t.capacity()};
+}
+template <class T>
+TensorView<T> bare_output_view(const TensorView<T>& v) {
+  static_assert(!std::is_const<T>::value, "output: a view of const elements cannot be written");
+  return {v.data(), v.offset(), v.layout(), Quant{}, v.capacity()};
+}
+
+// A run's operand against the plan's: a valid view of the planned shape and quantization.
+template <class T>
+status check_plan_operand(const TensorView<T>& v, const Quant& q, const Layout& planned, const Quant& planned_q, const char* name) {
+  NPUQ_RETURN_IF_ERROR(v.validate(name));
+  bool same_shape = v.rank() == planned.rank();
+  for (int d = 0; same_shape && d < planned.rank(); ++d) same_shape = v.dim(d) == planned.dim(d);
+  if (!same_shape)
+    return {errc::invalid_shape, std::string(name) + ": shape " + v.layout().shape_string() + ", the plan was made for " +
+                                     planned.shape_string()};
+  if (!same_quant(q, planned_q))
+    return {errc::invalid_quantization, std::string(name) + ": quantization differs from the plan's (scales and zero points are fixed "
+                                                            "when the plan is made; make another plan)"};
+  return {};
+}
+
+inline status plan_numerics(const numerics_profile& p, const char* op) {
+  if (simd_detail::wraps_within_32_bits(p)) return {};
+  return {errc::unsupported, std::string(op) + " plan: the profile's accumulator saturates or is wider than 32 bits; the one-shot call " +
+                                 "runs it on the reference kernels"};
+}
+}  // namespace detail
+
+// GEMM out = requant(a x b + bias) on the simd backend, created once by make_gemm_plan:
+// a [..., M, K] and out [..., M, N] with the shapes given at creation, b [K, N] shared by every
+// batch (packed at creation).
+template <class A, class B, class O>
+class gemm_plan {
+  static_assert(is_8bit_v<B>, "gemm_plan: weights must be int8_t or uint8_t (int4 and sparse plans are not built yet)");
+
+ public:
+  gemm_plan() = default;
+
+  // Creates the plan (see make_gemm_plan); on failure *this is unchanged.
+  template <class XA, class XB, class XBias, class XO>
+  status create(const simd_backend& be, const gemm_params& params, const XA& a, const XB& b, const XBias& bias, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XA>, A>::value, "gemm_plan: a's element type differs from the plan's A");
+    static_assert(std::is_same<detail::element_of<XB>, B>::value, "gemm_plan: b's element type differs from the plan's B");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "gemm_plan: output element type differs from the plan's O");
+    auto s = std::make_unique<state>();
+    NPUQ_RETURN_IF_ERROR(make_gemm_problem(params, input_view(a), input_view(b), input_view(bias), output_view(out), &s->p));
+    NPUQ_RETURN_IF_ERROR(detail::plan_numerics(s->p.stage.numerics, "gemm"));
+    if (s->p.b.rank() != 2) return {errc::unsupported, "b: a plan takes 2-D weights [K, N] shared by every batch"};
+    s->kern = simd_detail::gemm_kernels<B>(be.level());
+    NPUQ_RETURN_IF_ERROR(s->w.pack(s->p.b, be.level()));
+    if (s->w.format() != s->kern.format) s->w = s->w.converted(s->kern.format);
+    const simd_detail::tile_output_stage stage(s->p.stage, s->p.bias, s->p.N);
+    s->st.emplace(simd_detail::kernel_stage<A>(s->kern, stage, s->w, s->p.a_zero_point));
+    s->st->st = &s->p.stage;
+    s->threads = be.thread_count();
+    s->a_shape = s->p.a.layout();
+    s->out_shape = s->p.out.layout();
+    s->a_quant = s->p.a.quant();
+    s->out_quant = s->p.out.quant();
+    s->kernel = simd_detail::gemm_kernel_name("gemm", element_traits<A>::type, element_traits<B>::type, s->kern);
+    // The user's weights and bias are not referenced after creation.
+    s->p.b = TensorView<const B>(nullptr, s->p.b.layout(), Quant{});
+    s->p.bias = TensorView<const std::int32_t>(nullptr, s->p.bias.layout(), Quant{});
+    size_scratch(*s);
+    s_ = std::move(s);
+    return {};
+  }
+
+  // out = the GEMM of a; a and out must have the shapes and quantization the plan was made with.
+  // Allocates nothing; on failure nothing is written.
+  template <class XA, class XO>
+  status try_run(const XA& a, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XA>, A>::value, "gemm_plan::run: a's element type differs from the plan's A");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "gemm_plan::run: output element type differs from the plan's O");
+    if (!s_) return {errc::invalid_argument, "gemm_plan: empty plan (make it with make_gemm_plan)"};
+    const TensorView<const A> av = detail::bare_input_view(a);
+    const TensorView<O> ov = detail::bare_output_view(out);
+    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(av, a.quant(), s_->a_shape, s_->a_quant, "a"));
+    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(ov, out.quant(), s_->out_shape, s_->out_quant, "output"));
+    NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(ov, av));
+    s_->p.a = av;
+    s_->p.out = ov;
+    for (std::int64_t batch = 0; batch < s_->p.batch_count(); ++batch)
+      simd_detail::run_gemm_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->st, s_->scratch);
+    return {};
+  }
+  template <class XA, class XO>
+  void run(const XA& a, const XO& out) {
+    throw_if_error(try_run(a, out));
+  }
+
+  bool empty() const { return !s_; }
+  // The kernel the plan runs, e.g. "gemm_s8s8_8x32c4_avx512_vnni" (runs do not set simd_last_kernel).
+  const std::string& kernel_name() const { return s_->kernel; }
+  int threads() const { return s_->threads; }
+
+ private:
+  struct state {
+    gemm_problem<A, B, O> p;
+    simd_detail::gemm_kernel_set<B> kern;
+    packed_gemm_weights<B> w;
+    std::optional<simd_detail::tile_output_stage> st;
+    simd_detail::driver_scratch scratch;
+    Layout a_shape, out_shape;
+    Quant a_quant, out_quant;
+    std::string kernel;
+    int threads = 1;
+  };
+  static void size_scratch(state& s) {
+    if (simd_detail::is_x86_dot(s.kern)) {
+      const simd_detail::x86_dot_plan<B> plan(s.threads, s.kern, s.p.M, s.w);
+      s.scratch.reserve(plan.split.parts, plan.part_bytes);
+    } else {
+      const simd_detail::c2_plan<B> plan(s.threads, s.kern, s.p.M, s.w);
+      s.scratch.reserve(plan.split.parts, plan.part_bytes);
+    }
+  }
+  std::unique_ptr<state> s_;  // stable addresses: the stage points into the problem
+};
+
+// Makes a GEMM plan: validates exactly like gemm(simd, params, a, b, bias, out), with a and out
+// standing for the tensors later runs pass (their data is not read or written here).
+template <class XA, class XB, class XBias, class XO>
+status try_make_gemm_plan(const simd_backend& be, const gemm_params& params, const XA& a, const XB& b, const XBias& bias, const XO& out,
+                          gemm_plan<detail::element_of<XA>, detail::element_of<XB>, detail::element_of<XO>>* plan) {
+  return plan->create(be, params, a, b, bias, out);
+}
+template <class XA, class XB, class XBias, class XO>
+gemm_plan<detail::element_of<XA>, detail::element_of<XB>, detail::element_of<XO>> make_gemm_plan(
+    const simd_backend& be, const gemm_params& params, const XA& a, const XB& b, const XBias& bias, const XO& out) {
+  gemm_plan<detail::element_of<XA>, detail::element_of<XB>, detail::element_of<XO>> plan;
+  throw_if_error(plan.create(be, params, a, b, bias, out));
+  return plan;
+}
+
+// conv2d (NHWC input and output, OHWI weights, groups) on the simd backend, created once by
+// make_conv2d_plan; runs take an input and output of the shapes given at creation.
+template <class I, class W, class O>
+class conv2d_plan {
+ public:
+  conv2d_plan() = default;
+
+  template <class XI, class XW, class XBias, class XO>
+  status create(const simd_backend& be, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
+                const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, I>::value, "conv2d_plan: input element type differs from the plan's I");
+    static_assert(std::is_same<detail::element_of<XW>, W>::value, "conv2d_plan: weights element type differs from the plan's W");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "conv2d_plan: output element type differs from the plan's O");
+    auto s = std::make_unique<state>();
+    NPUQ_RETURN_IF_ERROR(make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &s->p));
+    NPUQ_RETURN_IF_ERROR(detail::plan_numerics(s->p.stage.numerics, "conv2d"));
+    s->kern = simd_detail::gemm_kernels<W>(be.level());
+    const std::int64_t ocg = s->p.out_per_group;
+    s->w.resize(static_cast<std::size_t>(s->p.groups));
+    for (std::int64_t g = 0; g < s->p.groups; ++g) {
+      packed_gemm_weights<W>& wg = s->w[static_cast<std::size_t>(g)];
+      packed_conv2d_weights<W>::pack_group(s->p.w, g * ocg, ocg, &wg, be.level());
+      if (wg.format() != s->kern.format) wg = wg.converted(s->kern.format);
+      const simd_detail::tile_output_stage stage(s->p.stage, s->p.bias, ocg, g * ocg);
+      s->st.push_back(simd_detail::kernel_stage<I>(s->kern, stage, wg, s->p.in_zero_point));
+      s->st.back().st = &s->p.stage;
+    }
+    s->threads = be.thread_count();
+    s->in_shape = s->p.in.layout();
+    s->out_shape = s->p.out.layout();
+    s->in_quant = s->p.in.quant();
+    s->out_quant = s->p.out.quant();
+    s->kernel = simd_detail::gemm_kernel_name("conv2d", element_traits<I>::type, element_traits<W>::type, s->kern);
+    s->p.w = TensorView<const W>(nullptr, s->p.w.layout(), Quant{});
+    s->p.bias = TensorView<const std::int32_t>(nullptr, s->p.bias.layout(), Quant{});
+    const std::int64_t M = s->p.g.N * s->p.g.OH * s->p.g.OW;
+    for (const packed_gemm_weights<W>& wg : s->w) {  // every group has the same shape
+      if (simd_detail::is_x86_dot(s->kern)) {
+        const simd_detail::x86_dot_plan<W> plan(s->threads, s->kern, M, wg);
+        s->scratch.reserve(plan.split.parts, plan.part_bytes);
+      } else {
+        const simd_detail::c2_plan<W> plan(s->threads, s->kern, M, wg);
+        s->scratch.reserve(plan.split.parts, plan.part_bytes);
+      }
+      break;
+    }
+    s_ = std::move(s);
+    return {};
+  }
+
+  // out = conv2d(input); allocates nothing; on failure nothing is written.
+  template <class XI, class XO>
+  status try_run(const XI& input, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, I>::value, "conv2d_plan::run: input element type differs from the plan's I");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "conv2d_plan::run: output element type differs from the plan's O");
+    if (!s_) return {errc::invalid_argument, "conv2d_plan: empty plan (make it with make_conv2d_plan)"};
+    const TensorView<const I> iv = detail::bare_input_view(input);
+    const TensorView<O> ov = detail::bare_output_view(out);
+    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(iv, input.quant(), s_->in_shape, s_->in_quant, "input"));
+    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(ov, out.quant(), s_->out_shape, s_->out_quant, "output"));
+    NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(ov, iv));
+    s_->p.in = iv;
+    s_->p.out = ov;
+    for (std::int64_t g = 0; g < s_->p.groups; ++g)
+      simd_detail::run_conv2d_group(s_->threads, s_->kern, s_->p, g, s_->w[static_cast<std::size_t>(g)],
+                                    s_->st[static_cast<std::size_t>(g)], s_->scratch);
+    return {};
+  }
+  template <class XI, class XO>
+  void run(const XI& input, const XO& out) {
+    throw_if_error(try_run(input, out));
+  }
+
+  bool empty() const { return !s_; }
+  const std::string& kernel_name() const { return s_->kernel; }
+  int threads() const { return s_->threads; }
+
+ private:
+  struct state {
+    conv2d_problem<I, W, O> p;
+    simd_detail::gemm_kernel_set<W> kern;
+    std::vector<packed_gemm_weights<W>> w;          // per group, in the kernels' format
+    std::vector<simd_detail::tile_output_stage> st;  // per group
+    simd_detail::driver_scratch scratch;
+    Layout in_shape, out_shape;
+    Quant in_quant, out_quant;
+    std::string kernel;
+    int threads = 1;
+  };
+  std::unique_ptr<state> s_;
+};
+
+template <class XI, class XW, class XBias, class XO>
+status try_make_conv2d_plan(const simd_backend& be, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
+                            const XO& out, conv2d_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>>* plan) {
+  return plan->create(be, params, input, weights, bias, out);
+}
+template <class XI, class XW, class XBias, class XO>
+conv2d_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> make_conv2d_plan(
+    const simd_backend& be, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias, const XO& out) {
+  conv2d_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> plan;
+  throw_if_error(plan.create(be, params, input, weights, bias, out));
+  return plan;
+}
+
+}  // namespace npuq

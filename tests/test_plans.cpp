@@ -1,0 +1,217 @@
+// Plans (backends/simd/plan.hpp) are the one-shot call split in two: the bytes a plan's run
+// writes are the scalar reference's and the one-shot simd call's, at every ISA level this CPU
+// runs, on 1-3 threads, for every profile, with strided inputs; runs allocate nothing (counted
+// through a replaced global operator new); and every way a run's tensors can disagree with the
+// plan is refused by name before anything is written.
+#include "support/catch.hpp"
+#include "support/levels.hpp"
+#include "support/random.hpp"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <string>
+#include <vector>
+
+#include <npuq/npuq.hpp>
+
+namespace {
+std::atomic<long> g_allocations{0};
+std::atomic<bool> g_counting{false};
+}  // namespace
+
+// Every allocation through operator new is counted while g_counting is set. Not under
+// AddressSanitizer, whose runtime owns operator new (the release pass counts). GCC cannot see
+// that the replaced new and delete below pair malloc with free.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kCountsAllocations = false;
+#else
+constexpr bool kCountsAllocations = true;
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+void* operator new(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+#endif
+
+using namespace npuq;
+using npuq_test::fill;
+using npuq_test::random_scales;
+using npuq_test::random_zero_points;
+using npuq_test::rng;
+using npuq_test::values;
+
+namespace {
+
+const numerics_profile kProfiles[] = {numerics_profile::tflite(), numerics_profile::onnx(), numerics_profile::tosa_single()};
+
+// Allocations made by fn().
+template <class Fn>
+long allocations_in(Fn&& fn) {
+  g_allocations = 0;
+  g_counting = true;
+  fn();
+  g_counting = false;
+  return g_allocations.load();
+}
+
+}  // namespace
+
+TEST_CASE("the allocation counter sees allocations", "[plan]") {
+  // Guards the zero-allocation checks below against a counter that cannot count.
+  if (kCountsAllocations) CHECK(allocations_in([] { std::vector<int> v(100); (void)v; }) == 1);
+}
+
+TEST_CASE("gemm plans write the reference's bytes and allocate nothing when run", "[plan][gemm]") {
+  rng r(301);
+  struct shape {
+    std::int64_t M, N, K;
+  };
+  const shape shapes[] = {{1, 16, 16}, {1, 1, 1}, {7, 33, 9}, {64, 64, 64}, {65, 17, 300}, {3, 260, 31}, {256, 32, 1024}};
+  for (isa level : cpu().levels())
+    for (const shape& s : shapes)
+      for (const numerics_profile& prof : kProfiles)
+        for (int threads : {1, 3}) {
+          INFO(to_string(level) << " M=" << s.M << " N=" << s.N << " K=" << s.K << " " << prof.describe() << " threads " << threads);
+          Tensor<std::uint8_t> a(Layout::matrix(s.M, s.K), Quant::per_tensor(0.02f, r.uniform(0, 255)));
+          Tensor<std::int8_t> b(Layout::matrix(s.K, s.N), Quant::per_axis(1, random_scales(r, s.N)));
+          Tensor<std::int32_t> bias(Layout::row_major({s.N}));
+          fill(a, r);
+          fill(b, r);
+          fill(bias, r, -20000, 20000);
+          gemm_params p;
+          p.numerics = prof;
+          const Quant oq = Quant::per_tensor(0.05f, -3);
+          Tensor<std::int8_t> expect(Layout::matrix(s.M, s.N), oq), one_shot(Layout::matrix(s.M, s.N), oq);
+          gemm(scalar, p, a, b, bias, expect);
+          const simd_backend be{level, threads};
+          gemm(be, p, a, b, bias, one_shot);
+          REQUIRE(values(one_shot) == values(expect));
+
+          Tensor<std::int8_t> got(Layout::matrix(s.M, s.N), oq);
+          auto plan = make_gemm_plan(be, p, a, b, bias, got);
+          CHECK(npuq_test::ends_with(plan.kernel_name(), std::string("_") + to_string(level)));
+          plan.run(a, got);  // the first run creates the OpenMP team (libgomp's own malloc)
+          REQUIRE(values(got) == values(expect));
+          fill(got, r);
+          const long allocated = allocations_in([&] { plan.run(a, got); });
+          if (kCountsAllocations) REQUIRE(allocated == 0);
+          REQUIRE(values(got) == values(expect));
+        }
+}
+
+TEST_CASE("a gemm plan runs strided and batched inputs", "[plan][gemm]") {
+  rng r(302);
+  const std::int64_t batches = 3, M = 11, N = 40, K = 70;
+  for (isa level : cpu().levels()) {
+    INFO(to_string(level));
+    // a is a column slice of a wider buffer, the output is batched and written with a row pitch.
+    Tensor<std::int8_t> wide(Layout::row_major({batches, M, K + 5}), Quant::per_tensor(0.03f, 4));
+    fill(wide, r);
+    const TensorView<const std::int8_t> a(wide.data(), 2, Layout::strided({batches, M, K}, {M * (K + 5), K + 5, 1}), wide.quant(),
+                                          wide.capacity());
+    Tensor<std::int8_t> b(Layout::matrix(K, N), Quant::per_tensor(0.01f));
+    fill(b, r);
+    gemm_params p;
+    const Quant oq = Quant::per_tensor(0.2f, 1);
+    Tensor<std::int8_t> expect(Layout::row_major({batches, M, N}), oq);
+    gemm(scalar, p, a, b, no_bias, expect);
+    Tensor<std::int8_t> pitched(Layout::row_major({batches, M, N + 3}), oq);
+    const TensorView<std::int8_t> got(pitched.data(), 0, Layout::strided({batches, M, N}, {M * (N + 3), N + 3, 1}), oq, pitched.capacity());
+    auto plan = make_gemm_plan(simd_backend{level, 2}, p, a, b, no_bias, got);
+    plan.run(a, got);
+    for (std::int64_t i = 0; i < batches; ++i)
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t n = 0; n < N; ++n) REQUIRE(got(i, m, n) == expect.view()(i, m, n));
+  }
+}
+
+TEST_CASE("conv2d plans write the reference's bytes and allocate nothing when run", "[plan][conv2d]") {
+  rng r(303);
+  struct cfg {
+    std::int64_t N, H, W, C, OC, K, stride, groups;
+  };
+  const cfg cases[] = {{1, 17, 19, 3, 16, 3, 2, 1}, {2, 9, 9, 16, 40, 3, 1, 2}, {1, 12, 12, 8, 24, 1, 1, 1}, {1, 5, 6, 33, 17, 5, 1, 1}};
+  for (isa level : cpu().levels())
+    for (const cfg& c : cases)
+      for (const numerics_profile& prof : kProfiles)
+        for (int threads : {1, 2}) {
+          INFO(to_string(level) << " conv " << c.H << "x" << c.W << "x" << c.C << " -> " << c.OC << " " << prof.describe() << " threads "
+                                << threads);
+          conv2d_params p;
+          p.numerics = prof;
+          p.stride_h = p.stride_w = c.stride;
+          p.padding = padding_spec::same();
+          p.groups = c.groups;
+          conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.K, c.K);
+          REQUIRE(detail::resolve_geometry(p, &g).ok());
+          Tensor<std::int8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, -7));
+          Tensor<std::int8_t> w(Layout::ohwi(c.OC, c.K, c.K, c.C / c.groups), Quant::per_axis(0, random_scales(r, c.OC)));
+          Tensor<std::int32_t> bias(Layout::row_major({c.OC}));
+          fill(in, r);
+          fill(w, r);
+          fill(bias, r, -3000, 3000);
+          const Quant oq = Quant::per_tensor(0.07f, -20);
+          const Layout ol = Layout::nhwc(c.N, g.OH, g.OW, c.OC);
+          Tensor<std::int8_t> expect(ol, oq), got(ol, oq);
+          conv2d(scalar, p, in, w, bias, expect);
+          auto plan = make_conv2d_plan(simd_backend{level, threads}, p, in, w, bias, got);
+          CHECK(npuq_test::ends_with(plan.kernel_name(), std::string("_") + to_string(level)));
+          plan.run(in, got);
+          REQUIRE(values(got) == values(expect));
+          fill(got, r);
+          const long allocated = allocations_in([&] { plan.run(in, got); });
+          if (kCountsAllocations) REQUIRE(allocated == 0);
+          REQUIRE(values(got) == values(expect));
+        }
+}
+
+TEST_CASE("a plan refuses tensors that differ from the ones it was made for, writing nothing", "[plan][errors]") {
+  rng r(304);
+  Tensor<std::int8_t> a(Layout::matrix(8, 32), Quant::per_tensor(0.02f, 1));
+  Tensor<std::int8_t> b(Layout::matrix(32, 16), Quant::per_tensor(0.01f));
+  fill(a, r);
+  fill(b, r);
+  const gemm_params p;
+  Tensor<std::int8_t> out(Layout::matrix(8, 16), Quant::per_tensor(0.1f));
+  auto plan = make_gemm_plan(simd, p, a, b, no_bias, out);
+  const auto untouched = values(out);
+
+  auto refused = [&](status st, errc code, const char* words) {
+    INFO(st.message());
+    CHECK(st.code() == code);
+    CHECK(st.message().find(words) != std::string::npos);
+    CHECK(values(out) == untouched);
+  };
+  Tensor<std::int8_t> taller(Layout::matrix(9, 32), a.quant());
+  refused(plan.try_run(taller, out), errc::invalid_shape, "a: shape [9,32], the plan was made for [8,32]");
+  Tensor<std::int8_t> other_zp(Layout::matrix(8, 32), Quant::per_tensor(0.02f, 2));
+  refused(plan.try_run(other_zp, out), errc::invalid_quantization, "a: quantization differs from the plan's");
+  Tensor<std::int8_t> other_out(Layout::matrix(8, 16), Quant::per_tensor(0.2f));
+  CHECK(plan.try_run(a, other_out).code() == errc::invalid_quantization);
+  // The output over the input's bytes.
+  Tensor<std::int8_t> shared(Layout::row_major({8 * 32}), Quant::per_tensor(0.1f));
+  const TensorView<const std::int8_t> a_in(shared.data(), 0, Layout::matrix(8, 32), a.quant(), shared.capacity());
+  const TensorView<std::int8_t> out_in(shared.data(), 0, Layout::matrix(8, 16), out.quant(), shared.capacity());
+  CHECK(plan.try_run(a_in, out_in).code() == errc::aliasing);
+  // A view whose buffer is too small.
+  const TensorView<std::int8_t> short_out(out.data(), 0, Layout::matrix(8, 16), out.quant(), 100);
+  CHECK(plan.try_run(a, short_out).code() == errc::buffer_too_small);
+  refused(gemm_plan<std::int8_t, std::int8_t, std::int8_t>{}.try_run(a, out), errc::invalid_argument, "empty plan");
+
+  // Creation validates like the one-shot call, and refuses what plans do not run.
+  gemm_plan<std::int8_t, std::int8_t, std::int8_t> bad;
+  Tensor<std::int8_t> b_wrong_k(Layout::matrix(31, 16), Quant::per_tensor(0.01f));
+  CHECK(try_make_gemm_plan(simd, p, a, b_wrong_k, no_bias, out, &bad).code() == errc::invalid_shape);
+  CHECK(bad.empty());
+  gemm_params saturating;
+  saturating.numerics = numerics_profile::tflite().with_accumulator(32, overflow_rule::saturate_each_add);
+  const status sat = try_make_gemm_plan(simd, saturating, a, b, no_bias, out, &bad);
+  CHECK(sat.code() == errc::unsupported);
+  CHECK(sat.message().find("one-shot call") != std::string::npos);
+}
