@@ -15,6 +15,20 @@ int main() {
   gemm(scalar, p, x, w, no_bias, y);        // throws npuq::error on bad input; try_gemm returns a status
   std::printf("y[0][0] = %d\n", y.data()[0]);
 
+  // The fast path (README, "Use it").
+  Tensor<std::int8_t> y_ref(Layout::matrix(4, 16), Quant::per_tensor(0.05f, 0));
+  for (int i = 0; i < 4 * 64; ++i) x.data()[i] = static_cast<std::int8_t>(i % 29 - 14);
+  for (int i = 0; i < 64 * 16; ++i) w.data()[i] = static_cast<std::int8_t>(i % 13 - 6);
+  gemm(scalar, p, x, w, no_bias, y_ref);
+  auto plan = make_gemm_plan(simd.with_threads(2), p, x, w, no_bias, y);   // threads: OpenMP
+  plan.run(x, y);                           // x and y: the shapes and quantization the plan was made for
+  for (int i = 0; i < 4 * 16; ++i)
+    if (y.data()[i] != y_ref.data()[i]) {
+      std::printf("plan output %d differs from the reference\n", i);
+      return 1;
+    }
+  std::printf("plan %s matches the reference\n", plan.kernel_name().c_str());
+
   // Softmax and attention (README, "Softmax and attention").
   Tensor<std::int8_t> scores(Layout::matrix(2, 10), Quant::per_tensor(0.1f, 0)), probs(Layout::matrix(2, 10));
   for (int i = 0; i < 20; ++i) scores.data()[i] = static_cast<std::int8_t>(i * 7 - 60);
