@@ -103,7 +103,7 @@ void one_call(gen& g, std::uint64_t seed, long call, bool depthwise) {
   const std::int64_t N = g.extent(0, 2), H = g.extent(0, 7), W = g.extent(0, 7), C = g.extent(1, 6);
   const std::int64_t KH = g.extent(1, 3), KW = g.extent(1, 3);
   const std::int64_t M = depthwise ? g.extent(1, 2) : 1;
-  const std::int64_t OC = depthwise ? C * M : g.extent(1, 6);
+  const std::int64_t OC = depthwise ? (C >= 0 && C <= 64 && M <= 64 ? C * M : kMax) : g.extent(1, 6);
   window_params wp;
   wp.stride_h = g.extent(1, 3);
   wp.stride_w = g.extent(1, 3);
@@ -116,24 +116,16 @@ void one_call(gen& g, std::uint64_t seed, long call, bool depthwise) {
   conv_geometry geo;
   geo.N = N; geo.H = H; geo.W = W; geo.C = C; geo.KH = KH; geo.KW = KW;
   std::int64_t OH = g.extent(0, 7), OW = g.extent(0, 7);
-  if (N >= 0 && H >= 0 && W >= 0 && detail::resolve_geometry(wp, &geo).ok() && !g.chance(5)) {
+  const bool resolved = N >= 0 && H >= 0 && W >= 0 && detail::resolve_geometry(wp, &geo).ok();
+  // A valid call with a giant reduction (a kernel of 2^32 taps over padding) is correct but takes
+  // minutes on the reference: skipped, so a run keeps to its time.
+  if (resolved && double(N) * double(geo.OH) * double(geo.OW) * double(OC) * double(KH) * double(KW) * double(depthwise ? 1 : std::max<std::int64_t>(C, 1)) > 4e6)
+    return;
+  if (resolved && !g.chance(5)) {
     OH = geo.OH;
     OW = geo.OW;
   }
   if (OH > 64 || OW > 64 || N > 4 || C > 64 || OC > 64) return;  // the generator asked for an output it cannot hold
-  // Known findings, not fixed yet: a valid depthwise geometry with a huge dilation, stride or
-  // padding (2^32 dilation with SAME padding; 2^62 strides) makes the AVX-512 depthwise kernel
-  // (simd/depthwise.hpp, dw512_rows) size its row ring by the dilation (std::bad_alloc) or read
-  // a padded row `width` = (OW - 1) * stride_w + (KW - 1) * dilation_w + 1 wide (SEGV). Such
-  // calls are skipped until it is fixed; geometries that overflow are still generated (and must
-  // be rejected).
-  const std::int64_t geo_max = std::max({geo.stride_h, geo.stride_w, geo.dilation_h, geo.dilation_w, geo.pad_top, geo.pad_bottom,
-                                         geo.pad_left, geo.pad_right});
-  if (depthwise && geo.OH > 0 && geo_max > 64) return;
-  // Known finding, not fixed yet: conv2d with C = 0 input channels (an empty reduction: the
-  // output is the requantized bias) divides by zero in the simd x86 GEMM driver (run_x86_dot).
-  if (C == 0) return;
-
   pool pin(4096), pw(4096), pb(512), pout(8192);
   fill(g, pin);
   fill(g, pw);
@@ -187,6 +179,12 @@ void one_call(gen& g, std::uint64_t seed, long call, bool depthwise) {
   auto compare = [&](const auto& backend, const std::string& name) {
     outp.bytes = out0;
     const status t = run(backend);
+    // The emulator may refuse what its hardware model cannot hold (e.g. a K tile past its
+    // limit): allowed, as long as it says so and writes nothing.
+    if (!t.ok() && s.ok() && t.code() == errc::unsupported && name == "npu") {
+      if (outp.bytes != out0) report({seed, call, name + " wrote before refusing (" + op_name + ")"});
+      return;
+    }
     if (t.ok() != s.ok()) report({seed, call, name + " says " + t.to_string() + ", scalar says " + s.to_string()});
     if (outp.bytes != ref) report({seed, call, name + (s.ok() ? " differs from scalar (" : " wrote before failing (") + op_name + ")"});
   };

@@ -116,12 +116,14 @@ class pixel_gather {
       // Pixels [j_lo, j_hi) of the run have the whole kernel row inside the image.
       const std::int64_t last = w - kw - ix_first;  // the interior needs j * stride_w <= last
       const std::int64_t j_hi = last < 0 ? 0 : std::min(run, last / stride_w + 1);
-      const std::int64_t j_lo = std::min(j_hi, ix_first >= 0 ? 0 : (stride_w - 1 - ix_first) / stride_w);
+      // ceil(-ix_first / stride_w) pixels start left of the image (no overflow for any padding).
+      const std::int64_t j_lo = std::min(j_hi, ix_first >= 0 ? 0 : -ix_first / stride_w + (-ix_first % stride_w != 0));
       for (std::int64_t j = 0; j < j_lo; ++j) edge_row(row, ix_first + j * stride_w, d + j * lda);
       for (std::int64_t j = j_hi; j < run; ++j) edge_row(row, ix_first + j * stride_w, d + j * lda);
       if (j_lo == j_hi) continue;
       const I* src = row + (ix_first + j_lo * stride_w) * sx;
-      const std::int64_t step = stride_w * sx;
+      // One interior pixel: no step (stride_w may be any int64 when the output is one pixel wide).
+      const std::int64_t step = j_hi - j_lo > 1 ? stride_w * sx : 0;
       AB* di = d + j_lo * lda;
       if (span <= 16) {
         for (std::int64_t j = j_lo; j < j_hi; ++j, src += step, di += lda) {

@@ -282,7 +282,8 @@ void dw512_rows(const depthwise_problem<I, W, O>& p, const dw_source<I>& src, co
   const std::int64_t np = pw.pairs, dh = g.dilation_h;
   const std::int64_t width = (g.OW - 1) * g.stride_w + (g.KW - 1) * g.dilation_w + 1;  // padded columns a row reads
   const std::int64_t x_lo = std::min(g.pad_left, width), x_hi = std::max(x_lo, std::min(g.pad_left + g.W, width));
-  const std::int64_t first = (x_lo - g.pad_left) * src.sw;  // offset of input column x_lo
+  // Offset of input column x_lo (no in-image columns: unused, and pad_left may be any int64).
+  const std::int64_t first = x_hi > x_lo ? (x_lo - g.pad_left) * src.sw : 0;
   const std::int32_t offset = std::is_same<I, std::uint8_t>::value ? 128 : 0;
   const auto pad = static_cast<std::int16_t>(p.in_zero_point - offset);
   // Rows of one dilation chain pair up as (chain index 2k, 2k + 1); phase 1: the window starts
@@ -492,9 +493,24 @@ void run_depthwise_family(kernel_family f, const depthwise_problem<I, W, O>& p) 
   run_depthwise_portable<KT>(d);
 }
 
+// The AVX-512 kernels keep, per block of 32 channels, a ring of padded input rows ((OW - 1) *
+// stride_w + (KW - 1) * dilation_w + 1 columns, pairs of rows times dilation_h deep). Valid but
+// extreme geometries (strides, dilations or padding in the millions) would need a ring past
+// 64 MiB or overflow int64 sizing it: those run the AVX2 kernels, which read rows in place.
+inline bool dw512_ring_fits(const conv_geometry& g, std::int64_t channels) {
+  constexpr std::int64_t max_bytes = std::int64_t{64} << 20;
+  std::int64_t width = 0, slots = 0, bytes = 0, band = 0;
+  const std::int64_t blocks = (channels + 31) / 32;
+  return checked_mul_add(g.OW - 1, g.stride_w, 1, &width) && checked_mul_add(g.KW - 1, g.dilation_w, width, &width) &&
+         checked_mul((g.KH + 1) / 2, g.dilation_h, &slots) && checked_mul(slots, width, &bytes) && checked_mul(bytes, 128, &bytes) &&
+         checked_mul(bytes, blocks, &bytes) && bytes <= max_bytes && checked_mul(g.stride_h, g.W, &band) &&
+         checked_mul(band, channels, &band);
+}
+
 template <class I, class W, class O>
 void run_depthwise(const simd_backend& be, const depthwise_problem<I, W, O>& p) {
-  const kernel_family f = level_kernels(be.level()).depthwise;
+  kernel_family f = level_kernels(be.level()).depthwise;
+  if (f == kernel_family::avx512_vnni && !dw512_ring_fits(p.g, p.OC)) f = kernel_family::avx2;
   const char* shape = "kxk";
   if (p.g.KH == 3 && p.g.KW == 3) {
     shape = "3x3";

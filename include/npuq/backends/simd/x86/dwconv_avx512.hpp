@@ -476,7 +476,9 @@ NPUQ_TARGET_AVX512_VNNI void dw512_row(std::int64_t npix, std::int64_t kw, std::
                                        std::int64_t stride, std::int64_t dilation, const std::int16_t* w, const std::int32_t* start,
                                        const Stage& stage) {
   constexpr int NA = Half ? 1 : 2;
-  const std::int64_t step = stride * dw512_column(Half), dil = dilation * dw512_column(Half);
+  // A stride (dilation) is only stepped over with two pixels (taps) or more: only then is it
+  // bounded by the row's width (one output column may have any stride, one tap any dilation).
+  const std::int64_t step = npix > 1 ? stride * dw512_column(Half) : 0, dil = kw > 1 ? dilation * dw512_column(Half) : 0;
   const typename Stage::regs st(stage);
   // A full block's weights are 64 int16 (A, B) per (kx, q); a half block's vector is A's low
   // half with B's low half, like its start values.
