@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs the npuq benchmarks (bench/) on Debian bookworm, installing what is missing
 # through apt first: Google Benchmark and the peers (oneDNN, XNNPACK) next to the test deps.
-# The benchmarks are not part of scripts/test.sh or CI; this is the one way to run them.
+# CI (scripts/test.sh, release pass) only builds them and runs each once on its smallest shape
+# (ctest bench_smoke); this is the way to measure.
 #
 #   bash scripts/bench.sh                 # everything (a few minutes)
 #   bash scripts/bench.sh 'gemm/sq256'    # only benchmarks whose name matches this regex

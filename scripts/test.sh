@@ -2,7 +2,9 @@
 # Builds and runs the npuq test suite on Debian bookworm, installing what is missing through apt
 # first. Three passes, all with Ninja and every core:
 #
-#   1. release    RelWithDebInfo, every test (the packaging tests included)
+#   1. release    RelWithDebInfo, every test (the packaging tests included), and the benchmarks
+#                 built and run once each on their smallest shapes (ctest bench_smoke, label
+#                 `bench`: no timing asserted, a broken benchmark build cannot land)
 #   2. sanitize   AddressSanitizer + UndefinedBehaviorSanitizer at -O1, every test except the
 #                 packaging ones (label `packaging`: they build separate consumer projects) and
 #                 the SIMDe-emulated ISA builds (label `emulated`: pass 1 runs them; under the
@@ -71,7 +73,7 @@ run_pass() {
 
 overall=PASS
 run_pass release "$root/build-test" "" -- \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo || overall=FAIL
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNPUQ_BUILD_BENCHMARKS=ON || overall=FAIL
 release_short=$pass_short release_long=$pass_long
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1}"

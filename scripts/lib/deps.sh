@@ -7,18 +7,23 @@
 # shellcheck disable=SC2034  # both lists are used by the scripts that source this file
 NPUQ_DEMO_PACKAGES=(build-essential g++ cmake ninja-build pkg-config libxsimd-dev)
 # The test suite adds Catch2, gemmlowp (reference fixed-point functions), SIMDe (the emulated-ISA
-# build of the x86 kernels) and the ONNX
-# backend test data. pkg-config is for the packaging tests.
+# build of the x86 kernels), the ONNX backend test data, and what the benchmarks need (the
+# release pass builds them and runs each once as a smoke test): Google Benchmark and the peers
+# they compare against, oneDNN and XNNPACK. Debian's oneDNN CMake config calls
+# find_package(OpenCL REQUIRED), which needs libOpenCL.so (ocl-icd-opencl-dev) and CL/cl.h
+# (opencl-c-headers); libdnnl-dev only recommends them, and apt here installs no recommends.
+# XNNPACK's header includes pthreadpool.h (libpthreadpool-dev). pkg-config is for the
+# packaging tests.
 # shellcheck disable=SC2034
-NPUQ_TEST_PACKAGES=("${NPUQ_DEMO_PACKAGES[@]}" catch2 libgemmlowp-dev libonnx-testdata libsimde-dev)
+NPUQ_TEST_PACKAGES=("${NPUQ_DEMO_PACKAGES[@]}" catch2 libgemmlowp-dev libonnx-testdata libsimde-dev
+  libbenchmark-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers libxnnpack-dev libpthreadpool-dev)
 # The aarch64 pass (scripts/test-aarch64.sh): the test suite cross-compiled with Debian's aarch64
 # g++ (its header-only dependencies come from the host) and run under qemu-user.
 # shellcheck disable=SC2034
 NPUQ_ARM_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}" g++-aarch64-linux-gnu qemu-user)
-# scripts/bench.sh adds Google Benchmark and the peers it compares against: oneDNN, and
-# XNNPACK (whose header includes pthreadpool.h from libpthreadpool-dev).
+# scripts/bench.sh: the test packages already hold everything the benchmarks need.
 # shellcheck disable=SC2034
-NPUQ_BENCH_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}" libbenchmark-dev libdnnl-dev libxnnpack-dev libpthreadpool-dev)
+NPUQ_BENCH_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}")
 
 # npuq_package_installed <package>: true when dpkg has it fully installed.
 npuq_package_installed() {
