@@ -4,7 +4,7 @@
 # installed tree can be moved or copied to any prefix and still works.
 #
 # Layout under the prefix:
-#   include/npuq/...                 headers, plus the generated npuq/version.hpp
+#   include/npuq/...                 headers (npuq/version.hpp among them)
 #   share/cmake/npuq/                npuqConfig.cmake, npuqConfigVersion.cmake, npuqTargets.cmake,
 #                                    npuqFindXsimd.cmake (finds xsimd again for the consumer)
 #   share/pkgconfig/npuq.pc
@@ -20,9 +20,6 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/npuq"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
         COMPONENT npuq_development
         FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
-install(FILES "${PROJECT_BINARY_DIR}/generated/npuq/version.hpp"
-        DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/npuq"
-        COMPONENT npuq_development)
 
 install(TARGETS npuq EXPORT npuqTargets)
 install(EXPORT npuqTargets

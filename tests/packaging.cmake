@@ -10,6 +10,8 @@
 #   packaging_pkg_config       examples/consumer/main.cpp compiled with `pkg-config --cflags npuq`
 #   packaging_add_subdirectory examples/consumer with add_subdirectory(<npuq sources>)
 #   packaging_fetchcontent     examples/consumer with FetchContent from a local source archive
+#   packaging_headers_<dir>    every public header (include/npuq/*.hpp, core/, formats/, ops/)
+#                              compiles on its own with include/ alone (tests/headers.cmake)
 #
 # Fixtures order install -> relocate -> (find_package, pkg_config). The consumer is configured
 # with this build's generator and C++ compiler and built with its own flags (Release, -O2).
@@ -67,6 +69,17 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
   endif()
   npuq_add_packaging_test(packaging_add_subdirectory consumer MODE subdirectory)
   npuq_add_packaging_test(packaging_fetchcontent consumer MODE fetchcontent)
+  foreach(_npuq_dir top core formats ops)
+    set(_npuq_sub "${_npuq_dir}")
+    if(_npuq_dir STREQUAL "top")
+      set(_npuq_sub ".")
+    endif()
+    add_test(NAME packaging_headers_${_npuq_dir}
+             COMMAND "${CMAKE_COMMAND}" "-DNPUQ_CXX=${CMAKE_CXX_COMPILER}" "-DNPUQ_SOURCE_DIR=${npuq_SOURCE_DIR}"
+                     "-DNPUQ_HEADER_DIR=${_npuq_sub}" "-DNPUQ_WORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/headers"
+                     -P "${CMAKE_CURRENT_LIST_DIR}/headers.cmake")
+    set_tests_properties(packaging_headers_${_npuq_dir} PROPERTIES LABELS packaging TIMEOUT 600)
+  endforeach()
   return()
 endif()
 
@@ -119,7 +132,7 @@ if(NPUQ_PKG_STEP STREQUAL "install")
   file(REMOVE_RECURSE "${stage}" "${NPUQ_PKG_ROOT}/relocated")
   npuq_pkg_run("${CMAKE_COMMAND}" --install "${NPUQ_PKG_BINARY_DIR}" --prefix "${stage}")
   file(GLOB_RECURSE headers RELATIVE "${NPUQ_PKG_SOURCE_DIR}/include" "${NPUQ_PKG_SOURCE_DIR}/include/npuq/*.hpp")
-  foreach(h IN LISTS headers ITEMS npuq/version.hpp)
+  foreach(h IN LISTS headers)
     npuq_pkg_expect_file("${stage}/${NPUQ_PKG_INCLUDEDIR}/${h}")
   endforeach()
   foreach(f npuqConfig.cmake npuqConfigVersion.cmake npuqTargets.cmake npuqFindXsimd.cmake)
@@ -131,7 +144,7 @@ if(NPUQ_PKG_STEP STREQUAL "install")
     npuq_pkg_fail("installed npuq/version.hpp says ${v}, expected ${NPUQ_PKG_VERSION}")
   endif()
   list(LENGTH headers n)
-  message(STATUS "installed ${n} headers + version.hpp, CMake package and npuq.pc into ${stage}")
+  message(STATUS "installed ${n} headers, CMake package and npuq.pc into ${stage}")
 
 elseif(NPUQ_PKG_STEP STREQUAL "relocate")
   file(REMOVE_RECURSE "${NPUQ_PKG_ROOT}/relocated")
