@@ -40,7 +40,12 @@ int main() {
   ap.causal = true;
   attention(simd, ap, q, k, v, no_mask, out);             // q [H,S,d], k [H,T,d], v [H,T,dv]
 
-  kv_cache<std::int8_t> cache(H, 4096, d, dv, k_quant, v_quant);   // heads, capacity, d, dv; or kv_cache<int4>
+  kv_cache_shape shape;
+  shape.heads = H;
+  shape.capacity = 4096;                                  // positions
+  shape.d = d;
+  shape.dv = dv;
+  kv_cache<std::int8_t> cache(shape, k_quant, v_quant);   // or kv_cache<int4>
   cache.append(k, v);                                     // the prompt's keys and values
   Tensor<std::int8_t> q_new(Layout::row_major({H, 1, d}), Quant::per_tensor(0.05f, 0));
   Tensor<std::int8_t> out_new(Layout::row_major({H, 1, dv}), Quant::per_tensor(0.02f, 0));

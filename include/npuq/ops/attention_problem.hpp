@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "npuq/core/checked.hpp"
 #include "npuq/core/tensor.hpp"
@@ -219,11 +220,22 @@ status make_attention_problem(const attention_params& p, const TensorView<const 
   return {};
 }
 
+// The extents of a kv_cache by name (four integers in a row are easy to swap unnoticed).
+struct kv_cache_shape {
+  std::int64_t heads = 0;     // attention heads H
+  std::int64_t capacity = 0;  // positions the cache can hold
+  std::int64_t d = 0;         // key size per head
+  std::int64_t dv = 0;        // value size per head
+};
+
 // K and V of the positions decoded so far: [H, capacity, d] and [H, capacity, dv] buffers that
 // grow by appending. keys() and values() are the first length() positions, ready for attention.
 template <class KV = std::int8_t>
 class kv_cache {
  public:
+  kv_cache(const kv_cache_shape& shape, Quant k_quant, Quant v_quant)
+      : kv_cache(shape.heads, shape.capacity, shape.d, shape.dv, std::move(k_quant), std::move(v_quant)) {}
+  // The same by position: heads, capacity, d, dv.
   kv_cache(std::int64_t heads, std::int64_t capacity, std::int64_t d, std::int64_t dv, Quant k_quant, Quant v_quant)
       : k_(Layout::row_major({heads, capacity, d}), std::move(k_quant)),
         v_(Layout::row_major({heads, capacity, dv}), std::move(v_quant)) {
