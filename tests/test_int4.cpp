@@ -525,3 +525,31 @@ TEST_CASE("int4 conv2d and depthwise equal the int8 ops on the unpacked weights"
   d4.view().set(-8, 0, 0, 0);
   CHECK(try_depthwise_conv2d_int4(scalar, dp, in, d4, no_bias, g, int4_range::symmetric).code() == errc::invalid_argument);
 }
+
+TEST_CASE("conv2d and depthwise_conv2d take int4 weights in the same call as int8 ones", "[int4][conv]") {
+  rng r(11);
+  Tensor<std::int8_t> in(Layout::nhwc(1, 5, 6, 3), Quant::per_tensor(0.05f, -1));
+  fill(in, r);
+  Tensor<int4> w4(Layout::ohwi(4, 3, 3, 3), Quant::per_axis(0, random_scales(r, 4)));
+  fill(w4, r, -8, 7);
+  conv2d_params cp;
+  cp.padding = padding_spec::symmetric(1);
+  Tensor<std::int8_t> e(Layout::nhwc(1, 5, 6, 4), Quant::per_tensor(0.1f, 0)), g(e.layout(), e.quant());
+  conv2d_int4(scalar, cp, in, w4, no_bias, e);
+  conv2d(simd, cp, in, w4, no_bias, g);  // Tensor<int4>
+  REQUIRE(values(g) == values(e));
+  const TensorView<const int4> w4_view = w4.cview();
+  REQUIRE(try_conv2d(scalar, cp, in, w4_view, no_bias, g).ok());  // TensorView<const int4>
+  REQUIRE(values(g) == values(e));
+
+  Tensor<int4> d4(Layout::hwc_m(3, 3, 3, 2), Quant::per_axis(2, random_scales(r, 6)));
+  fill(d4, r, -8, 7);
+  depthwise_params dp;
+  Tensor<std::int8_t> de(Layout::nhwc(1, 3, 4, 6), Quant::per_tensor(0.1f, 0)), dg(de.layout(), de.quant());
+  depthwise_conv2d_int4(scalar, dp, in, d4, no_bias, de);
+  depthwise_conv2d(simd, dp, in, d4.view(), no_bias, dg);  // TensorView<int4>
+  REQUIRE(values(dg) == values(de));
+  // Validation errors come from the int4 path, naming the weights.
+  Tensor<int4> bad(Layout::ohwi(4, 3, 3, 2), Quant::per_axis(0, random_scales(r, 4)));
+  CHECK(try_conv2d(scalar, cp, in, bad, no_bias, g).code() == errc::invalid_shape);
+}

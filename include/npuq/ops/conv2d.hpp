@@ -4,9 +4,16 @@
 //   npuq::status s = npuq::try_depthwise_conv2d(npuq::scalar, dparams, input, dw_weights, bias, out);
 //
 // Nothing is written when validation fails. The contracts are in conv2d_problem.hpp.
+//
+// One call shape for every weight format: int8 and uint8 weights run the op; int4 weights
+// (Tensor<int4>, TensorView<int4>) run conv2d_int4 / depthwise_conv2d_int4 (conv2d_int4.hpp,
+// TFLite's range [-8, 7]; call those directly for TOSA's symmetric range).
 #pragma once
 
+#include <type_traits>
+
 #include "npuq/backends/scalar/conv2d.hpp"
+#include "npuq/core/dtype.hpp"
 #include "npuq/ops/conv2d_problem.hpp"
 
 namespace npuq {
@@ -14,10 +21,15 @@ namespace npuq {
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_conv2d(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
                   const XO& out) {
-  conv2d_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
-  NPUQ_RETURN_IF_ERROR(make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
-  return execute(backend, problem);
+  if constexpr (std::is_same<detail::element_of<XW>, int4>::value) {
+    return try_conv2d_int4(backend, params, input, weights, bias, out);  // conv2d_int4.hpp, included below
+  } else {
+    conv2d_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
+    NPUQ_RETURN_IF_ERROR(
+        make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
+    if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
+    return execute(backend, problem);
+  }
 }
 
 template <class Backend, class XI, class XW, class XBias, class XO>
@@ -29,11 +41,15 @@ void conv2d(const Backend& backend, const conv2d_params& params, const XI& input
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_depthwise_conv2d(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
                             const XBias& bias, const XO& out) {
-  depthwise_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
-  NPUQ_RETURN_IF_ERROR(
-      make_depthwise_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
-  return execute(backend, problem);
+  if constexpr (std::is_same<detail::element_of<XW>, int4>::value) {
+    return try_depthwise_conv2d_int4(backend, params, input, weights, bias, out);  // conv2d_int4.hpp, included below
+  } else {
+    depthwise_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
+    NPUQ_RETURN_IF_ERROR(
+        make_depthwise_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
+    if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
+    return execute(backend, problem);
+  }
 }
 
 template <class Backend, class XI, class XW, class XBias, class XO>
@@ -43,3 +59,7 @@ void depthwise_conv2d(const Backend& backend, const depthwise_params& params, co
 }
 
 }  // namespace npuq
+
+// The int4 forms the calls above dispatch to (found when a call is instantiated; this header and
+// conv2d_int4.hpp include each other, #pragma once makes either order work).
+#include "npuq/ops/conv2d_int4.hpp"
