@@ -17,6 +17,7 @@
 #include "npuq/backends/npu/gemm_sparse.hpp"
 #include "npuq/backends/npu/presets.hpp"
 #include "npuq/backends/npu/profile.hpp"
+#include "npuq/backends/npu/scalesim.hpp"
 #include "npuq/backends/npu/softmax.hpp"
 #include "npuq/backends/npu/stats.hpp"
 #include "npuq/backends/npu/tiler.hpp"

@@ -33,6 +33,7 @@
 #include "npuq/backends/npu/presets.hpp"
 #include "npuq/backends/npu/ppu.hpp"
 #include "npuq/backends/npu/profile.hpp"
+#include "npuq/backends/npu/scalesim.hpp"
 #include "npuq/backends/npu/stats.hpp"
 #include "npuq/backends/npu/tiler.hpp"
 #include "npuq/ops/output_stage.hpp"
@@ -144,7 +145,7 @@ inline void requantize_tile(const output_stage& st, const std::int64_t* v, std::
 
 class emulator {
  public:
-  explicit emulator(profile p = presets::generic()) : prof_(std::move(p)), valid_(prof_.validate()) {}
+  explicit emulator(profile p = presets::generic()) : prof_(std::move(p)), valid_(prof_.validate()), tiling_(tiling_profile(prof_)) {}
 
   static constexpr const char* name() { return "npu"; }
   const profile& config() const { return prof_; }
@@ -207,8 +208,16 @@ class emulator {
     NPUQ_RETURN_IF_ERROR(check_stage(shape.op, st, &host_requant));
     shape.acc_bits = st.numerics.acc.bits;
     if (host_requant) shape.out_bits = 32;  // int32 accumulators leave the NPU
+    // cost_model::scalesim_v2 charges conv and GEMM layers as SCALE-Sim does (scalesim.hpp); the
+    // arithmetic then runs on one tile of the unbounded tiling profile.
+    scalesim_layer layer;
+    std::int64_t layers = 0;
+    const bool scalesim = prof_.costs == cost_model::scalesim_v2 &&
+                          scalesim_layer_of(shape, detail::has_sparse_weights<Operands>::value, &layer, &layers) && layers > 0 &&
+                          shape.M() > 0 && shape.N > 0;
+    if (scalesim) NPUQ_RETURN_IF_ERROR(layer.validate());
     tile_plan plan;
-    NPUQ_RETURN_IF_ERROR(plan_tiles(prof_, shape, &plan));
+    NPUQ_RETURN_IF_ERROR(plan_tiles(tiling_, shape, &plan));
     op_stats rec;
     rec.op = shape.op;
     rec.shape = src.shape_string();
@@ -219,6 +228,7 @@ class emulator {
     // arithmetic below divides by its extents.
     if (shape.instances > 0 && shape.M() > 0 && shape.N > 0)
       NPUQ_RETURN_IF_ERROR(execute_plan(shape, plan, src, st, host_requant, &rec));
+    if (scalesim) NPUQ_RETURN_IF_ERROR(scalesim_charge(prof_, layer, layers, &rec));
     ops_.push_back(std::move(rec));
     return {};
   }
@@ -683,8 +693,19 @@ class emulator {
     src.store(t, out);
   }
 
+  // The profile the tiler plans with: the emulator's own, or under cost_model::scalesim_v2 the
+  // same with unbounded buffers (SCALE-Sim's SRAM sizes feed its stall model, not the schedule).
+  static profile tiling_profile(const profile& p) {
+    if (p.costs != cost_model::scalesim_v2) return p;
+    profile t = p;
+    const std::int64_t huge = std::int64_t{1} << 40;
+    t.memory.ifmap_bytes = t.memory.weight_bytes = t.memory.ofmap_bytes = huge;
+    return t;
+  }
+
   profile prof_;
   status valid_;
+  profile tiling_;
   mutable std::vector<op_stats> ops_;
   mutable bool int4_weights_ = false;
   mutable detail::scratch scratch_;

@@ -20,15 +20,21 @@ constexpr std::int64_t KiB = 1024, MiB = 1024 * 1024;
 // A 16x16 output-stationary systolic array with separate buffers; follows each op's numerics.
 inline profile generic() { return profile{}; }
 
-// SCALE-Sim v2 compute model: unbounded buffers, ideal DRAM, no psum storage limit, so a whole
-// op is one tile and its cycles are SCALE-Sim's closed forms.
-inline profile scalesim_compat(std::int64_t rows = 32, std::int64_t cols = 32, dataflow flow = dataflow::output_stationary) {
+// SCALE-Sim v2 (scale-sim-v2, InterfaceBandwidth CALC): conv and GEMM ops are charged exactly as
+// SCALE-Sim reports them (cost_model::scalesim_v2, see scalesim.hpp): its im2col mapping with
+// output size ceil((H - R + S) / S), its fill/drain per fold, its ofmap-buffer stalls and its SRAM
+// and DRAM counts. The SRAM sizes (KiB, as in a SCALE-Sim config) go to memory.ifmap_bytes,
+// weight_bytes and ofmap_bytes; 0 leaves a buffer unbounded (no stalls, DRAM = distinct words).
+inline profile scalesim_compat(std::int64_t rows = 32, std::int64_t cols = 32, dataflow flow = dataflow::output_stationary,
+                               std::int64_t ifmap_kib = 0, std::int64_t filter_kib = 0, std::int64_t ofmap_kib = 0) {
   profile p;
   p.name = "scalesim_compat";
   p.array = {rows, cols, 1, array_kind::systolic, flow, 0, false};
   const std::int64_t huge = std::int64_t{1} << 40;
-  p.memory = {huge, huge, 0, huge, 0, false, psum_mode::spill, 48};
+  auto size = [&](std::int64_t kib) { return kib > 0 ? kib * KiB : huge; };
+  p.memory = {size(ifmap_kib), size(filter_kib), 0, size(ofmap_kib), 0, false, psum_mode::spill, 48};
   p.dram.ideal = true;
+  p.costs = cost_model::scalesim_v2;
   return p;
 }
 

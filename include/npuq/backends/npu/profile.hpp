@@ -44,6 +44,14 @@ enum class requant_fallback : std::uint8_t { host, error };
 // lockstep, so a pass takes as many K steps as the tile's column with the most stored entries.
 enum class sparse_mode : std::uint8_t { bandwidth_only, skip_macs };
 
+// How the emulator charges conv and GEMM ops. `tiled`: per tile of the tiler's plan through the
+// profile's buffers and DMA (cost_model.hpp). `scalesim_v2`: as SCALE-Sim v2 does (scalesim.hpp):
+// the whole im2col GEMM on its output grid ceil((H - R + S) / S) of the padded input, with
+// memory.ifmap_bytes / weight_bytes / ofmap_bytes as its ifmap, filter and ofmap SRAMs (1-byte
+// words), its stall model and its DRAM counts; the arithmetic still runs on the true output.
+// SCALE-Sim has no dilation, sparsity or sub-byte weights: such ops keep the tiled charges.
+enum class cost_model : std::uint8_t { tiled, scalesim_v2 };
+
 inline const char* to_string(sparse_mode m) { return m == sparse_mode::skip_macs ? "skip_macs" : "bandwidth_only"; }
 
 inline const char* to_string(dataflow d) {
@@ -138,6 +146,7 @@ struct profile {
   softmax_unit_config softmax;
   sparse_mode sparse_weights = sparse_mode::bandwidth_only;  // zero weights of sparse formats (see sparse_mode)
   bool record_tiles = true;  // keep per-tile records (the trace); op totals are always kept
+  cost_model costs = cost_model::tiled;  // scalesim_v2: presets::scalesim_compat
 
   // The four SRAM energies actually used (derived when the table says 0).
   double pj_ifmap() const { return pick(energy.ifmap_pj_per_byte, memory.ifmap_bytes); }
@@ -196,6 +205,18 @@ struct profile {
     if (sparse_weights != sparse_mode::bandwidth_only && sparse_weights != sparse_mode::skip_macs)
       return {errc::invalid_argument, at + "sparse_weights must be sparse_mode::bandwidth_only or sparse_mode::skip_macs, got " +
                                           std::to_string(static_cast<int>(sparse_weights))};
+    if (costs == cost_model::scalesim_v2) {
+      if (array.kind != array_kind::systolic)
+        return {errc::invalid_argument, at + "costs = cost_model::scalesim_v2 needs a systolic array (array.kind)"};
+      if (array.rows > 4096 || array.cols > 4096)
+        return {errc::invalid_argument, at + "costs = cost_model::scalesim_v2 simulates arrays up to 4096x4096"};
+      if (m.unified_bytes > 0 || m.ifmap_bytes < 100 || m.weight_bytes < 100 || m.ofmap_bytes < 2)
+        return {errc::invalid_argument, at + "costs = cost_model::scalesim_v2 needs separate SRAMs: memory.ifmap_bytes and "
+                                                 "memory.weight_bytes >= 100, memory.ofmap_bytes >= 2, memory.unified_bytes = 0"};
+    } else if (costs != cost_model::tiled) {
+      return {errc::invalid_argument, at + "costs must be cost_model::tiled or cost_model::scalesim_v2, got " +
+                                          std::to_string(static_cast<int>(costs))};
+    }
     if (fixed_numerics) {
       const status s = numerics.validate();
       if (!s.ok()) return {s.code(), at + "numerics: " + s.message()};

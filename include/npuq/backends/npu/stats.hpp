@@ -119,6 +119,18 @@ struct tile_stats {
   std::int64_t skipped_macs = 0;         // of those, skipped by the array (sparse_mode::skip_macs)
 };
 
+// What SCALE-Sim reports for a layer (COMPUTE_REPORT and the counts of DETAILED_ACCESS_REPORT).
+// Utilisations and efficiency are percentages, computed in SCALE-Sim's order of operations.
+struct scalesim_figures {
+  std::int64_t total_cycles = 0, stall_cycles = 0;
+  double overall_util = 0, mapping_eff = 0, compute_util = 0;
+  std::int64_t sram_ifmap_reads = 0, sram_filter_reads = 0, sram_ofmap_writes = 0;
+  std::int64_t dram_ifmap_reads = 0, dram_filter_reads = 0, dram_ofmap_writes = 0;
+  // Not in SCALE-Sim's reports but what the figures derive from.
+  std::int64_t macs = 0, folds = 0, compute_cycles = 0;  // compute: folds * T
+  double mapping_sum = 0, compute_util_sum = 0;          // per-fold fractions, summed in fold order
+};
+
 struct op_stats {
   std::string op;         // "gemm", "conv2d", "depthwise_conv2d"
   std::string shape;      // e.g. "M=64 N=10 K=32"
@@ -141,6 +153,10 @@ struct op_stats {
   std::int64_t absent_weight_macs = 0;  // MACs of `macs` whose weight a sparse format leaves out (zero)
   std::int64_t skipped_macs = 0;        // of those, skipped by the array (profile::sparse_weights = skip_macs)
   std::vector<tile_stats> tiles;  // empty when the profile does not record tiles
+  // cost_model::scalesim_v2: SCALE-Sim's own figures for the op (counts summed over its layers:
+  // instances, groups, depthwise channels); `scalesim_layers` is 0 when the op was charged tiled.
+  std::int64_t scalesim_layers = 0;
+  scalesim_figures scalesim;
 
   // Useful MACs over the slots the array offered during the op's cycles.
   double utilisation() const { return mac_slots > 0 ? static_cast<double>(useful_macs) / static_cast<double>(mac_slots) : 0.0; }
