@@ -99,6 +99,8 @@ const vector_set& vectors() {
     vector_set s;
     for (auto& l : read_csv(std::string(NPUQ_SCALESIM_DATA_DIR) + "/layers.csv")) s.layers[l.at("name")] = l;
     s.rows = read_csv(std::string(NPUQ_SCALESIM_DATA_DIR) + "/vectors.csv", &s.comment);
+    // InterfaceBandwidth USER runs: the same columns plus the bandwidth.
+    for (auto& r : read_csv(std::string(NPUQ_SCALESIM_DATA_DIR) + "/vectors_user.csv", &s.comment)) s.rows.push_back(r);
     return s;
   }();
   return v;
@@ -112,6 +114,7 @@ npu::scalesim_config config_of(const std::map<std::string, std::string>& r) {
   c.ifmap_sram_bytes = 1024 * to_i(r.at("ifmap_kb"));
   c.filter_sram_bytes = 1024 * to_i(r.at("filter_kb"));
   c.ofmap_sram_bytes = 1024 * to_i(r.at("ofmap_kb"));
+  c.user_bandwidth = r.count("bandwidth") ? to_i(r.at("bandwidth")) : 0;
   return c;
 }
 
@@ -121,7 +124,7 @@ TEST_CASE("the SCALE-Sim model reproduces every figure SCALE-Sim v2 reported", "
   const vector_set& v = vectors();
   REQUIRE(v.comment.find("SCALE-Sim v2 commit") != std::string::npos);
   REQUIRE(v.rows.size() >= 100);
-  std::int64_t flows[3] = {0, 0, 0};
+  std::int64_t flows[3] = {0, 0, 0}, user = 0, stalled = 0;
   for (const auto& r : v.rows) {
     const npu::scalesim_config cfg = config_of(r);
     const npu::scalesim_layer layer = layer_of(v.layers, r.at("layer"));
@@ -141,7 +144,12 @@ TEST_CASE("the SCALE-Sim model reproduces every figure SCALE-Sim v2 reported", "
     CHECK(f.dram_filter_reads == to_i(r.at("dram_filter_reads")));
     CHECK(f.dram_ofmap_writes == to_i(r.at("dram_ofmap_writes")));
     ++flows[static_cast<int>(cfg.flow)];
+    user += cfg.user_bandwidth > 0;
+    stalled += f.stall_cycles > 0;
   }
+  // USER-bandwidth runs, some of them with stalls.
+  CHECK(user > 0);
+  CHECK(stalled > 0);
   // The set covers all three dataflows. (SCALE-Sim reports no stalls in CALC mode: its ofmap
   // buffer drains `cols` words per cycle, as fast as the array writes.)
   CHECK(flows[0] > 0);
@@ -199,7 +207,7 @@ TEST_CASE("scalesim_compat charges conv and GEMM ops exactly as SCALE-Sim v2 rep
     const bool gemm_layer = v.layers.at(r.at("layer")).at("kind") == "gemm";
     INFO(r.at("layer") << " on " << cfg.rows << "x" << cfg.cols << " " << r.at("dataflow") << ", SRAM KiB " << r.at("ifmap_kb"));
     npu::emulator emu(npu::presets::scalesim_compat(cfg.rows, cfg.cols, cfg.flow, to_i(r.at("ifmap_kb")), to_i(r.at("filter_kb")),
-                                                    to_i(r.at("ofmap_kb"))));
+                                                    to_i(r.at("ofmap_kb")), cfg.user_bandwidth));
     const npu::op_stats& st = run_on_emulator(emu, layer, gemm_layer);
     REQUIRE(st.scalesim_layers == 1);
     CHECK(st.cycles.total() == to_i(r.at("total_cycles")));
@@ -231,7 +239,7 @@ TEST_CASE("scalesim_compat runs a depthwise layer as SCALE-Sim runs a DP layer: 
     const std::int64_t C = to_i(l.at("C")), H = to_i(l.at("H")), R = to_i(l.at("R"));
     INFO(cfg.rows << "x" << cfg.cols << " " << r.at("dataflow") << ", SRAM KiB " << r.at("ifmap_kb"));
     npu::emulator emu(npu::presets::scalesim_compat(cfg.rows, cfg.cols, cfg.flow, to_i(r.at("ifmap_kb")), to_i(r.at("filter_kb")),
-                                                    to_i(r.at("ofmap_kb"))));
+                                                    to_i(r.at("ofmap_kb")), cfg.user_bandwidth));
     Tensor<std::int8_t> in(Layout::nhwc(1, H, H, C), Quant::per_tensor(1.0f));
     Tensor<std::int8_t> w(Layout::hwc_m(R, R, C, 1), Quant::per_tensor(1.0f));
     Tensor<std::int32_t> out(Layout::nhwc(1, H - R + 1, H - R + 1, C));

@@ -25,15 +25,18 @@ inline profile generic() { return profile{}; }
 // output size ceil((H - R + S) / S), its fill/drain per fold, its ofmap-buffer stalls and its SRAM
 // and DRAM counts. The SRAM sizes (KiB, as in a SCALE-Sim config) go to memory.ifmap_bytes,
 // weight_bytes and ofmap_bytes; 0 leaves a buffer unbounded (no stalls, DRAM = distinct words).
+// `bandwidth` > 0 is InterfaceBandwidth USER with that many words (bytes) per cycle
+// (dram.bytes_per_cycle, dram.ideal = false): reads can then stall too.
 inline profile scalesim_compat(std::int64_t rows = 32, std::int64_t cols = 32, dataflow flow = dataflow::output_stationary,
-                               std::int64_t ifmap_kib = 0, std::int64_t filter_kib = 0, std::int64_t ofmap_kib = 0) {
+                               std::int64_t ifmap_kib = 0, std::int64_t filter_kib = 0, std::int64_t ofmap_kib = 0,
+                               std::int64_t bandwidth = 0) {
   profile p;
   p.name = "scalesim_compat";
   p.array = {rows, cols, 1, array_kind::systolic, flow, 0, false};
   const std::int64_t huge = std::int64_t{1} << 40;
   auto size = [&](std::int64_t kib) { return kib > 0 ? kib * KiB : huge; };
   p.memory = {size(ifmap_kib), size(filter_kib), 0, size(ofmap_kib), 0, false, psum_mode::spill, 48};
-  p.dram.ideal = true;
+  p.dram = {static_cast<double>(bandwidth > 0 ? bandwidth : 16), 0, bandwidth <= 0};
   p.costs = cost_model::scalesim_v2;
   return p;
 }

@@ -49,6 +49,7 @@ enum class sparse_mode : std::uint8_t { bandwidth_only, skip_macs };
 // the whole im2col GEMM on its output grid ceil((H - R + S) / S) of the padded input, with
 // memory.ifmap_bytes / weight_bytes / ofmap_bytes as its ifmap, filter and ofmap SRAMs (1-byte
 // words), its stall model and its DRAM counts; the arithmetic still runs on the true output.
+// dram.ideal selects SCALE-Sim's InterfaceBandwidth CALC; otherwise USER at dram.bytes_per_cycle.
 // SCALE-Sim has no dilation, sparsity or sub-byte weights: such ops keep the tiled charges.
 enum class cost_model : std::uint8_t { tiled, scalesim_v2 };
 
@@ -208,6 +209,9 @@ struct profile {
     if (costs == cost_model::scalesim_v2) {
       if (array.kind != array_kind::systolic)
         return {errc::invalid_argument, at + "costs = cost_model::scalesim_v2 needs a systolic array (array.kind)"};
+      if (!dram.ideal && (dram.bytes_per_cycle != std::floor(dram.bytes_per_cycle) || dram.bytes_per_cycle < 1))
+        return {errc::invalid_argument, at + "costs = cost_model::scalesim_v2 with a user bandwidth (dram.ideal = false) needs a "
+                                                 "whole dram.bytes_per_cycle >= 1, got " + std::to_string(dram.bytes_per_cycle)};
       if (array.rows > 4096 || array.cols > 4096)
         return {errc::invalid_argument, at + "costs = cost_model::scalesim_v2 simulates arrays up to 4096x4096"};
       if (m.unified_bytes > 0 || m.ifmap_bytes < 100 || m.weight_bytes < 100 || m.ofmap_bytes < 2)

@@ -22,11 +22,14 @@
 //   DRAM counts per operand, with SCALE-Sim's own counting conventions (e.g. OS adds rows + cols
 //   ofmap writes per fold; drained partial DRAM lines count as full ones except the last).
 //
-// Not modelled: InterfaceBandwidth USER (user DRAM bandwidth and its read stalls), traces, and
-// start/stop cycles. tests/test_npu_scalesim.cpp checks every figure against SCALE-Sim's own
+// - InterfaceBandwidth USER (scalesim_config::user_bandwidth): the read SRAMs follow each
+//   operand's prefetch order in 100ths of the buffer and stall until a missing set is fetched;
+//   the ofmap drains at the user bandwidth.
+// Not modelled: traces and start/stop cycles. tests/test_npu_scalesim.cpp checks every figure against SCALE-Sim's own
 // reports in tests/data/scalesim/vectors.csv.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -71,6 +74,9 @@ struct scalesim_config {
   std::int64_t rows = 32, cols = 32;
   dataflow flow = dataflow::output_stationary;
   std::int64_t ifmap_sram_bytes = 64 * 1024, filter_sram_bytes = 64 * 1024, ofmap_sram_bytes = 64 * 1024;
+  // InterfaceBandwidth USER with this DRAM bandwidth in words per cycle; 0: CALC (SCALE-Sim
+  // estimates the bandwidth; reads never stall, the ofmap drains `cols` words per cycle).
+  std::int64_t user_bandwidth = 0;
 };
 
 namespace detail {
@@ -119,6 +125,12 @@ class scalesim_read_buffer {
       }
     }
   }
+  // A demand line at `cycle`: CALC-mode reads never wait.
+  std::int64_t read_line(const std::int64_t* addrs, std::int64_t n, std::int64_t) {
+    for (std::int64_t i = 0; i < n; ++i)
+      if (addrs[i] >= 0) request(addrs[i]);
+    return 0;
+  }
   std::int64_t dram_reads() const { return dram_reads_; }
 
  private:
@@ -127,6 +139,75 @@ class scalesim_read_buffer {
   std::vector<std::int64_t> last_set_;  // per address: the set it was last added to
   std::int64_t set_id_ = 0, in_set_ = 0, window_start_ = 0, window_end_ = kActiveSets;
   std::int64_t dram_reads_ = 0;
+};
+
+// A read SRAM in USER-bandwidth mode: the operand's prefetch order (`stream`, -1 for padding)
+// is cut into 100ths of the buffer (sets of ceil(bytes / 100) requests); the active half holds a
+// window of sets, and a request outside it waits for the window to advance by the prefetch half,
+// each advance a DRAM burst of ceil(prefetch bytes / bw) lines of `bw` words (counted in full).
+class scalesim_user_read_buffer {
+ public:
+  scalesim_user_read_buffer(std::int64_t bytes, std::int64_t bw, const std::vector<std::int64_t>& stream, std::int64_t address_space)
+      : bw_(bw), active_(bytes - bytes / 2), prefetch_(bytes / 2) {
+    const std::int64_t per_set = (bytes + 99) / 100;
+    std::int64_t n = 0;
+    first_.assign(static_cast<std::size_t>(address_space + 1), 0);
+    for (std::int64_t a : stream)
+      if (a >= 0) ++first_[static_cast<std::size_t>(a + 1)];
+    for (std::size_t i = 1; i < first_.size(); ++i) first_[i] += first_[i - 1];
+    sets_.resize(static_cast<std::size_t>(first_.back()));
+    std::vector<std::int64_t> fill(first_.begin(), first_.end() - 1);
+    for (std::int64_t a : stream)
+      if (a >= 0) sets_[static_cast<std::size_t>(fill[static_cast<std::size_t>(a)]++)] = n++ / per_set;
+    num_sets_ = n / per_set + 1;
+    fetch_lines_ = (static_cast<std::int64_t>(stream.size()) + bw - 1) / bw;
+    num_active_ = std::min(num_sets_, (active_ + per_set - 1) / per_set);
+    num_prefetch_ = std::min(num_sets_ - num_active_, (prefetch_ + per_set - 1) / per_set);
+  }
+  // A demand line issued at `cycle`; returns the cycles it waited.
+  status read_line(const std::int64_t* addrs, std::int64_t n, std::int64_t cycle, std::int64_t* wait) {
+    if (!started_) {  // the active half is filled before the first request
+      started_ = true;
+      dram_reads_ += std::min((active_ + bw_ - 1) / bw_, fetch_lines_) * bw_;
+      last_fetch_ = cycle - 1;
+      end_ = num_active_;
+    }
+    std::int64_t offset = 1;  // hit latency
+    for (std::int64_t i = 0; i < n; ++i) {
+      if (addrs[i] < 0) continue;
+      for (std::int64_t tries = 0; !hit(addrs[i]); ++tries) {
+        if (tries > num_sets_)
+          return {errc::unsupported, "scalesim: address " + std::to_string(addrs[i]) +
+                                         " never enters the read buffer (SCALE-Sim would not terminate)"};
+        start_ = (start_ + num_prefetch_) % num_sets_;
+        end_ = (start_ + num_active_) % num_sets_;
+        const std::int64_t lines = (prefetch_ + bw_ - 1) / bw_;
+        dram_reads_ += lines * bw_;
+        last_fetch_ += lines + 1;
+        if (last_fetch_ - (cycle + offset) > 0) offset = last_fetch_ - cycle;
+      }
+    }
+    *wait = offset - 1;
+    return {};
+  }
+  std::int64_t dram_reads() const { return dram_reads_; }
+
+ private:
+  bool in_sets(std::int64_t addr, std::int64_t lo, std::int64_t hi) const {  // a set id in [lo, hi)
+    const auto b = sets_.begin() + first_[static_cast<std::size_t>(addr)], e = sets_.begin() + first_[static_cast<std::size_t>(addr) + 1];
+    const auto it = std::lower_bound(b, e, lo);
+    return it != e && *it < hi;
+  }
+  bool hit(std::int64_t addr) const {
+    if (start_ < end_) return in_sets(addr, start_, end_);
+    return in_sets(addr, start_, num_sets_) || in_sets(addr, 0, end_);
+  }
+
+  std::int64_t bw_, active_, prefetch_;
+  std::vector<std::int64_t> first_, sets_;  // per address, its set ids (ascending) in sets_[first_[a], first_[a + 1])
+  std::int64_t num_sets_ = 0, fetch_lines_ = 0, num_active_ = 0, num_prefetch_ = 0;
+  bool started_ = false;
+  std::int64_t start_ = 0, end_ = 0, last_fetch_ = 0, dram_reads_ = 0;
 };
 
 // The ofmap SRAM: double buffer drained to DRAM `bw` words per cycle.
@@ -189,9 +270,25 @@ class scalesim_write_buffer {
   std::vector<std::int64_t> lines_;  // words in each line handed to the DRAM port
 };
 
+// The order SCALE-Sim prefetches an operand in (USER mode): the (rows x cols) matrix `at` gives,
+// row-major, or by anti-diagonals (each from its bottom row up) when `diagonal`.
+template <class At>
+std::vector<std::int64_t> prefetch_order(std::int64_t rows, std::int64_t cols, bool diagonal, At at) {
+  std::vector<std::int64_t> out;
+  out.reserve(static_cast<std::size_t>(rows * cols));
+  if (!diagonal) {
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t c = 0; c < cols; ++c) out.push_back(at(r, c));
+    return out;
+  }
+  for (std::int64_t d = 0; d < rows + cols; ++d)
+    for (std::int64_t r = std::min(d, rows - 1); r >= std::max<std::int64_t>(0, d - cols + 1); --r) out.push_back(at(r, d - r));
+  return out;
+}
+
 }  // namespace detail
 
-// Runs SCALE-Sim v2's model of `layer` on `cfg` (InterfaceBandwidth CALC, 1-byte words).
+// Runs SCALE-Sim v2's model of `layer` on `cfg` (1-byte words).
 inline status scalesim_simulate(const scalesim_config& cfg, const scalesim_layer& layer, scalesim_figures* out) {
   NPUQ_RETURN_IF_ERROR(layer.validate());
   if (cfg.rows < 1 || cfg.cols < 1 || cfg.rows > 4096 || cfg.cols > 4096)
@@ -199,6 +296,9 @@ inline status scalesim_simulate(const scalesim_config& cfg, const scalesim_layer
                                         std::to_string(cfg.cols)};
   if (cfg.ifmap_sram_bytes < 100 || cfg.filter_sram_bytes < 100 || cfg.ofmap_sram_bytes < 2)
     return {errc::invalid_argument, "scalesim: SRAMs must hold at least 100 bytes (ifmap, filter) and 2 bytes (ofmap)"};
+  if (cfg.user_bandwidth < 0 || cfg.user_bandwidth > (std::int64_t{1} << 20))
+    return {errc::invalid_argument, "scalesim: user_bandwidth must be 0 (CALC) or in [1, 2^20] words per cycle, got " +
+                                        std::to_string(cfg.user_bandwidth)};
   using detail::addr_block;
   using detail::demand_block;
   const std::int64_t R = cfg.rows, C = cfg.cols;
@@ -225,9 +325,50 @@ inline status scalesim_simulate(const scalesim_config& cfg, const scalesim_layer
 
   scalesim_figures f;
   f.macs = L.macs();
-  detail::scalesim_read_buffer ifmap_buf(cfg.ifmap_sram_bytes, L.ifmap_h * L.ifmap_w * L.channels);
-  detail::scalesim_read_buffer filter_buf(cfg.filter_sram_bytes, K * N);
-  detail::scalesim_write_buffer ofmap_buf(cfg.ofmap_sram_bytes, C);
+  const std::int64_t ifmap_space = L.ifmap_h * L.ifmap_w * L.channels, bw = cfg.user_bandwidth;
+  detail::scalesim_read_buffer ifmap_calc(cfg.ifmap_sram_bytes, bw > 0 ? 0 : ifmap_space);
+  detail::scalesim_read_buffer filter_calc(cfg.filter_sram_bytes, bw > 0 ? 0 : K * N);
+  detail::scalesim_write_buffer ofmap_buf(cfg.ofmap_sram_bytes, bw > 0 ? bw : C);
+  // USER mode: the read buffers follow each operand's prefetch order (per dataflow, as SCALE-Sim
+  // lays its prefetch matrices out: fold blocks stacked, some read by anti-diagonals).
+  std::vector<std::int64_t> ifmap_order, filter_order;
+  if (bw > 0) {
+    auto pad = [](bool valid, std::int64_t v) { return valid ? v : std::int64_t{-1}; };
+    switch (cfg.flow) {
+      case dataflow::output_stationary:
+        ifmap_order = detail::prefetch_order(row_folds * T, R, true, [&](std::int64_t r, std::int64_t c) {
+          const std::int64_t m = (r / T) * R + c;
+          return pad(m < Sr, m < Sr ? ifmap(m, r % T) : 0);
+        });
+        filter_order = detail::prefetch_order(col_folds * T, C, true, [&](std::int64_t r, std::int64_t c) {
+          const std::int64_t n = (r / T) * C + c;
+          return pad(n < Sc, n < Sc ? filter(r % T, n) : 0);
+        });
+        break;
+      case dataflow::weight_stationary:
+        ifmap_order = detail::prefetch_order(row_folds * T, R, true, [&](std::int64_t r, std::int64_t c) {
+          const std::int64_t k = (r / T) * R + c;
+          return pad(k < Sr, k < Sr ? ifmap(r % T, k) : 0);
+        });
+        filter_order = detail::prefetch_order(col_folds * Sr, C, false, [&](std::int64_t r, std::int64_t c) {
+          const std::int64_t n = (r / Sr) * C + c;
+          return pad(n < Sc, n < Sc ? filter(r % Sr, n) : 0);
+        });
+        break;
+      case dataflow::input_stationary:
+        ifmap_order = detail::prefetch_order(col_folds * Sr, C, false, [&](std::int64_t r, std::int64_t c) {
+          const std::int64_t m = (r / Sr) * C + c;
+          return pad(m < Sc, m < Sc ? ifmap(m, r % Sr) : 0);
+        });
+        filter_order = detail::prefetch_order(row_folds * T, R, true, [&](std::int64_t r, std::int64_t c) {
+          const std::int64_t k = (r / T) * R + c;
+          return pad(k < Sr, k < Sr ? filter(k, r % T) : 0);
+        });
+        break;
+    }
+  }
+  detail::scalesim_user_read_buffer ifmap_user(cfg.ifmap_sram_bytes, bw > 0 ? bw : 1, ifmap_order, bw > 0 ? ifmap_space : 0);
+  detail::scalesim_user_read_buffer filter_user(cfg.filter_sram_bytes, bw > 0 ? bw : 1, filter_order, bw > 0 ? K * N : 0);
   std::int64_t line = 0, stalls = 0, last_out = 0;
 
   for (std::int64_t fc = 0; fc < col_folds; ++fc) {
@@ -274,22 +415,28 @@ inline status scalesim_simulate(const scalesim_config& cfg, const scalesim_layer
       ++f.folds;
       f.compute_cycles += T;
       for (std::int64_t i = 0; i < o.rows; ++i, ++line) {
-        for (std::int64_t c = 0; c < in.cols; ++c)
-          if (in.at(i, c) >= 0) ifmap_buf.request(in.at(i, c));
-        for (std::int64_t c = 0; c < w.cols; ++c)
-          if (w.at(i, c) >= 0) filter_buf.request(w.at(i, c));
         const std::int64_t cycle = line + stalls;
+        const std::int64_t* in_line = &in.v[static_cast<std::size_t>(i * in.cols)];
+        const std::int64_t* w_line = &w.v[static_cast<std::size_t>(i * w.cols)];
+        std::int64_t in_wait = 0, w_wait = 0;
+        if (bw > 0) {
+          NPUQ_RETURN_IF_ERROR(ifmap_user.read_line(in_line, in.cols, cycle, &in_wait));
+          NPUQ_RETURN_IF_ERROR(filter_user.read_line(w_line, w.cols, cycle, &w_wait));
+        } else {
+          ifmap_calc.read_line(in_line, in.cols, cycle);
+          filter_calc.read_line(w_line, w.cols, cycle);
+        }
         const std::int64_t wait = ofmap_buf.write_line(&o.v[static_cast<std::size_t>(i * o.cols)], o.cols, cycle);
-        stalls += wait;
         last_out = cycle + wait;
+        stalls += std::max(wait, std::max(in_wait, w_wait));
       }
     }
   }
   ofmap_buf.finish(last_out);
   f.total_cycles = last_out;
   f.stall_cycles = stalls;
-  f.dram_ifmap_reads = ifmap_buf.dram_reads();
-  f.dram_filter_reads = filter_buf.dram_reads();
+  f.dram_ifmap_reads = bw > 0 ? ifmap_user.dram_reads() : ifmap_calc.dram_reads();
+  f.dram_filter_reads = bw > 0 ? filter_user.dram_reads() : filter_calc.dram_reads();
   f.dram_ofmap_writes = ofmap_buf.dram_writes();
   f.overall_util = static_cast<double>(f.macs * 100) / static_cast<double>(f.total_cycles * R * C);
   f.mapping_eff = f.mapping_sum / static_cast<double>(f.folds) * 100;
@@ -331,6 +478,7 @@ inline status scalesim_charge(const profile& p, const scalesim_layer& layer, std
   cfg.ifmap_sram_bytes = p.memory.ifmap_bytes;
   cfg.filter_sram_bytes = p.memory.weight_bytes;
   cfg.ofmap_sram_bytes = p.memory.ofmap_bytes;
+  cfg.user_bandwidth = p.dram.ideal ? 0 : static_cast<std::int64_t>(p.dram.bytes_per_cycle);
   scalesim_figures f;
   NPUQ_RETURN_IF_ERROR(scalesim_simulate(cfg, layer, &f));
   // Identical layers: counts add up, the percentages stay the layer's.
