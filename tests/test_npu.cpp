@@ -827,3 +827,44 @@ TEST_CASE("statistics are consistent with the tensors for single-tile ops", "[np
   emu.reset();
   REQUIRE(emu.ops().empty());
 }
+
+TEST_CASE("weights that fit the weight buffer are loaded once, whatever the output tiling", "[npu][tiler]") {
+  // ResNet-18 conv3_1b shape: 128 filters of 3x3x128 (147456 weight bytes) over 28x28 pixels.
+  Tensor<std::int8_t> in(Layout::nhwc(1, 28, 28, 128), Quant::per_tensor(0.05f));
+  Tensor<std::int8_t> w(Layout::ohwi(128, 3, 3, 128), Quant::per_tensor(0.01f));
+  Tensor<std::int8_t> out(Layout::nhwc(1, 28, 28, 128), Quant::per_tensor(0.1f));
+  rng r(5);
+  fill(in, r);
+  fill(w, r);
+  const std::int64_t weight_bytes = 128 * 9 * 128;
+  auto run = [&](const npu::profile& p) {
+    npu::emulator emu(p);
+    conv2d_params cp;
+    cp.numerics = p.fixed_numerics ? p.numerics : numerics_profile::tflite();
+    cp.padding = padding_spec::same();
+    REQUIRE(try_conv2d(emu, cp, in, w, no_bias, out).ok());
+    return emu.last();
+  };
+  // generic (256 KiB weight buffer): the outputs split the op, the weights stay resident.
+  const npu::op_stats g = run(npu::presets::generic());
+  CHECK(g.tile_count > 1);
+  CHECK(g.tiling.find("weights resident") != std::string::npos);
+  CHECK(g.dram.weight_read == weight_bytes);
+  // The same NPU with a weight buffer that holds a tile but not all weights reloads them.
+  npu::profile small_w = npu::presets::generic();
+  small_w.memory.weight_bytes = 96 * 1024;
+  const npu::op_stats s = run(small_w);
+  CHECK(s.tiling.find("weights resident") == std::string::npos);
+  CHECK(s.dram.weight_read > weight_bytes);
+  // Whichever order the tiler picks moves no more than the other would: with resident weights
+  // and one K tile, each input patch and each weight tile is fetched once.
+  CHECK(g.dram.input_read + g.dram.weight_read <= s.dram.input_read + s.dram.weight_read);
+  // Ethos-U55: 48 KiB of SHRAM split the op into many pixel and channel tiles and the 32 KiB
+  // scratchpad cannot hold the weights: the tiler picks the loop order that moves fewer bytes.
+  const npu::op_stats e = run(npu::presets::ethos_u55_256());
+  CHECK(e.tile_count > 100);
+  CHECK(e.tiling.find("weights resident") == std::string::npos);
+  // Channel tiles outer: each weight tile once, the input patches once per channel tile.
+  CHECK(e.tiling.find("channel tiles outer") != std::string::npos);
+  CHECK(e.dram.weight_read == weight_bytes);
+}

@@ -428,6 +428,7 @@ class emulator {
     // What one tile costs, from closed forms (cost_model.hpp); the integers are arith's.
     // DMA reuse: what the buffers hold now.
     std::int64_t a_key[5] = {-1, -1, -1, -1, -1}, b_key[3] = {-1, -1, -1};
+    std::vector<char> b_seen(plan.weights_resident ? static_cast<std::size_t>(ceil_div(s.N > 0 ? s.N : 1, plan.nt) * k_blocks) : 0);
     std::int64_t clock = 0, prev_busy = 0, prev_dma_out = 0;
     // Each tile is committed when the next one starts, so the last one can still be adjusted.
     tile_stats pending;
@@ -467,8 +468,17 @@ class emulator {
       }
       const std::int64_t kt_pass = sparse && P.sparse_weights == sparse_mode::skip_macs ? sp.max_column : kt;
       const std::int64_t bk[3] = {src.b_instance(t.inst), t.n0, t.kc0};
-      if (!std::equal(bk, bk + 3, b_key)) {
-        std::copy(bk, bk + 3, b_key);
+      // Resident weights: each weight tile once per weight instance; otherwise whenever the tile
+      // differs from the one the buffer holds.
+      bool load_b = !std::equal(bk, bk + 3, b_key);
+      if (plan.weights_resident && load_b) {
+        if (bk[0] != b_key[0]) std::fill(b_seen.begin(), b_seen.end(), char{0});
+        char& seen = b_seen[static_cast<std::size_t>((t.n0 / plan.nt) * k_blocks + t.kc0 / plan.kc)];
+        load_b = !seen;
+        seen = 1;
+      }
+      std::copy(bk, bk + 3, b_key);
+      if (load_b) {
         const std::int64_t bytes = sparse ? sp.bytes : bits_to_bytes(nt * kt, s.w_bits);
         ts.dram.weight_read = bytes;
         ts.sram.weight.written = bytes;

@@ -46,6 +46,9 @@ struct op_shape {
 struct tile_plan {
   std::int64_t th = 1, tw = 1, nt = 1, kc = 1;  // pixel rectangle, channels, K units
   bool n_outer = false;                         // loop order: channel tiles outside pixel tiles
+  // All of an instance's weights fit the weight buffer at once: each weight tile is DMAed once
+  // per instance and stays, whatever the loop order (real NPU compilers keep them resident).
+  bool weights_resident = false;
   std::int64_t kt(const op_shape& s) const { return kc * s.k_unit; }
 };
 
@@ -105,6 +108,8 @@ inline bool halve(std::int64_t* v, std::int64_t step = 1) {
 }
 }  // namespace detail
 
+inline void choose_loop_order(const profile& pr, const op_shape& s, tile_plan* p);
+
 inline status plan_tiles(const profile& pr, const op_shape& s, tile_plan* out) {
   if (s.k_unit > max_tile_k)
     return {errc::unsupported, std::string("npu: ") + s.op + ": " + std::to_string(s.k_unit) +
@@ -115,7 +120,6 @@ inline status plan_tiles(const profile& pr, const op_shape& s, tile_plan* out) {
   p.nt = s.N;
   const std::int64_t kcap = max_tile_k / s.k_unit;
   p.kc = s.k_units < kcap ? s.k_units : kcap;
-  p.n_outer = pr.array.flow == dataflow::weight_stationary;
   for (;;) {
     const buffer_need b = check_fit(pr, s, p);
     if (b.knob == nullptr) break;
@@ -137,8 +141,31 @@ inline status plan_tiles(const profile& pr, const op_shape& s, tile_plan* out) {
                                      std::to_string(b.need) + " bytes" + (pr.memory.double_buffer ? " (double buffered)" : "") +
                                      ", the profile has " + std::to_string(b.have)};
   }
+  choose_loop_order(pr, s, &p);
   *out = p;
   return {};
+}
+
+// Weight residency and the loop order with the least DRAM traffic (ties: the dataflow's own
+// order, channel tiles outer for weight stationary). With P pixel tiles, C channel tiles and one
+// K tile, pixel-outer reloads the weights per pixel tile unless they are resident or C = 1, and
+// channel-outer reloads the ifmap per channel tile unless P = 1; with several K tiles every tile
+// reloads both (the buffers hold one K tile).
+inline void choose_loop_order(const profile& pr, const op_shape& s, tile_plan* p) {
+  const memory_config& m = pr.memory;
+  const std::int64_t all_w = bits_to_bytes(s.N * s.K(), s.w_bits);
+  const std::int64_t in_tile = ifmap_tile_bytes(s, *p) * (m.double_buffer ? 2 : 1);
+  p->weights_resident = m.unified_bytes > 0 ? all_w + in_tile <= m.unified_bytes : all_w <= m.weight_bytes;
+  const std::int64_t P = ceil_div(s.OH, p->th) * ceil_div(s.OW, p->tw), C = ceil_div(s.N > 0 ? s.N : 1, p->nt),
+                     Kb = s.k_units > 0 ? ceil_div(s.k_units, p->kc) : 1;
+  const double A = static_cast<double>(ifmap_tile_bytes(s, *p)) * static_cast<double>(P * Kb), W = static_cast<double>(all_w);
+  const bool one_k = Kb == 1;
+  const double pixel_outer = A * (one_k ? 1.0 : static_cast<double>(C)) +
+                             W * (p->weights_resident || (C == 1 && one_k) ? 1.0 : static_cast<double>(P));
+  const double channel_outer = A * (P == 1 && one_k ? 1.0 : static_cast<double>(C)) +
+                               W * (p->weights_resident || one_k ? 1.0 : static_cast<double>(P));
+  const bool ws = pr.array.flow == dataflow::weight_stationary;
+  p->n_outer = channel_outer < pixel_outer || (channel_outer == pixel_outer && ws);
 }
 
 // One tile of an op_shape: pixel rectangle, channel range, K-unit range of one instance.
@@ -169,7 +196,7 @@ inline std::int64_t ifmap_dram_bytes(const op_shape& s, const tile_ref& t) {
 inline std::string describe(const op_shape& s, const tile_plan& p) {
   std::string t = std::to_string(p.th) + "x" + std::to_string(p.tw) + " px, " + std::to_string(p.nt) + " ch, " +
                   std::to_string(p.kt(s)) + " k";
-  return t + (p.n_outer ? ", channel tiles outer" : ", pixel tiles outer");
+  return t + (p.n_outer ? ", channel tiles outer" : ", pixel tiles outer") + (p.weights_resident ? ", weights resident" : "");
 }
 
 }  // namespace npu
