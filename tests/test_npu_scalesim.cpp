@@ -124,7 +124,7 @@ TEST_CASE("the SCALE-Sim model reproduces every figure SCALE-Sim v2 reported", "
   const vector_set& v = vectors();
   REQUIRE(v.comment.find("SCALE-Sim v2 commit") != std::string::npos);
   REQUIRE(v.rows.size() >= 100);
-  std::int64_t flows[3] = {0, 0, 0}, user = 0, stalled = 0;
+  std::int64_t flows[3] = {0, 0, 0}, user = 0, stalled = 0, closed_form = 0;
   for (const auto& r : v.rows) {
     const npu::scalesim_config cfg = config_of(r);
     const npu::scalesim_layer layer = layer_of(v.layers, r.at("layer"));
@@ -146,7 +146,11 @@ TEST_CASE("the SCALE-Sim model reproduces every figure SCALE-Sim v2 reported", "
     ++flows[static_cast<int>(cfg.flow)];
     user += cfg.user_bandwidth > 0;
     stalled += f.stall_cycles > 0;
+    closed_form += f.lines_walked == 0;
   }
+  // Both paths: the line walk, and its closed-form outcome for buffers that never fill.
+  CHECK(closed_form > 0);
+  CHECK(closed_form < static_cast<std::int64_t>(v.rows.size()));
   // USER-bandwidth runs, some of them with stalls.
   CHECK(user > 0);
   CHECK(stalled > 0);

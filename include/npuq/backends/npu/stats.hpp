@@ -129,6 +129,7 @@ struct scalesim_figures {
   // Not in SCALE-Sim's reports but what the figures derive from.
   std::int64_t macs = 0, folds = 0, compute_cycles = 0;  // compute: folds * T
   double mapping_sum = 0, compute_util_sum = 0;          // per-fold fractions, summed in fold order
+  std::int64_t lines_walked = 0;  // demand lines simulated (0: buffers that never fill, outcome in closed form)
 };
 
 struct op_stats {
