@@ -275,3 +275,33 @@ TEST_CASE("a scalesim_v2 profile names what SCALE-Sim cannot model", "[npu][scal
   Tensor<std::int32_t> out(Layout::matrix(2, 2));
   CHECK(try_gemm(emu, gemm_params{}, a, b, no_bias, out).message().find("needs a systolic array") != std::string::npos);
 }
+
+TEST_CASE("the closed form for buffers that never fill equals the line walk", "[npu][scalesim]") {
+  // Strides past the filter leave input rows unread; the ceil output grid reads past the edge.
+  const npu::scalesim_layer layers[] = {{13, 11, 2, 2, 3, 5, 3, 3}, {12, 10, 3, 3, 8, 20, 2, 2}, {9, 9, 3, 1, 2, 7, 1, 2},
+                                        npu::scalesim_layer::gemm(37, 11, 29)};
+  for (const auto& l : layers)
+    for (npu::dataflow flow : {npu::dataflow::output_stationary, npu::dataflow::weight_stationary, npu::dataflow::input_stationary}) {
+      npu::scalesim_config big;
+      big.rows = 4;
+      big.cols = 8;
+      big.flow = flow;
+      big.ifmap_sram_bytes = big.filter_sram_bytes = big.ofmap_sram_bytes = std::int64_t{1} << 40;
+      npu::scalesim_figures closed, walked;
+      REQUIRE(npu::scalesim_simulate(big, l, &closed).ok());
+      REQUIRE(closed.lines_walked == 0);
+      // Sets of exactly as many words as the distinct ifmap addresses: the walk runs, and the last
+      // read completes the first set without changing what is read.
+      npu::scalesim_config edge = big;
+      edge.ifmap_sram_bytes = 100 * closed.dram_ifmap_reads;
+      REQUIRE(npu::scalesim_simulate(edge, l, &walked).ok());
+      INFO(l.ifmap_h << "x" << l.ifmap_w << " R" << l.filt_h << "x" << l.filt_w << " S" << l.stride_h << " " << npu::to_string(flow));
+      CHECK(walked.lines_walked > 0);
+      CHECK(walked.total_cycles == closed.total_cycles);
+      CHECK(walked.stall_cycles == 0);
+      CHECK(walked.dram_ifmap_reads == closed.dram_ifmap_reads);
+      CHECK(walked.dram_filter_reads == closed.dram_filter_reads);
+      CHECK(walked.dram_ofmap_writes == closed.dram_ofmap_writes);
+      CHECK(walked.overall_util == closed.overall_util);
+    }
+}

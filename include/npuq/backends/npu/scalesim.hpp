@@ -326,8 +326,33 @@ inline status scalesim_simulate(const scalesim_config& cfg, const scalesim_layer
   scalesim_figures f;
   f.macs = L.macs();
   const std::int64_t ifmap_space = L.ifmap_h * L.ifmap_w * L.channels, bw = cfg.user_bandwidth;
-  detail::scalesim_read_buffer ifmap_calc(cfg.ifmap_sram_bytes, bw > 0 ? 0 : ifmap_space);
-  detail::scalesim_read_buffer filter_calc(cfg.filter_sram_bytes, bw > 0 ? 0 : K * N);
+  // CALC mode with buffers that never fill (no read set completes, the ofmap never drains before
+  // the end): every distinct address is read once, every ofmap write drains once, nothing stalls.
+  // Then the line walk is skipped; its outcome is known. The ifmap addresses the im2col matrix
+  // touches are the covered input rows x covered input columns x channels.
+  const std::int64_t ofmap_elems = (cfg.flow == dataflow::output_stationary ? 1 : row_folds) * Mpx * N;
+  bool walk = true;
+  if (bw == 0 && cfg.filter_sram_bytes / 100 > K * N && cfg.ofmap_sram_bytes / 2 >= ofmap_elems) {
+    auto covered = [](std::int64_t outs, std::int64_t stride, std::int64_t filt, std::int64_t in) {
+      std::int64_t n = 0, next = 0;  // inputs [0, next) are counted; windows start in increasing order
+      for (std::int64_t o = 0; o < outs; ++o) {
+        const std::int64_t lo = std::max(o * stride, next), hi = std::min(o * stride + filt, in);
+        if (hi > lo) n += hi - lo;
+        next = std::max(next, hi);
+      }
+      return n;
+    };
+    const std::int64_t distinct = covered(L.ofmap_h(), L.stride_h, L.filt_h, L.ifmap_h) *
+                                  covered(L.ofmap_w(), L.stride_w, L.filt_w, L.ifmap_w) * L.channels;
+    if (cfg.ifmap_sram_bytes / 100 > distinct) {
+      walk = false;
+      f.dram_ifmap_reads = distinct;
+      f.dram_filter_reads = K * N;
+      f.dram_ofmap_writes = ofmap_elems;
+    }
+  }
+  detail::scalesim_read_buffer ifmap_calc(cfg.ifmap_sram_bytes, bw > 0 || !walk ? 0 : ifmap_space);
+  detail::scalesim_read_buffer filter_calc(cfg.filter_sram_bytes, bw > 0 || !walk ? 0 : K * N);
   detail::scalesim_write_buffer ofmap_buf(cfg.ofmap_sram_bytes, bw > 0 ? bw : C);
   // USER mode: the read buffers follow each operand's prefetch order (per dataflow, as SCALE-Sim
   // lays its prefetch matrices out: fold blocks stacked, some read by anti-diagonals).
@@ -371,29 +396,6 @@ inline status scalesim_simulate(const scalesim_config& cfg, const scalesim_layer
   detail::scalesim_user_read_buffer filter_user(cfg.filter_sram_bytes, bw > 0 ? bw : 1, filter_order, bw > 0 ? K * N : 0);
   std::int64_t line = 0, stalls = 0, last_out = 0;
 
-  // CALC mode with buffers that never fill (no read set completes, the ofmap never drains before
-  // the end): every distinct address is read once, every ofmap write drains once, nothing stalls.
-  // Then the line walk is skipped; its outcome is known.
-  const std::int64_t ofmap_elems = (cfg.flow == dataflow::output_stationary ? 1 : row_folds) * Mpx * N;
-  bool walk = true;
-  if (bw == 0 && cfg.filter_sram_bytes / 100 > K * N && cfg.ofmap_sram_bytes / 2 >= ofmap_elems) {
-    std::vector<char> seen(static_cast<std::size_t>(ifmap_space), 0);
-    std::int64_t distinct = 0;
-    for (std::int64_t m = 0; m < Mpx; ++m)
-      for (std::int64_t k = 0; k < K; ++k) {
-        const std::int64_t a = ifmap(m, k);
-        if (a >= 0 && !seen[static_cast<std::size_t>(a)]) {
-          seen[static_cast<std::size_t>(a)] = 1;
-          ++distinct;
-        }
-      }
-    if (cfg.ifmap_sram_bytes / 100 > distinct) {
-      walk = false;
-      f.dram_ifmap_reads = distinct;
-      f.dram_filter_reads = K * N;
-      f.dram_ofmap_writes = ofmap_elems;
-    }
-  }
   for (std::int64_t fc = 0; fc < col_folds; ++fc) {
     for (std::int64_t fr = 0; fr < row_folds; ++fr) {
       const std::int64_t r0 = fr * R, ru = (Sr - r0 < R ? Sr - r0 : R);
