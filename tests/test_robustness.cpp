@@ -415,3 +415,135 @@ TEST_CASE("12: output offsets beyond what every backend computes exactly are rej
   expect_error(try_gemm(scalar, gemm_params{}, a, b, no_bias, acc), errc::invalid_quantization, "output: zero_point[0] = 128");
   CHECK(untouched(acc));
 }
+
+TEST_CASE("a kernel of 2^62 rows over padding costs the taps inside the image", "[robustness][conv2d][depthwise]") {
+  // The reference used to walk all 2^62 kernel rows (a valid call that never returned); simd
+  // packed them (K * 16 wrapped int64: a heap overflow). Now the reference visits the 3 rows each
+  // output meets, simd runs the reference for windows it cannot pack, the emulator refuses.
+  const std::int64_t KH = std::int64_t{1} << 62, half = std::int64_t{1} << 61;
+  const std::int8_t in_data[3] = {5, -7, 11};
+  const std::int8_t w_data[1] = {3};
+  const TensorView<const std::int8_t> in(in_data, Layout::nhwc(1, 3, 1, 1), Quant::per_tensor(0.5f, 1));
+  const TensorView<const std::int8_t> w(w_data, 0, Layout::strided({1, KH, 1, 1}, {0, 0, 0, 0}), Quant::per_tensor(0.5f, 0), 1);
+  const TensorView<const std::int8_t> dw(w_data, 0, Layout::strided({KH, 1, 1}, {0, 0, 0}), Quant::per_tensor(0.5f, 0), 1);
+  conv2d_params p;
+  p.padding = padding_spec::explicit_(half, half, 0, 0);  // OH = 3 + 2^62 - 2^62 + 1 = 4
+  depthwise_params dp;
+  dp.padding = p.padding;
+  const std::vector<std::int32_t> expect(4, ((5 - 1) + (-7 - 1) + (11 - 1)) * 3);  // every output meets all 3 rows
+  auto check = [&](const auto& backend, bool depthwise) {
+    Tensor<std::int32_t> out(Layout::nhwc(1, 4, 1, 1));
+    const status s = depthwise ? try_depthwise_conv2d(backend, dp, in, dw, no_bias, out) : try_conv2d(backend, p, in, w, no_bias, out);
+    REQUIRE(s.ok());
+    CHECK(std::vector<std::int32_t>(out.data(), out.data() + 4) == expect);
+  };
+  for (bool depthwise : {false, true}) {
+    INFO("depthwise " << depthwise);
+    check(scalar, depthwise);
+    for (isa level : cpu().levels()) {
+      INFO("simd level " << to_string(level));
+      check(simd_backend{level}, depthwise);
+    }
+    Tensor<std::int32_t> out(Layout::nhwc(1, 4, 1, 1));
+    fill_canary(out);
+    const status s = depthwise ? try_depthwise_conv2d(npu::emulator{}, dp, in, dw, no_bias, out)
+                               : try_conv2d(npu::emulator{}, p, in, w, no_bias, out);
+    expect_error(s, errc::unsupported, "exceed the emulator's K tile limit");
+    CHECK(untouched(out));
+  }
+  // Plans and packed weights hold every tap: they refuse the window by name.
+  Tensor<std::int32_t> out(Layout::nhwc(1, 4, 1, 1));
+  conv2d_plan<std::int8_t, std::int8_t, std::int32_t> plan;
+  expect_error(try_make_conv2d_plan(simd, p, in, w, no_bias, out, &plan), errc::unsupported, "conv2d plan: the window is too large");
+  packed_conv2d_weights<std::int8_t> packed;
+  expect_error(pack_conv2d_weights(simd, p, w, &packed), errc::unsupported, "weights: a window of 4611686018427387904x1x1 values");
+}
+
+TEST_CASE("attention with a uint8 output runs on the NPU emulator (fuzz_attention: it did not compile)", "[robustness][attention]") {
+  Tensor<std::int8_t> q(Layout::row_major({2, 3, 8}), Quant::per_tensor(0.05f, 0)), k(Layout::row_major({2, 5, 8}), Quant::per_tensor(0.05f, 1)),
+      v(Layout::row_major({2, 5, 4}), Quant::per_tensor(0.04f, -1));
+  fill_pattern(q, 1);
+  fill_pattern(k, 2);
+  fill_pattern(v, 3);
+  attention_params ap;
+  ap.score = Quant::per_tensor(0.1f, 0);
+  ap.causal = true;
+  all_backends_agree<std::uint8_t>(Layout::row_major({2, 3, 4}), Quant::per_tensor(0.02f, 128), [&](const auto& be, const TensorView<std::uint8_t>& o) {
+    return try_attention(be, ap, q, k, v, no_mask, o);
+  });
+}
+
+TEST_CASE("batched B with per-column quantization on simd (fuzz_gemm: simd wrote nothing)", "[robustness][gemm]") {
+  // simd packs each batch's [K, N] slice of a rank-3 B; the slice kept B's quantization axis 2,
+  // so packing failed silently and the call returned ok with the output unwritten.
+  Tensor<std::int8_t> a(Layout::row_major({2, 7, 26}), Quant::per_tensor(0.1f, 118));
+  std::vector<float> scales(23);
+  for (std::size_t i = 0; i < scales.size(); ++i) scales[i] = 0.01f * static_cast<float>(i + 1);
+  Tensor<std::int8_t> b(Layout::row_major({2, 26, 23}), Quant::per_axis(2, scales, {-38}));
+  fill_pattern(a, 1);
+  fill_pattern(b, 2);
+  gemm_params p;
+  all_backends_agree<std::int32_t>(Layout::row_major({2, 7, 23}), Quant{}, [&](const auto& be, const TensorView<std::int32_t>& o) {
+    return try_gemm(be, p, a, b, no_bias, o);
+  });
+  all_backends_agree<std::int8_t>(Layout::row_major({2, 7, 23}), Quant::per_tensor(2.0f, 3), [&](const auto& be, const TensorView<std::int8_t>& o) {
+    return try_gemm(be, p, a, b, no_bias, o);
+  });
+  // The same on int4 B (its own per-batch packing had the same slip).
+  Tensor<int4> b4(Layout::row_major({2, 26, 23}), Quant::per_axis(2, scales, {0}));
+  fill_pattern(b4, 3);
+  all_backends_agree<std::int8_t>(Layout::row_major({2, 7, 23}), Quant::per_tensor(0.5f, 3), [&](const auto& be, const TensorView<std::int8_t>& o) {
+    return try_gemm(be, p, a, b4, no_bias, o);
+  });
+}
+
+TEST_CASE("empty layouts and outputs whatever their other extents (fuzz_formats, fuzz_attention)", "[robustness][layout][attention]") {
+  // A zero extent makes a layout empty: its span is 0 even when another extent times its stride
+  // overflows (try_span gave up on the overflow first and an empty view failed validation).
+  const Layout empty = Layout::strided({300795, 0, 3}, {(std::int64_t{1} << 62) - 1, 7, 1});
+  CHECK(empty.fits());
+  CHECK(empty.span() == 0);
+  CHECK(TensorView<const std::int8_t>(nullptr, empty).validate("x").ok());
+  // Attention with no query over 2^62 - 1 keys (a zero-stride view): nothing to compute, and
+  // simd sized its per-key buffers before finding that out (std::length_error).
+  const std::int8_t kv[4] = {1, 2, 3, 4};
+  const Quant q = Quant::per_tensor(0.1f, 0);
+  const TensorView<const std::int8_t> k(kv, 0, Layout::strided({1, kMax / 2, 1}, {0, 0, 0}), q, 1);
+  const TensorView<const std::int8_t> qs(kv, Layout::row_major({1, 0, 1}), q);
+  attention_params ap;
+  ap.score = q;
+  std::int8_t out_byte = 0;
+  const TensorView<std::int8_t> out(&out_byte, Layout::row_major({1, 0, 1}), q);
+  const status s0 = try_attention(scalar, ap, qs, k, k, no_mask, out);
+  INFO(s0.to_string());
+  CHECK(s0.ok());
+  for (isa level : cpu().levels()) {
+    INFO("simd level " << to_string(level));
+    CHECK(try_attention(simd_backend{level}, ap, qs, k, k, no_mask, out).ok());
+  }
+  const status s = try_attention(npu::emulator{}, ap, qs, k, k, no_mask, out);
+  INFO(s.to_string());
+  CHECK((s.ok() || s.code() == errc::unsupported));
+}
+
+TEST_CASE("work is bounded by what a call addresses (fuzz_formats, fuzz_gemm: hangs)", "[robustness][int4][gemm]") {
+  // import_ggml_q4_0 with K = 0 and N = 2^40 rows walked every (empty) row.
+  int4_weights w;
+  REQUIRE(import_ggml_q4_0(nullptr, std::int64_t{1} << 40, 0, &w).ok());
+  CHECK(w.N == std::int64_t{1} << 40);
+  CHECK(w.K == 0);
+  // A GEMM with no output element over 2^62 batches (zero strides) looped over every batch.
+  const std::int8_t x[1] = {1};
+  const Quant q = Quant::per_tensor(0.5f, 0);
+  const std::int64_t B = std::int64_t{1} << 62;
+  const TensorView<const std::int8_t> a(x, 0, Layout::strided({B, 0, 4}, {0, 0, 0}), q, 1);
+  const TensorView<const std::int8_t> b(x, 0, Layout::strided({B, 4, 3}, {0, 0, 0}), q, 1);
+  const TensorView<const int4> b4(reinterpret_cast<const std::uint8_t*>(x), 0, Layout::strided({B, 4, 3}, {0, 0, 0}), q, 1);
+  std::int32_t o = 7;
+  const TensorView<std::int32_t> out(&o, Layout::strided({B, 0, 3}, {0, 0, 1}));
+  CHECK(try_gemm(scalar, gemm_params{}, a, b, no_bias, out).ok());
+  CHECK(try_gemm(simd, gemm_params{}, a, b, no_bias, out).ok());
+  CHECK(try_gemm(simd, gemm_params{}, a, b4, no_bias, out).ok());
+  CHECK(try_gemm(npu::emulator{}, gemm_params{}, a, b, no_bias, out).ok());
+  CHECK(o == 7);
+}

@@ -119,14 +119,14 @@ class Layout {
   }
   // One past the largest offset reached (0 for an empty layout); false when it does not fit.
   bool try_span(std::int64_t* out) const {
-    std::int64_t last = 0;
-    for (int i = 0; i < rank_; ++i) {
-      if (shape_[i] == 0) {
+    for (int i = 0; i < rank_; ++i)
+      if (shape_[i] == 0) {  // empty, whatever the other extents and strides
         *out = 0;
         return true;
       }
+    std::int64_t last = 0;
+    for (int i = 0; i < rank_; ++i)
       if (!checked_mul_add(shape_[i] - 1, stride_[i], last, &last)) return false;
-    }
     return checked_add(last, 1, out);
   }
   // The same, saturated at INT64_MAX when the exact value does not fit (see fits()), so a size

@@ -58,7 +58,7 @@ status build_int4_groups(std::int64_t N, std::int64_t K, std::int64_t gs, CodeFn
   std::vector<std::int32_t> zps(static_cast<std::size_t>(N * G));
   bool any_zp = false;
   const TensorView<int4> v = data.view();
-  for (std::int64_t n = 0; n < N; ++n) {
+  for (std::int64_t n = 0; n < N && G > 0; ++n) {  // K = 0: no block to read, however many rows
     for (std::int64_t g = 0; g < G; ++g) {
       float s = scale(n, g);
       const int z = zp(n, g);

@@ -45,19 +45,28 @@ struct conv_geometry {
   std::int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
 };
 
+// The taps k in [*lo, *hi) of one window axis that land inside the image: input index
+// first + k * dil in [0, extent) for k in [0, taps). `first` is the input index of tap 0 (negative
+// in the leading padding). Nothing overflows for a resolved geometry: -first <= leading padding,
+// and extent - first <= extent + leading padding <= the padded extent, which fits in int64.
+inline void taps_inside(std::int64_t first, std::int64_t dil, std::int64_t taps, std::int64_t extent, std::int64_t* lo,
+                        std::int64_t* hi) {
+  *lo = first >= 0 ? 0 : ceil_div(-first, dil);
+  *hi = first >= extent ? 0 : std::min(taps, ceil_div(extent - first, dil));
+}
+
 // Calls f(ky, kx, iy, ix) for every tap of output pixel (oy, ox) that lands inside the image,
-// in (ky, kx) order. Padded taps are skipped: they contribute (in_zp - in_zp) * w = 0.
+// in (ky, kx) order. Padded taps are skipped: they contribute (in_zp - in_zp) * w = 0. The loops
+// visit only the taps inside the image, so a window of 2^62 taps over padding costs what the
+// image holds, not what the kernel spans.
 template <class F>
 void for_each_tap(const conv_geometry& g, std::int64_t oy, std::int64_t ox, F&& f) {
-  for (std::int64_t ky = 0; ky < g.KH; ++ky) {
-    const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
-    if (iy < 0 || iy >= g.H) continue;
-    for (std::int64_t kx = 0; kx < g.KW; ++kx) {
-      const std::int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
-      if (ix < 0 || ix >= g.W) continue;
-      f(ky, kx, iy, ix);
-    }
-  }
+  const std::int64_t y0 = oy * g.stride_h - g.pad_top, x0 = ox * g.stride_w - g.pad_left;
+  std::int64_t ky_lo = 0, ky_hi = 0, kx_lo = 0, kx_hi = 0;
+  taps_inside(y0, g.dilation_h, g.KH, g.H, &ky_lo, &ky_hi);
+  taps_inside(x0, g.dilation_w, g.KW, g.W, &kx_lo, &kx_hi);
+  for (std::int64_t ky = ky_lo; ky < ky_hi; ++ky)
+    for (std::int64_t kx = kx_lo; kx < kx_hi; ++kx) f(ky, kx, y0 + ky * g.dilation_h, x0 + kx * g.dilation_w);
 }
 
 namespace detail {

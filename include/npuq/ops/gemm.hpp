@@ -19,6 +19,7 @@ status try_gemm(const Backend& backend, const gemm_params& params, const XA& a, 
   using O = detail::element_of<XO>;
   gemm_problem<A, B, O> problem;
   NPUQ_RETURN_IF_ERROR(make_gemm_problem(params, input_view(a), input_view(b), input_view(bias), output_view(out), &problem));
+  if (problem.out.size() == 0) return {};  // validated; nothing to compute on any backend, however many batches
   return execute(backend, problem);
 }
 

@@ -30,6 +30,7 @@ status try_gemm_grouped(const Backend& backend, const gemm_grouped_params& param
   gemm_grouped_problem<A, O> problem;
   NPUQ_RETURN_IF_ERROR(make_gemm_grouped_problem(params, input_view(a), input_view(b), detail::float_bias_view(bias),
                                                  output_view(out), &problem));
+  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
   return execute(backend, problem);
 }
 

@@ -67,7 +67,7 @@ status execute(const emulator& emu, const attention_problem<Q, KV, O>& p) {
         simd_detail::softmax_scores(p, tables, h, s0 + r, score.data() + r * T, p.visible_keys(s0 + r), prob.data() + r * T,
                                     packed.data(), packed_prob.data(), key.data());
       emu.charge_softmax(b, T, "rows=" + std::to_string(b) + " depth=" + std::to_string(T));
-      const TensorView<std::int8_t> oh(result.data(), h * p.S * p.dv + s0 * p.dv, Layout::matrix(b, p.dv), p.out.quant(), result.size());
+      const TensorView<O> oh(result.data(), h * p.S * p.dv + s0 * p.dv, Layout::matrix(b, p.dv), p.out.quant(), result.size());
       st = try_gemm(emu, out_params, prob.cview().slice(0, 0, b), vh.view, no_bias, oh);
       if (!st.ok()) return fail(st);
       score_bytes += 4 * b * T;

@@ -215,7 +215,10 @@ class emulator {
     const bool scalesim = prof_.costs == cost_model::scalesim_v2 &&
                           scalesim_layer_of(shape, detail::has_sparse_weights<Operands>::value, &layer, &layers) && layers > 0 &&
                           shape.M() > 0 && shape.N > 0;
-    if (scalesim) NPUQ_RETURN_IF_ERROR(layer.validate());
+    if (scalesim) {  // a valid op SCALE-Sim cannot describe (e.g. a dimension past 2^24): not modelled
+      const status v = layer.validate();
+      if (!v.ok()) return {errc::unsupported, std::string("npu: ") + shape.op + ": " + v.message()};
+    }
     tile_plan plan;
     NPUQ_RETURN_IF_ERROR(plan_tiles(tiling_, shape, &plan));
     op_stats rec;

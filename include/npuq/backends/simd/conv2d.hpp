@@ -207,6 +207,9 @@ class packed_conv2d_weights {
     NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), w.type(), "weights", false));
     if (w.quant().zero_points.size() > 1 && (w.quant().granularity != quant_granularity::per_axis || w.quant().axis != 0))
       return {errc::invalid_quantization, "weights: per-channel zero points must be along axis 0"};
+    if (!simd_detail::window_fits_kernels(w.dim(1), w.dim(2), w.dim(3)))
+      return {errc::unsupported, "weights: a window of " + std::to_string(w.dim(1)) + "x" + std::to_string(w.dim(2)) + "x" +
+                                     std::to_string(w.dim(3)) + " values is too large to pack (the one-shot call runs it on the reference)"};
     std::vector<packed_gemm_weights<W>> packed(static_cast<std::size_t>(groups));
     const std::int64_t ocg = w.dim(0) / groups;
     for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)], level);
@@ -294,7 +297,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
 
 template <class I, class W, class O>
 status execute(const simd_backend& be, const conv2d_problem<I, W, O>& p) {
-  if (!simd_detail::wraps_within_32_bits(p.stage.numerics)) {
+  if (!simd_detail::wraps_within_32_bits(p.stage.numerics) || !simd_detail::window_fits_kernels(p.g.KH, p.g.KW, p.in_per_group)) {
     NPUQ_RETURN_IF_ERROR(execute(scalar, p));
     detail::simd_last_kernel_storage() = "conv2d_reference";
     return {};

@@ -529,7 +529,7 @@ void run_depthwise(const simd_backend& be, const depthwise_problem<I, W, O>& p) 
 
 template <class I, class W, class O>
 status execute(const simd_backend& be, const depthwise_problem<I, W, O>& p) {
-  if (!simd_detail::wraps_within_32_bits(p.stage.numerics)) {
+  if (!simd_detail::wraps_within_32_bits(p.stage.numerics) || !simd_detail::window_fits_kernels(p.g.KH, p.g.KW, p.OC)) {
     NPUQ_RETURN_IF_ERROR(execute(scalar, p));
     detail::simd_last_kernel_storage() = "dwconv_reference";
     return {};

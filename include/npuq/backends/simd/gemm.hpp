@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "npuq/backends/scalar/gemm.hpp"
+#include "npuq/core/checked.hpp"
 #include "npuq/core/level_table.hpp"
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/gemm_pack.hpp"
@@ -51,6 +52,24 @@ inline const char* type_code(dtype t) { return t == dtype::u8 ? "u8" : "s8"; }
 // True when int32 wrap-around arithmetic reproduces the profile's accumulator exactly.
 inline bool wraps_within_32_bits(const numerics_profile& p) {
   return p.acc.overflow == overflow_rule::wrap && p.acc.bits <= 32;
+}
+
+// The quantization of one batch's [K, N] slice of a batched B: per-column quantization (along
+// B's last axis, whatever B's rank) is the slice's axis 1.
+inline Quant batch_slice_quant(Quant q) {
+  if (q.granularity == quant_granularity::per_axis) q.axis = 1;
+  return q;
+}
+
+// The largest sliding window the simd conv kernels take, in taps times values per tap (conv2d:
+// K = KH * KW * Cg of the implicit GEMM; depthwise: KH * KW * channels): they pack every tap of
+// the weights and gather every tap of a pixel, padding included. Past it (a kernel no network
+// has, e.g. 2^62 rows over padding, whose packed size would not even fit in int64) the one-shot
+// calls run the reference, which visits only the taps inside the image, and plans refuse.
+constexpr std::int64_t max_window_values = std::int64_t{1} << 22;
+inline bool window_fits_kernels(std::int64_t kh, std::int64_t kw, std::int64_t per_tap) {
+  std::int64_t n = 0;
+  return checked_mul(kh, kw, &n) && checked_mul(n, per_tap, &n) && n <= max_window_values;
 }
 
 template <class B>
@@ -656,7 +675,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
       const Layout& bl = p.b.layout();
       const int br = bl.rank();
       TensorView<const B> bb(p.b.data(), p.b.offset() + bo, Layout::strided({p.K, p.N}, {bl.stride(br - 2), bl.stride(br - 1)}),
-                             p.b.quant(), p.b.capacity());
+                             batch_slice_quant(p.b.quant()), p.b.capacity());
       (void)own.pack(bb, be.level());  // cannot fail: the problem was validated
       w = &own;
     }
@@ -694,6 +713,7 @@ status try_gemm(const simd_backend& be, const gemm_params& params, const XA& a, 
   using O = detail::element_of<XO>;
   gemm_problem<A, B, O> problem;
   NPUQ_RETURN_IF_ERROR(make_gemm_problem(params, input_view(a), b.descriptor(), input_view(bias), output_view(out), &problem, true));
+  if (problem.out.size() == 0) return {};  // nothing to compute, however many batches
   if (!simd_detail::wraps_within_32_bits(problem.stage.numerics))
     return {errc::unsupported, "params: packed weights need an accumulator that wraps at <= 32 bits; pass unpacked weights to "
                                "run saturating or wider accumulators on the reference path"};

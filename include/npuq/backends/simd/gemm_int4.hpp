@@ -154,7 +154,7 @@ void run_gemm_int4(const simd_backend& be, const gemm_problem<A, int4, O>& p, co
       const Layout& bl = p.b.layout();
       const int br = bl.rank();
       TensorView<const int4> bb(p.b.data(), p.b.offset() + bo, Layout::strided({p.K, p.N}, {bl.stride(br - 2), bl.stride(br - 1)}),
-                                p.b.quant(), p.b.capacity());
+                                batch_slice_quant(p.b.quant()), p.b.capacity());
       (void)own.pack(bb);  // cannot fail: the problem was validated
       w = &own;
     }
@@ -284,6 +284,7 @@ status try_gemm(const simd_backend& be, const gemm_params& params, const XA& a, 
   using O = detail::element_of<XO>;
   gemm_problem<A, int4, O> problem;
   NPUQ_RETURN_IF_ERROR(make_gemm_problem(params, input_view(a), b.descriptor(), input_view(bias), output_view(out), &problem, true));
+  if (problem.out.size() == 0) return {};  // nothing to compute, however many batches
   NPUQ_RETURN_IF_ERROR(simd_detail::check_packed_int4_range(b, params.int4_weights));
   if (!simd_detail::wraps_within_32_bits(problem.stage.numerics))
     return {errc::unsupported, "params: packed weights need an accumulator that wraps at <= 32 bits; pass unpacked weights to "

@@ -196,6 +196,8 @@ class conv2d_plan {
     auto s = std::make_unique<state>();
     NPUQ_RETURN_IF_ERROR(make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &s->p));
     NPUQ_RETURN_IF_ERROR(detail::plan_numerics(s->p.stage.numerics, "conv2d"));
+    if (!simd_detail::window_fits_kernels(s->p.g.KH, s->p.g.KW, s->p.in_per_group))
+      return {errc::unsupported, "conv2d plan: the window is too large to pack; the one-shot call runs it on the reference kernels"};
     s->kern = simd_detail::gemm_kernels<W>(be.level());
     const std::int64_t ocg = s->p.out_per_group;
     s->w.resize(static_cast<std::size_t>(s->p.groups));
