@@ -503,6 +503,8 @@ TEST_CASE("empty layouts and outputs whatever their other extents (fuzz_formats,
   const Layout empty = Layout::strided({300795, 0, 3}, {(std::int64_t{1} << 62) - 1, 7, 1});
   CHECK(empty.fits());
   CHECK(empty.span() == 0);
+  CHECK(Layout::strided({5, kMax / 2, 0, 4}, {11, 12, 11, 7}).size() == 0);  // the size too (fuzz_formats)
+  CHECK(Layout::strided({5, kMax / 2, 0, 4}, {11, 12, 11, 7}).fits());
   CHECK(TensorView<const std::int8_t>(nullptr, empty).validate("x").ok());
   // Attention with no query over 2^62 - 1 keys (a zero-stride view): nothing to compute, and
   // simd sized its per-key buffers before finding that out (std::length_error).

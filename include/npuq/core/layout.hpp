@@ -111,6 +111,11 @@ class Layout {
   }
   // Number of logical elements; false when it does not fit in int64.
   bool try_size(std::int64_t* out) const {
+    for (int i = 0; i < rank_; ++i)
+      if (shape_[i] == 0) {  // empty, whatever the other extents
+        *out = 0;
+        return true;
+      }
     std::int64_t n = 1;
     for (int i = 0; i < rank_; ++i)
       if (!checked_mul(n, shape_[i], &n)) return false;
