@@ -156,8 +156,10 @@ inline void choose_loop_order(const profile& pr, const op_shape& s, tile_plan* p
   const std::int64_t all_w = bits_to_bytes(s.N * s.K(), s.w_bits);
   const std::int64_t in_tile = ifmap_tile_bytes(s, *p) * (m.double_buffer ? 2 : 1);
   p->weights_resident = m.unified_bytes > 0 ? all_w + in_tile <= m.unified_bytes : all_w <= m.weight_bytes;
-  const std::int64_t P = ceil_div(s.OH, p->th) * ceil_div(s.OW, p->tw), C = ceil_div(s.N > 0 ? s.N : 1, p->nt),
-                     Kb = s.k_units > 0 ? ceil_div(s.k_units, p->kc) : 1;
+  // Tile extents of 0 (empty operands) count as one tile.
+  const auto tiles = [](std::int64_t n, std::int64_t t) { return t > 0 ? ceil_div(n, t) : 1; };
+  const std::int64_t P = tiles(s.OH, p->th) * tiles(s.OW, p->tw), C = tiles(s.N > 0 ? s.N : 1, p->nt),
+                     Kb = s.k_units > 0 ? tiles(s.k_units, p->kc) : 1;
   const double A = static_cast<double>(ifmap_tile_bytes(s, *p)) * static_cast<double>(P * Kb), W = static_cast<double>(all_w);
   const bool one_k = Kb == 1;
   const double pixel_outer = A * (one_k ? 1.0 : static_cast<double>(C)) +
