@@ -3,25 +3,19 @@
 // pruned) weights. The lines between the README markers are what README.md shows;
 // tests/readme_sync.cpp keeps the two equal.
 #include <cstdio>
-#include <cstring>
 #include <vector>
 
 #include <npuq/npuq.hpp>
+
+#include "example_support.hpp"
 using namespace npuq;
 
 namespace {
-
-// Fills a tensor with a fixed pattern of small values (stands in for real data).
-void fill(const Tensor<std::int8_t>& t, int period) {
-  for (std::int64_t i = 0; i < t.size(); ++i) t.data()[i] = static_cast<std::int8_t>(i % period - period / 2);
-}
-
+using npuq_example::fill;
+constexpr const char* mismatch = "differs from the dense int8 op";
 bool same(const char* what, const Tensor<std::int8_t>& a, const Tensor<std::int8_t>& b) {
-  if (std::memcmp(a.data(), b.data(), static_cast<std::size_t>(a.size())) == 0) return true;
-  std::printf("%s: differs from the dense int8 op\n", what);
-  return false;
+  return npuq_example::same(what, mismatch, a, b);
 }
-
 }  // namespace
 
 int main() {

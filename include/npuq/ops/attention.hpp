@@ -10,6 +10,7 @@
 #pragma once
 
 #include "npuq/backends/scalar/attention.hpp"
+#include "npuq/core/backend.hpp"
 #include "npuq/ops/attention_problem.hpp"
 
 namespace npuq {
@@ -19,8 +20,7 @@ status try_attention(const Backend& backend, const attention_params& params, con
                      const XO& out) {
   attention_problem<detail::element_of<XQ>, detail::element_of<XK>, detail::element_of<XO>> problem;
   NPUQ_RETURN_IF_ERROR(make_attention_problem(params, input_view(q), input_view(k), input_view(v), input_view(mask), output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend, whatever T is
-  return execute(backend, problem);
+  return detail::run_validated(backend, problem);
 }
 
 template <class Backend, class XQ, class XK, class XV, class XM, class XO>

@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "npuq/backends/scalar/conv2d.hpp"
+#include "npuq/core/backend.hpp"
 #include "npuq/core/dtype.hpp"
 #include "npuq/ops/conv2d_problem.hpp"
 
@@ -27,8 +28,7 @@ status try_conv2d(const Backend& backend, const conv2d_params& params, const XI&
     conv2d_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
     NPUQ_RETURN_IF_ERROR(
         make_conv2d_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
-    if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
-    return execute(backend, problem);
+    return detail::run_validated(backend, problem);
   }
 }
 
@@ -47,8 +47,7 @@ status try_depthwise_conv2d(const Backend& backend, const depthwise_params& para
     depthwise_problem<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> problem;
     NPUQ_RETURN_IF_ERROR(
         make_depthwise_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &problem));
-    if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
-    return execute(backend, problem);
+    return detail::run_validated(backend, problem);
   }
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "npuq/backends/scalar/gemm.hpp"
+#include "npuq/core/backend.hpp"
 #include "npuq/ops/gemm_problem.hpp"
 
 namespace npuq {
@@ -19,8 +20,7 @@ status try_gemm(const Backend& backend, const gemm_params& params, const XA& a, 
   using O = detail::element_of<XO>;
   gemm_problem<A, B, O> problem;
   NPUQ_RETURN_IF_ERROR(make_gemm_problem(params, input_view(a), input_view(b), input_view(bias), output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; nothing to compute on any backend, however many batches
-  return execute(backend, problem);
+  return detail::run_validated(backend, problem);
 }
 
 template <class Backend, class XA, class XB, class XBias, class XO>

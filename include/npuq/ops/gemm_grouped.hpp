@@ -8,6 +8,7 @@
 #pragma once
 
 #include "npuq/backends/scalar/gemm_grouped.hpp"
+#include "npuq/core/backend.hpp"
 #include "npuq/ops/gemm_grouped_problem.hpp"
 
 namespace npuq {
@@ -30,8 +31,7 @@ status try_gemm_grouped(const Backend& backend, const gemm_grouped_params& param
   gemm_grouped_problem<A, O> problem;
   NPUQ_RETURN_IF_ERROR(make_gemm_grouped_problem(params, input_view(a), input_view(b), detail::float_bias_view(bias),
                                                  output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute on any backend
-  return execute(backend, problem);
+  return detail::run_validated(backend, problem);
 }
 
 template <class Backend, class XA, class XB, class XBias, class XO>

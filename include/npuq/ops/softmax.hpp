@@ -7,6 +7,7 @@
 #pragma once
 
 #include "npuq/backends/scalar/softmax.hpp"
+#include "npuq/core/backend.hpp"
 #include "npuq/ops/softmax_problem.hpp"
 
 namespace npuq {
@@ -15,8 +16,7 @@ template <class Backend, class XI, class XO>
 status try_softmax(const Backend& backend, const softmax_params& params, const XI& in, const XO& out) {
   softmax_problem<detail::element_of<XI>, detail::element_of<XO>> problem;
   NPUQ_RETURN_IF_ERROR(make_softmax_problem(params, input_view(in), output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute, whatever the depth
-  return execute(backend, problem);
+  return detail::run_validated(backend, problem);
 }
 
 template <class Backend, class XI, class XO>

@@ -11,6 +11,7 @@
 #include <type_traits>
 
 #include "npuq/backends/scalar/softmax_int16.hpp"
+#include "npuq/core/backend.hpp"
 #include "npuq/ops/softmax_int16_problem.hpp"
 
 namespace npuq {
@@ -21,8 +22,7 @@ status try_softmax(const Backend& backend, const softmax_int16_params& params, c
                 "int16 softmax: input and output must be int16_t tensors");
   softmax_int16_problem problem;
   NPUQ_RETURN_IF_ERROR(make_softmax_int16_problem(params, input_view(in), output_view(out), &problem));
-  if (problem.out.size() == 0) return {};  // validated; an empty output has nothing to compute, whatever the depth
-  return execute(backend, problem);
+  return detail::run_validated(backend, problem);
 }
 
 template <class Backend, class XI, class XO>

@@ -476,7 +476,7 @@ class emulator {
       bool load_b = !std::equal(bk, bk + 3, b_key);
       if (plan.weights_resident && load_b) {
         if (bk[0] != b_key[0]) std::fill(b_seen.begin(), b_seen.end(), char{0});
-        char& seen = b_seen[static_cast<std::size_t>((plan.nt > 0 ? t.n0 / plan.nt : 0) * k_blocks + (plan.kc > 0 ? t.kc0 / plan.kc : 0))];
+        char& seen = b_seen[static_cast<std::size_t>((t.n0 / plan.nt) * k_blocks + (plan.kc > 0 ? t.kc0 / plan.kc : 0))];
         load_b = !seen;
         seen = 1;
       }
