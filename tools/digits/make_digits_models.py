@@ -231,6 +231,148 @@ def write_cnn(torch, model, calib_x, test_x, test_y, out_dir, float_acc):
     return float_acc, int8_acc
 
 
+# ------------------------------------------------------------------------------------------------
+# Tiny transformer encoder: 2x2 patches -> 16 tokens of 16 dims, one attention layer (2 heads of
+# 8), an MLP, a classifier over the flattened tokens. No LayerNorm and no residual adds: ONNX has
+# no integer op for either (ONNX Runtime runs them in float or as com.microsoft contrib ops), so
+# every node stays an exact integer contract except the softmaxes (see docs/onnx-models.md).
+
+T, D, H, DH, HID = 16, 16, 2, 8, 32
+
+
+def build_transformer(torch):
+    nn = torch.nn
+
+    class DigitsTransformer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Conv2d(1, D, 2, stride=2)  # patch embedding
+            self.q = nn.Linear(D, D, bias=False)
+            self.k = nn.Linear(D, D, bias=False)
+            self.v = nn.Linear(D, D, bias=False)
+            self.o = nn.Linear(D, D, bias=False)
+            self.fc1 = nn.Linear(D, HID, bias=False)
+            self.fc2 = nn.Linear(HID, D, bias=False)
+            self.cls = nn.Linear(T * D, 10, bias=False)
+
+        def forward(self, x, taps=None):
+            t = taps if taps is not None else []
+            e = self.embed(x)                                   # [N, D, 4, 4]
+            t.append(e)
+            tok = e.flatten(2).transpose(1, 2)                  # [N, T, D]
+            q = self.q(tok) / (DH ** 0.5)                       # scale folded into Wq when quantized
+            k = self.k(tok)
+            v = self.v(tok)
+            t.extend([q, k, v])
+            heads = lambda z: z.reshape(z.shape[0], T, H, DH).transpose(1, 2)  # [N, H, T, DH]
+            s = heads(q) @ heads(k).transpose(2, 3)             # [N, H, T, T]
+            t.append(s)
+            p = torch.softmax(s, dim=-1)
+            a = (p @ heads(v)).transpose(1, 2).reshape(-1, T, D)  # [N, T, D]
+            t.append(a)
+            o = self.o(a)
+            t.append(o)
+            h = torch.relu(self.fc1(o))
+            t.append(h)
+            m = self.fc2(h)
+            t.append(m)
+            logits = self.cls(m.flatten(1))
+            t.append(logits)
+            return logits
+
+    return DigitsTransformer()
+
+
+def write_transformer(torch, model, calib_x, test_x, test_y, out_dir, float_acc):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    with torch.no_grad():
+        taps = []
+        model(torch.tensor(calib_x, dtype=torch.float32)[:, None] / 16.0, taps)
+    names = ["embed", "q", "k", "v", "scores", "attn", "proj", "mlp_hidden", "mlp_out", "logits"]
+    aq = {n: act_quant(t.min(), t.max()) for n, t in zip(names, taps)}
+    sd = {k: v.detach().numpy().astype(np.float64) for k, v in model.state_dict().items()}
+
+    inits, nodes = [], []
+
+    def const(name, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr), name))
+        return name
+
+    for n, q in aq.items():
+        const(n + "_scale", np.float32(q[0]))
+        const(n + "_zero_point", np.int8(q[1]))
+    const("x_scale", np.float32(INPUT_SCALE))
+    const("x_zero_point", np.int8(INPUT_ZP))
+    const("probs_scale", np.float32(1.0 / 256.0))
+    const("probs_zero_point", np.int8(-128))
+
+    def qp(n):
+        return [n + "_scale", n + "_zero_point"]
+
+    we, se = weight_quant(sd["embed.weight"])
+    be = bias_quant(sd["embed.bias"], INPUT_SCALE, se)
+    nodes.append(helper.make_node(
+        "QLinearConv", ["image", "x_scale", "x_zero_point", const("embed_w", we), const("embed_w_scale", se),
+                        const("embed_w_zero_point", np.zeros(D, np.int8)), *qp("embed"), const("embed_b", be)],
+        ["embed"], name="patch_embed", kernel_shape=[2, 2], strides=[2, 2]))
+    nodes.append(helper.make_node("Reshape", ["embed", const("shape_ndt", np.array([0, D, T], np.int64))], ["embed_flat"],
+                                  name="embed_flatten"))
+    nodes.append(helper.make_node("Transpose", ["embed_flat"], ["tokens"], name="tokens", perm=[0, 2, 1]))
+
+    def linear(name, x, xname, w, out):  # torch Linear weight [out, in] -> b [in, out] per column
+        wq, ws = weight_quant(w)
+        nodes.append(helper.make_node(
+            "QLinearMatMul", [x, *qp(xname), const(name + "_w", np.ascontiguousarray(wq.T)), const(name + "_w_scale", ws),
+                              const(name + "_w_zero_point", np.zeros(wq.shape[0], np.int8)), *qp(out)],
+            [out], name=name))
+
+    linear("q_proj", "tokens", "embed", sd["q.weight"] / (DH ** 0.5), "q")
+    linear("k_proj", "tokens", "embed", sd["k.weight"], "k")
+    linear("v_proj", "tokens", "embed", sd["v.weight"], "v")
+    const("shape_heads", np.array([0, T, H, DH], np.int64))
+    for z in ["q", "k", "v"]:
+        nodes.append(helper.make_node("Reshape", [z, "shape_heads"], [z + "_split"], name=z + "_split"))
+    nodes.append(helper.make_node("Transpose", ["q_split"], ["q_heads"], name="q_heads", perm=[0, 2, 1, 3]))
+    nodes.append(helper.make_node("Transpose", ["k_split"], ["k_heads_t"], name="k_heads_t", perm=[0, 2, 3, 1]))
+    nodes.append(helper.make_node("Transpose", ["v_split"], ["v_heads"], name="v_heads", perm=[0, 2, 1, 3]))
+    nodes.append(helper.make_node("QLinearMatMul", ["q_heads", *qp("q"), "k_heads_t", *qp("k"), *qp("scores")], ["scores"],
+                                  name="scores"))
+    nodes.append(helper.make_node("DequantizeLinear", ["scores", *qp("scores")], ["scores_f"], name="dequantize_scores"))
+    nodes.append(helper.make_node("Softmax", ["scores_f"], ["attn_probs_f"], name="attention_softmax", axis=-1))
+    nodes.append(helper.make_node("QuantizeLinear", ["attn_probs_f", "probs_scale", "probs_zero_point"], ["attn_probs"],
+                                  name="quantize_attn_probs"))
+    nodes.append(helper.make_node("QLinearMatMul", ["attn_probs", "probs_scale", "probs_zero_point", "v_heads", *qp("v"),
+                                                    *qp("attn")], ["attn_heads"], name="attention_values"))
+    nodes.append(helper.make_node("Transpose", ["attn_heads"], ["attn_merge"], name="attn_merge", perm=[0, 2, 1, 3]))
+    nodes.append(helper.make_node("Reshape", ["attn_merge", const("shape_ntd", np.array([0, T, D], np.int64))], ["attn"],
+                                  name="attn_concat_heads"))
+    linear("out_proj", "attn", "attn", sd["o.weight"], "proj")
+    linear("mlp_fc1", "proj", "proj", sd["fc1.weight"], "mlp_hidden")
+    linear("mlp_fc2", "mlp_hidden", "mlp_hidden", sd["fc2.weight"], "mlp_out")
+    nodes.append(helper.make_node("Reshape", ["mlp_out", const("shape_flat", np.array([0, T * D], np.int64))], ["flat"],
+                                  name="flatten"))
+    linear("classifier", "flat", "mlp_out", sd["cls.weight"], "logits")
+    nodes.append(helper.make_node("DequantizeLinear", ["logits", *qp("logits")], ["logits_f"], name="dequantize_logits"))
+    nodes.append(helper.make_node("Softmax", ["logits_f"], ["probs_f"], name="softmax", axis=-1))
+    nodes.append(helper.make_node("QuantizeLinear", ["probs_f", "probs_scale", "probs_zero_point"], ["probs"],
+                                  name="quantize_probs"))
+    graph = helper.make_graph(
+        nodes, "digits_transformer",
+        [helper.make_tensor_value_info("image", TensorProto.INT8, ["N", 1, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.INT8, ["N", 10]),
+         helper.make_tensor_value_info("probs", TensorProto.INT8, ["N", 10])],
+        inits)
+    doc = ("digits transformer encoder (scikit-learn load_digits), seed %d: float accuracy %.4f on the %d-image test split "
+           "(tools/digits/make_digits_models.py); int8 accuracy: tests/data/digits/accuracy.txt" % (SEED, float_acc, len(test_y)))
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="npuq tools/digits",
+                                    doc_string=doc)
+    model_proto.ir_version = 8
+    onnx.checker.check_model(model_proto)
+    onnx.save(model_proto, os.path.join(out_dir, "digits_transformer.onnx"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tests/data/digits")
@@ -251,11 +393,17 @@ def main():
     cnn = train(torch, build_cnn(torch), trx, tr_y, args.epochs, 3e-3)
     facc = float_accuracy(torch, cnn, tx, ty)
     facc, iacc = write_cnn(torch, cnn, cx, tx, ty, args.out, facc)
-    line = "digits_cnn: seed %d, torch %s, float accuracy %.4f, int8 accuracy (integer simulation) %.4f, %d test images" % (
-        SEED, torch.__version__, facc, iacc, len(ty))
-    print(line)
+    lines = ["digits_cnn: seed %d, torch %s, float accuracy %.4f, int8 accuracy (integer simulation) %.4f, %d test images" % (
+        SEED, torch.__version__, facc, iacc, len(ty))]
+    torch.manual_seed(SEED)
+    tr = train(torch, build_transformer(torch), trx, tr_y, args.epochs, 3e-3)
+    tacc = float_accuracy(torch, tr, tx, ty)
+    write_transformer(torch, tr, cx, tx, ty, args.out, tacc)
+    lines.append("digits_transformer: seed %d, torch %s, float accuracy %.4f, %d test images" % (
+        SEED, torch.__version__, tacc, len(ty)))
+    print("\n".join(lines))
     with open(os.path.join(args.out, "accuracy.txt"), "w") as f:
-        f.write(line + "\n")
+        f.write("\n".join(lines) + "\n")
     return 0
 
 

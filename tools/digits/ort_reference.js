@@ -32,13 +32,12 @@ function lenDelim(num, bytes) { return [...field(num, 2), ...varint(bytes.length
 const TYPES = { int8: 3, uint8: 2, int32: 6, int64: 7, float32: 1 };
 function encodeTensor(name, t) {
   if (!(t.type in TYPES)) throw new Error(`${name}: tensor type ${t.type} not handled`);
-  const bytes = [];
-  for (const d of t.dims) bytes.push(...field(1, 0), ...varint(d));
-  bytes.push(...field(2, 0), ...varint(TYPES[t.type]));
-  bytes.push(...lenDelim(8, [...Buffer.from(name, 'utf8')]));
+  const head = [];
+  for (const d of t.dims) head.push(...field(1, 0), ...varint(d));
+  head.push(...field(2, 0), ...varint(TYPES[t.type]));
+  head.push(...lenDelim(8, [...Buffer.from(name, 'utf8')]));
   const raw = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-  bytes.push(...lenDelim(9, [...raw]));
-  return Buffer.from(bytes);
+  return Buffer.concat([Buffer.from(head), Buffer.from([...field(9, 2), ...varint(raw.length)]), raw]);
 }
 // --- minimal TensorProto decoding of the images file written by make_digits_models.py ---
 function decodeTensor(buf) {

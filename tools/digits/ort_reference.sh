@@ -31,4 +31,21 @@ PY
   rm -rf "$data/ort/$model"
   NODE_PATH="$ort_dir/node_modules" node "$repo/tools/digits/ort_reference.js" \
     "$data/$model.onnx" "$tmp/$model.debug.onnx" "$data/test_images.pb" "$data/ort/$model" 4
+  if [[ $model == digits_transformer ]]; then
+    # The attention softmax's output for the whole split: the test feeds it to npuq's remaining
+    # layers, which shows every integer node bit-exact on all images (docs/onnx-models.md).
+    NODE_PATH="$ort_dir/node_modules" node "$repo/tools/digits/ort_reference.js" \
+      "$data/$model.onnx" "$tmp/$model.debug.onnx" "$data/test_images.pb" "$tmp/all" 360
+    cp "$tmp/all/layers_attn_probs.pb" "$data/ort/$model/full_attn_probs.pb"
+  fi
+  # ONNX Runtime's int8 accuracy (argmax of the logits, first maximum) on the test split.
+  /usr/bin/python3 - "$data" "$model" <<'PY' | tee "$data/ort/$model/accuracy.txt"
+import sys, onnx
+from onnx import numpy_helper
+data, model = sys.argv[1], sys.argv[2]
+load = lambda p: numpy_helper.to_array(onnx.load_tensor(p))
+logits, labels = load("%s/ort/%s/full_logits.pb" % (data, model)), load(data + "/test_labels.pb")
+right = int((logits.argmax(1) == labels).sum())
+print("%s: ONNX Runtime int8 accuracy %d / %d = %.4f" % (model, right, len(labels), right / len(labels)))
+PY
 done

@@ -11,6 +11,8 @@
 //     --backends LIST     comma list of scalar, simd, npu (default: all three)
 //     --presets LIST      NPU presets (default: every preset; those whose numerics are fixed to
 //                         something other than the model's onnx profile are listed as skipped)
+//     --layer-reference DIR  compare every layer output with DIR/layers_<value>.pb (ORT's values for
+//                         the first images) and print one line per layer
 //     --limit N           only the first N images
 //     --trace-dir DIR     write each preset's per-tile trace to DIR/<model>_<preset>.csv
 //     --quiet-layers      totals only, no per-layer tables
@@ -33,7 +35,7 @@ namespace pb = npuq_test::onnx_pb;
 namespace {
 
 struct options {
-  std::string model, images, labels, reference, trace_dir;
+  std::string model, images, labels, reference, trace_dir, layer_reference;
   std::vector<std::string> backends{"scalar", "simd", "npu"};
   std::vector<std::string> presets;
   std::set<std::string> allow_mismatch;
@@ -90,6 +92,23 @@ void compare(const options& o, const run::model& m, const std::map<std::string, 
       std::printf("    %-8s vs ONNX Runtime: %zu of %zu int8 values differ (max |diff| %zu)%s\n", name.c_str(), diff, ref.data.size(), maxd,
                   allowed ? " [allowed: see docs/onnx-models.md]" : ": MISMATCH");
     if (diff != 0 && !allowed) res->ok = false;
+  }
+}
+
+// Compares every layer's output with ORT's per-layer values (first images) when asked.
+void compare_layers(const options& o, const run::model& m, const std::map<std::string, run::value>& values, outcome* res) {
+  if (o.layer_reference.empty()) return;
+  for (const run::layer& l : m.layers) {
+    const std::string path = o.layer_reference + "/layers_" + l.output + ".pb";
+    if (!pb::file_exists(path)) continue;
+    const run::value ref = run::load_int8(path);
+    const run::value got = run::slice_batch(values.at(l.output), 0, ref.dims.at(0));
+    std::size_t diff = 0;
+    for (std::size_t i = 0; i < ref.data.size() && got.dims == ref.dims; ++i) diff += got.data[i] != ref.data[i] ? 1 : 0;
+    if (got.dims != ref.dims) diff = ref.data.size();
+    std::printf("    layer %-18s %-14s vs ONNX Runtime (first %lld images): %s\n", l.name.c_str(), l.output.c_str(),
+                static_cast<long long>(ref.dims[0]), diff == 0 ? "bit-exact" : (std::to_string(diff) + " of " + std::to_string(ref.data.size()) + " differ").c_str());
+    if (diff != 0 && o.allow_mismatch.count(l.output) == 0) res->ok = false;
   }
 }
 
@@ -167,6 +186,7 @@ void run_backend(const options& o, const run::model& m, const run::value& images
   }
   report_accuracy(o, m, values);
   compare(o, m, values, res);
+  compare_layers(o, m, values, res);
 }
 
 int usage(const char* argv0) {
@@ -195,6 +215,7 @@ int main(int argc, char** argv) {
     else if (a == "--reference") o.reference = next();
     else if (a == "--backends") o.backends = split_list(next());
     else if (a == "--presets") o.presets = split_list(next());
+    else if (a == "--layer-reference") o.layer_reference = next();
     else if (a == "--limit") o.limit = std::atoll(next().c_str());
     else if (a == "--trace-dir") o.trace_dir = next();
     else if (a == "--allow-mismatch") o.allow_mismatch.insert(next());

@@ -9,7 +9,10 @@
 //   QLinearConv        -> npuq::conv2d, or npuq::depthwise_conv2d when group == channels and
 //                         each group has one input channel (weights per tensor or per channel)
 //   QLinearMatMul      -> npuq::gemm (a [M, K] row-major, b [K, N] per tensor or per column)
+//   QLinearMatMul      -> npuq::gemm also with both operands computed (attention's Q K^T and P V):
+//                         a [..., M, K], b [K, N] constant or [..., K, N] with a's batch dims
 //   Reshape            -> a new shape over the same bytes (NCHW row-major data is contiguous)
+//   Transpose          -> the runner permutes the int8 bytes (data movement, no npuq op)
 //   DequantizeLinear -> Softmax (last axis) -> QuantizeLinear with scale 1/256, zero point -128
 //                      -> npuq::softmax (TFLite's integer softmax, beta 1; ONNX Runtime computes
 //                         this chain in float, so its bits can differ: see docs/onnx-models.md)
@@ -17,6 +20,7 @@
 // protobuf decoding is tests/support/onnx_pb.hpp.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -41,7 +45,7 @@ class unsupported_model : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class layer_kind { conv2d, depthwise, gemm, reshape, softmax };
+enum class layer_kind { conv2d, depthwise, gemm, reshape, transpose, softmax };
 
 inline const char* to_string(layer_kind k) {
   switch (k) {
@@ -49,6 +53,7 @@ inline const char* to_string(layer_kind k) {
     case layer_kind::depthwise: return "depthwise_conv2d";
     case layer_kind::gemm: return "gemm";
     case layer_kind::reshape: return "reshape";
+    case layer_kind::transpose: return "transpose";
     case layer_kind::softmax: return "softmax";
   }
   return "?";
@@ -77,6 +82,9 @@ struct layer {
   std::int64_t kh = 0, kw = 0;
   std::vector<std::int64_t> pads;  // ONNX order: top, left, bottom, right
   std::vector<std::int64_t> reshape_to;  // ONNX Reshape shape (0 copies, -1 infers)
+  std::vector<std::int64_t> perm;        // Transpose
+  std::string b_input;                   // QLinearMatMul with a computed b: its value name
+  std::int64_t softmax_axis = -1;
 };
 
 struct model {
@@ -224,10 +232,15 @@ inline layer load_qlinear_matmul(const graph_index& gi, const pb::node_proto& n)
   l.input = n.input.at(0);
   l.output = n.output.at(0);
   l.in_q = gi.per_tensor(n, 1, 2, "a");
-  l.w = gi.int8_weights(n, 3, "b");
-  l.w_dims = gi.constant(n, 3, "b").dims;
-  if (l.w_dims.size() != 2) throw unsupported_model(gi.where(n) + ": b " + shape_string(l.w_dims) + " is not 2-D");
-  l.w_q = gi.per_channel(n, 4, 5, 1, l.w_dims[1], "b");
+  if (n.input.size() > 3 && gi.init.count(n.input[3]) == 0) {  // b is computed by the graph
+    l.b_input = n.input.at(3);
+    l.w_q = gi.per_tensor(n, 4, 5, "b");
+  } else {
+    l.w = gi.int8_weights(n, 3, "b");
+    l.w_dims = gi.constant(n, 3, "b").dims;
+    if (l.w_dims.size() != 2) throw unsupported_model(gi.where(n) + ": b " + shape_string(l.w_dims) + " is not 2-D");
+    l.w_q = gi.per_channel(n, 4, 5, 1, l.w_dims[1], "b");
+  }
   l.out_q = gi.per_tensor(n, 6, 7, "y");
   return l;
 }
@@ -268,6 +281,16 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
       l.output = n.output.at(0);
       l.reshape_to = pb::tensor_values<std::int64_t>(gi.constant(n, 1, "shape"));
       out.layers.push_back(l);
+    } else if (n.op_type == "Transpose") {
+      layer l;
+      l.name = n.name;
+      l.onnx_op = n.op_type;
+      l.kind = layer_kind::transpose;
+      l.input = n.input.at(0);
+      l.output = n.output.at(0);
+      l.perm = detail::ints_attr(gi, n, "perm", {});
+      if (l.perm.empty()) throw unsupported_model(gi.where(n) + ": Transpose without 'perm' is not supported");
+      out.layers.push_back(l);
     } else if (n.op_type == "DequantizeLinear" && i + 2 < nodes.size() && nodes[i + 1].op_type == "Softmax" &&
                nodes[i + 2].op_type == "QuantizeLinear" && nodes[i + 1].input.at(0) == n.output.at(0) &&
                nodes[i + 2].input.at(0) == nodes[i + 1].output.at(0)) {
@@ -282,8 +305,7 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
       l.in_q = gi.per_tensor(n, 1, 2, "x");
       l.out_q = gi.per_tensor(q, 1, 2, "y");
       const pb::attribute_proto* axis = sm.find_attribute("axis");
-      if (axis != nullptr && axis->i != -1 && axis->i != 1)  // the runner's softmax inputs are [N, classes]
-        throw unsupported_model(gi.where(sm) + ": axis " + std::to_string(axis->i) + " (the runner takes the last axis of a 2-D input)");
+      l.softmax_axis = axis != nullptr ? axis->i : -1;  // opset 13 default; checked against the rank when run
       if (l.out_q.scale() != 1.0f / 256.0f || l.out_q.zero_point() != -128)
         throw unsupported_model(gi.where(q) + ": npuq's int8 softmax output is quantized with scale 1/256 and zero point -128");
       out.layers.push_back(l);
@@ -383,17 +405,60 @@ layer_record run_layer(const Backend& backend, const layer& l, std::map<std::str
       break;
     }
     case layer_kind::gemm: {
-      if (x.dims.size() != 2 || x.dims[1] != l.w_dims[0])
-        throw std::runtime_error("layer '" + l.name + "': input " + shape_string(x.dims) + " does not match b " + shape_string(l.w_dims));
-      const std::int64_t M = x.dims[0], K = x.dims[1], N = l.w_dims[1];
-      y.dims = {M, N};
-      y.data.assign(static_cast<std::size_t>(M * N), 0);
-      const npuq::TensorView<const std::int8_t> av(x.data.data(), npuq::Layout::matrix(M, K), l.in_q, x_size);
-      const npuq::TensorView<const std::int8_t> bv(l.w.data(), npuq::Layout::matrix(K, N), l.w_q, static_cast<std::int64_t>(l.w.size()));
-      const npuq::TensorView<std::int8_t> yv(y.data.data(), npuq::Layout::matrix(M, N), l.out_q, M * N);
+      // a [..., M, K] times b [K, N] (constant) or [..., K, N] (computed, a's batch dims).
+      const std::size_t r = x.dims.size();
+      if (r < 2) throw std::runtime_error("layer '" + l.name + "': a " + shape_string(x.dims) + " has rank < 2");
+      const value* bval = nullptr;
+      if (!l.b_input.empty()) {
+        auto bt = values.find(l.b_input);
+        if (bt == values.end()) throw std::runtime_error("layer '" + l.name + "': input '" + l.b_input + "' has not been computed");
+        bval = &bt->second;
+      }
+      const std::vector<std::int64_t>& bd = bval ? bval->dims : l.w_dims;
+      const bool b_ok = bd.size() == 2 ? bd[0] == x.dims[r - 1]
+                                       : bd.size() == r && bd[r - 2] == x.dims[r - 1] &&
+                                             std::equal(bd.begin(), bd.end() - 2, x.dims.begin());
+      if (!b_ok) throw std::runtime_error("layer '" + l.name + "': a " + shape_string(x.dims) + " does not match b " + shape_string(bd));
+      y.dims = x.dims;
+      y.dims[r - 1] = bd.back();
+      std::int64_t ysize = 1;
+      for (std::int64_t d : y.dims) ysize *= d;
+      y.data.assign(static_cast<std::size_t>(ysize), 0);
+      const std::int8_t* bp = bval ? bval->data.data() : l.w.data();
+      const std::int64_t bsize = static_cast<std::int64_t>(bval ? bval->data.size() : l.w.size());
+      const npuq::TensorView<const std::int8_t> av(x.data.data(), detail::row_major(x.dims), l.in_q, x_size);
+      const npuq::TensorView<const std::int8_t> bv(bp, detail::row_major(bd), l.w_q, bsize);
+      const npuq::TensorView<std::int8_t> yv(y.data.data(), detail::row_major(y.dims), l.out_q, ysize);
       npuq::gemm_params p;
       p.numerics = npuq::numerics_profile::onnx();
       detail::check(npuq::try_gemm(backend, p, av, bv, npuq::no_bias, yv), l);
+      break;
+    }
+    case layer_kind::transpose: {
+      const std::size_t r = x.dims.size();
+      if (l.perm.size() != r) throw std::runtime_error("layer '" + l.name + "': perm has " + std::to_string(l.perm.size()) + " axes, input " + shape_string(x.dims));
+      std::vector<std::int64_t> in_stride(r, 1);
+      for (std::size_t d = r - 1; d-- > 0;) in_stride[d] = in_stride[d + 1] * x.dims[d + 1];
+      y.dims.resize(r);
+      std::vector<std::int64_t> step(r);  // input stride of each output axis
+      for (std::size_t d = 0; d < r; ++d) {
+        const std::int64_t a = l.perm[d];
+        if (a < 0 || a >= static_cast<std::int64_t>(r)) throw std::runtime_error("layer '" + l.name + "': perm axis out of range");
+        y.dims[d] = x.dims[static_cast<std::size_t>(a)];
+        step[d] = in_stride[static_cast<std::size_t>(a)];
+      }
+      y.data.resize(x.data.size());
+      std::vector<std::int64_t> idx(r, 0);
+      for (std::size_t o = 0; o < y.data.size(); ++o) {
+        std::int64_t off = 0;
+        for (std::size_t d = 0; d < r; ++d) off += idx[d] * step[d];
+        y.data[o] = x.data[static_cast<std::size_t>(off)];
+        for (std::size_t d = r; d-- > 0;) {
+          if (++idx[d] < y.dims[d]) break;
+          idx[d] = 0;
+        }
+      }
+      rec.kernel = "copy (permute)";
       break;
     }
     case layer_kind::reshape: {
@@ -419,11 +484,14 @@ layer_record run_layer(const Backend& backend, const layer& l, std::map<std::str
       break;
     }
     case layer_kind::softmax: {
-      if (x.dims.size() != 2) throw std::runtime_error("layer '" + l.name + "': softmax input " + shape_string(x.dims) + " is not 2-D");
+      const std::int64_t r = static_cast<std::int64_t>(x.dims.size());
+      if (r < 1 || (l.softmax_axis != -1 && l.softmax_axis != r - 1))
+        throw std::runtime_error("layer '" + l.name + "': softmax axis " + std::to_string(l.softmax_axis) + " of " + shape_string(x.dims) +
+                                 "; npuq's softmax runs over the last axis");
       y.dims = x.dims;
       y.data.assign(x.data.size(), 0);
-      const npuq::TensorView<const std::int8_t> xv(x.data.data(), npuq::Layout::matrix(x.dims[0], x.dims[1]), l.in_q, x_size);
-      const npuq::TensorView<std::int8_t> yv(y.data.data(), npuq::Layout::matrix(x.dims[0], x.dims[1]), l.out_q, x_size);
+      const npuq::TensorView<const std::int8_t> xv(x.data.data(), detail::row_major(x.dims), l.in_q, x_size);
+      const npuq::TensorView<std::int8_t> yv(y.data.data(), detail::row_major(y.dims), l.out_q, x_size);
       npuq::softmax_params p;
       detail::check(npuq::softmax_params::from_beta(1.0f, l.in_q.scale(), &p), l);
       detail::check(npuq::try_softmax(backend, p, xv, yv), l);
@@ -431,7 +499,7 @@ layer_record run_layer(const Backend& backend, const layer& l, std::map<std::str
     }
   }
   rec.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (l.kind != layer_kind::reshape) {
+  if (l.kind != layer_kind::reshape && l.kind != layer_kind::transpose) {
     rec.kernel = detail::kernel_name(backend, l.kind);
     detail::record_npu(backend, &rec);
   }
@@ -442,13 +510,25 @@ layer_record run_layer(const Backend& backend, const layer& l, std::map<std::str
 
 // Runs the model on a batch; returns every value (graph input included) and fills `records`
 // (one per layer) when given.
+// `substitute` (optional): values that replace what a layer computed, right after it runs (used
+// to feed ONNX Runtime's softmax output to the rest of the graph, see docs/onnx-models.md).
 template <class Backend>
-std::map<std::string, value> run(const Backend& backend, const model& m, value input, std::vector<layer_record>* records = nullptr) {
+std::map<std::string, value> run(const Backend& backend, const model& m, value input, std::vector<layer_record>* records = nullptr,
+                                 const std::map<std::string, value>* substitute = nullptr) {
   std::map<std::string, value> values;
   values[m.input] = std::move(input);
   for (const layer& l : m.layers) {
     layer_record r = run_layer(backend, l, values);
     if (records) records->push_back(std::move(r));
+    if (substitute != nullptr) {
+      auto it = substitute->find(l.output);
+      if (it != substitute->end()) {
+        if (it->second.dims != values[l.output].dims)
+          throw std::runtime_error("substitute for '" + l.output + "' has shape " + shape_string(it->second.dims) + ", the layer computed " +
+                                   shape_string(values[l.output].dims));
+        values[l.output] = it->second;
+      }
+    }
   }
   return values;
 }
