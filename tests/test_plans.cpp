@@ -171,6 +171,102 @@ TEST_CASE("conv2d plans write the reference's bytes and allocate nothing when ru
         }
 }
 
+TEST_CASE("depthwise plans write the reference's bytes and allocate nothing when run", "[plan][depthwise]") {
+  rng r(305);
+  struct cfg {
+    std::int64_t N, H, W, C, M, KH, KW, stride, dilation;
+  };
+  // 3x3 and 5x5 (taps fixed at compile time), 7x3 (any size), M = 2, stride 2, dilation 2,
+  // channel counts around the 16 and 32 channel blocks, the 8x8x16 tiny shape.
+  const cfg cases[] = {{1, 8, 8, 16, 1, 3, 3, 1, 1}, {2, 11, 13, 33, 1, 3, 3, 2, 1}, {1, 9, 10, 40, 1, 5, 5, 1, 2},
+                       {1, 12, 7, 17, 2, 7, 3, 1, 1}, {1, 20, 20, 64, 1, 3, 3, 1, 1}};
+  for (isa level : cpu().levels())
+    for (const cfg& c : cases)
+      for (const numerics_profile& prof : kProfiles)
+        for (int threads : {1, 3}) {
+          INFO(to_string(level) << " depthwise " << c.H << "x" << c.W << "x" << c.C << " M=" << c.M << " " << c.KH << "x" << c.KW
+                                << " " << prof.describe() << " threads " << threads);
+          const std::int64_t OC = c.C * c.M;
+          depthwise_params p;
+          p.numerics = prof;
+          p.stride_h = p.stride_w = c.stride;
+          p.dilation_h = p.dilation_w = c.dilation;
+          p.padding = padding_spec::same();
+          conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.KH, c.KW);
+          REQUIRE(detail::resolve_geometry(p, &g).ok());
+          Tensor<std::uint8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, 131));
+          Tensor<std::int8_t> w(Layout::hwc_m(c.KH, c.KW, c.C, c.M), Quant::per_axis(2, random_scales(r, OC)));
+          Tensor<std::int32_t> bias(Layout::row_major({OC}));
+          fill(in, r);
+          fill(w, r);
+          fill(bias, r, -3000, 3000);
+          const Quant oq = Quant::per_tensor(0.07f, -20);
+          const Layout ol = Layout::nhwc(c.N, g.OH, g.OW, OC);
+          Tensor<std::int8_t> expect(ol, oq), one_shot(ol, oq), got(ol, oq);
+          depthwise_conv2d(scalar, p, in, w, bias, expect);
+          const simd_backend be{level, threads};
+          depthwise_conv2d(be, p, in, w, bias, one_shot);
+          REQUIRE(values(one_shot) == values(expect));
+          auto plan = make_depthwise_plan(be, p, in, w, bias, got);
+          CHECK(plan.kernel_name() == simd_last_kernel());
+          plan.run(in, got);
+          REQUIRE(values(got) == values(expect));
+          fill(got, r);
+          const long allocated = allocations_in([&] { plan.run(in, got); });
+          if (kCountsAllocations) REQUIRE(allocated == 0);
+          REQUIRE(values(got) == values(expect));
+        }
+}
+
+TEST_CASE("a depthwise plan runs inputs and outputs with other strides than at creation", "[plan][depthwise]") {
+  rng r(306);
+  const std::int64_t N = 2, H = 9, W = 11, C = 24;
+  depthwise_params p;
+  p.padding = padding_spec::same();
+  Tensor<std::int8_t> in(Layout::nhwc(N, H, W, C), Quant::per_tensor(0.03f, -5));
+  Tensor<std::int8_t> w(Layout::hwc_m(3, 3, C, 1), Quant::per_axis(2, random_scales(r, C)));
+  fill(in, r);
+  fill(w, r);
+  const Quant oq = Quant::per_tensor(0.05f, 2);
+  Tensor<std::int8_t> expect(Layout::nhwc(N, H, W, C), oq);
+  depthwise_conv2d(scalar, p, in, w, no_bias, expect);
+  // The same values as NCHW (channels not contiguous), written to an NCHW output.
+  Tensor<std::int8_t> in_store(Layout::row_major({N, C, H, W}));
+  const TensorView<std::int8_t> in_nchw(in_store.data(), Layout::nchw(N, C, H, W), in.quant());
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t y = 0; y < H; ++y)
+      for (std::int64_t x = 0; x < W; ++x)
+        for (std::int64_t c = 0; c < C; ++c) in_store.data()[in_nchw.layout()(n, y, x, c)] = in.view()(n, y, x, c);
+  Tensor<std::int8_t> out_store(Layout::row_major({N, C, H, W}));
+  const TensorView<std::int8_t> out_nchw(out_store.data(), Layout::nchw(N, C, H, W), oq);
+  for (isa level : cpu().levels()) {
+    INFO(to_string(level));
+    Tensor<std::int8_t> got(Layout::nhwc(N, H, W, C), oq);
+    auto plan = make_depthwise_plan(simd_backend{level, 2}, p, in, w, no_bias, got);
+    plan.run(in_nchw, out_nchw);
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t y = 0; y < H; ++y)
+        for (std::int64_t x = 0; x < W; ++x)
+          for (std::int64_t c = 0; c < C; ++c) REQUIRE(out_nchw(n, y, x, c) == expect.view()(n, y, x, c));
+    plan.run(in, got);
+    REQUIRE(values(got) == values(expect));
+  }
+  // Refusals name the operand and write nothing.
+  Tensor<std::int8_t> out(Layout::nhwc(N, H, W, C), oq);
+  auto plan = make_depthwise_plan(simd, p, in, w, no_bias, out);
+  const auto untouched = values(out);
+  Tensor<std::int8_t> wider(Layout::nhwc(N, H, W + 1, C), in.quant());
+  const status st = plan.try_run(wider, out);
+  CHECK(st.code() == errc::invalid_shape);
+  CHECK(st.message().find("input: shape") != std::string::npos);
+  CHECK(values(out) == untouched);
+  depthwise_params saturating = p;
+  saturating.numerics = numerics_profile::tflite().with_accumulator(32, overflow_rule::saturate_each_add);
+  depthwise_plan<std::int8_t, std::int8_t, std::int8_t> bad;
+  CHECK(try_make_depthwise_plan(simd, saturating, in, w, no_bias, out, &bad).code() == errc::unsupported);
+  CHECK(bad.empty());
+}
+
 TEST_CASE("a plan refuses tensors that differ from the ones it was made for, writing nothing", "[plan][errors]") {
   rng r(304);
   Tensor<std::int8_t> a(Layout::matrix(8, 32), Quant::per_tensor(0.02f, 1));

@@ -11,6 +11,7 @@
 
 #include <climits>
 #include <cmath>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -80,6 +81,7 @@ void require_kernel(isa level, bool reference) {
 struct run_options {
   bool wide_bias = false;            // bias over the whole int32 range: accumulators everywhere
   std::vector<requant_channel> requant;  // integer requantization instead of derived scales
+  std::optional<std::int32_t> out_zero_point;  // any int32 output offset (TFLite stores it as int32)
 };
 
 // Runs one problem on scalar and on simd at `level`; returns the kernel name, or "" when the
@@ -108,7 +110,8 @@ std::string check_dw(rng& r, isa level, const dw_case& c, const numerics_profile
   if (!raw && r.uniform(0, 1)) p.clamp = clamp_spec::relu6();
   conv_geometry g = detail::input_geometry(in.layout(), c.KH, c.KW);
   if (!detail::resolve_geometry(p, &g).ok()) return "";
-  const Quant oq = raw ? Quant::none() : Quant::per_tensor(0.05f, std::is_same<O, std::uint8_t>::value ? 128 : -3);
+  const Quant oq = raw ? Quant::none()
+                       : Quant::per_tensor(0.05f, opt.out_zero_point ? *opt.out_zero_point : std::is_same<O, std::uint8_t>::value ? 128 : -3);
   Tensor<O> expect(Layout::nhwc(c.N, g.OH, g.OW, OC), oq), got(Layout::nhwc(c.N, g.OH, g.OW, OC), oq);
   const status se = try_depthwise_conv2d(scalar, p, in, w, bias, expect);
   const status sg = try_depthwise_conv2d(simd_backend{level}, p, in, w, bias, got);
@@ -230,6 +233,9 @@ TEST_CASE("simd depthwise output stage matches on full-range accumulators and ex
           opt.requant.push_back(q);
         }
         if (rep % 4 < 2) opt.requant.resize(1);  // per tensor
+        // Output offsets past the 8-bit range (valid int32 offsets; the result is still clamped).
+        const std::int32_t wide_zp[] = {36460, -40000, 1 << 20, -(1 << 29)};
+        if (rep % 3 == 2) opt.out_zero_point = wide_zp[rep / 3 % 4];
         check_dw<std::int8_t, std::int8_t, std::int8_t>(r, level, c, prof, opt);
         check_dw<std::uint8_t, std::uint8_t, std::uint8_t>(r, level, c, prof, opt);
         opt.requant.clear();

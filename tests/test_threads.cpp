@@ -1,4 +1,4 @@
-// Threads change the speed of an op, never its bytes: GEMM and conv2d on 1, 2, 3 and 4 threads
+// Threads change the speed of an op, never its bytes: GEMM, conv2d and depthwise on 1, 2, 3 and 4 threads
 // give the scalar reference's result at every ISA level this CPU runs, for shapes split by rows
 // and shapes split by column panels. With OpenMP (the test build has it when the compiler does)
 // the op must really have run on the threads asked for: simd_last_threads() says how many.
@@ -97,6 +97,42 @@ TEST_CASE("simd conv2d gives the same bytes on 1-4 threads", "[threads][conv2d]"
                                 << threads);
           Tensor<std::int8_t> got(Layout::nhwc(c.N, g.OH, g.OW, c.OC), Quant::per_tensor(0.07f, -20));
           conv2d(simd_backend{level, threads}, p, in, w, bias, got);
+          REQUIRE(values(got) == values(expect));
+          require_threads(threads);
+        }
+      }
+}
+
+TEST_CASE("simd depthwise gives the same bytes on 1-4 threads", "[threads][depthwise]") {
+  rng r(93);
+  struct cfg {
+    std::int64_t N, H, W, C, M, K, stride;
+  };
+  // Large enough to be split (at least 2^17 multiply-adds a part); 3x3, 5x5 and 7x7 kernels.
+  const cfg cases[] = {{1, 56, 56, 48, 1, 3, 1}, {2, 30, 31, 40, 2, 5, 2}, {1, 28, 28, 72, 1, 7, 1}};
+  for (isa level : cpu().levels())
+    for (const cfg& c : cases)
+      for (const numerics_profile& prof : kProfiles) {
+        const std::int64_t OC = c.C * c.M;
+        depthwise_params p;
+        p.numerics = prof;
+        p.stride_h = p.stride_w = c.stride;
+        p.padding = padding_spec::same();
+        conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.K, c.K);
+        REQUIRE(detail::resolve_geometry(p, &g).ok());
+        Tensor<std::uint8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, 117));
+        Tensor<std::int8_t> w(Layout::hwc_m(c.K, c.K, c.C, c.M), Quant::per_axis(2, random_scales(r, OC)));
+        Tensor<std::int32_t> bias(Layout::row_major({OC}));
+        fill(in, r);
+        fill(w, r);
+        fill(bias, r, -3000, 3000);
+        Tensor<std::int8_t> expect(Layout::nhwc(c.N, g.OH, g.OW, OC), Quant::per_tensor(0.07f, -20));
+        depthwise_conv2d(scalar, p, in, w, bias, expect);
+        for (int threads = 1; threads <= 4; ++threads) {
+          INFO(to_string(level) << " depthwise " << c.H << "x" << c.W << "x" << c.C << " K=" << c.K << " " << prof.describe()
+                                << " threads " << threads);
+          Tensor<std::int8_t> got(Layout::nhwc(c.N, g.OH, g.OW, OC), Quant::per_tensor(0.07f, -20));
+          depthwise_conv2d(simd_backend{level, threads}, p, in, w, bias, got);
           REQUIRE(values(got) == values(expect));
           require_threads(threads);
         }

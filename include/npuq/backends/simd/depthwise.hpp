@@ -94,7 +94,6 @@ struct dw_taps {
     }
   }
 };
-
 // Depthwise weights packed for the 16c kernels (layout in portable/dwconv.hpp).
 struct dw_packed_weights {
   std::int64_t channels = 0, taps = 0, pairs = 0, blocks = 0;
@@ -122,17 +121,20 @@ struct dw_packed_weights {
   }
 };
 
-// The input as [N, H, W, C*M] with contiguous channels (the view itself, or a copy), and a row
-// of input zero points for padded taps.
+// The input as [N, H, W, C*M] with contiguous channels: the view itself, or a copy of it in
+// `buffer` (which keeps its capacity, so a plan's runs copy without allocating).
 template <class I>
 struct dw_source {
   const I* base = nullptr;
   std::int64_t sn = 0, sh = 0, sw = 0;
-  std::vector<I> expanded;
-  std::vector<I> zero_row;
 
   template <class W, class O>
-  explicit dw_source(const depthwise_problem<I, W, O>& p) {
+  static bool copies(const depthwise_problem<I, W, O>& p) {
+    return p.multiplier != 1 || p.in.layout().stride(3) != 1;
+  }
+
+  template <class W, class O>
+  dw_source(const depthwise_problem<I, W, O>& p, std::vector<I>& buffer) {
     const conv_geometry& g = p.g;
     const std::int64_t OC = p.OC, M = p.multiplier;
     const Layout& il = p.in.layout();
@@ -140,20 +142,19 @@ struct dw_source {
     sn = il.stride(0);
     sh = il.stride(1);
     sw = il.stride(2);
-    if (M != 1 || il.stride(3) != 1) {
-      expanded.resize(static_cast<std::size_t>(g.N * g.H * g.W * OC));
-      I* dst = expanded.data();
+    if (copies(p)) {
+      buffer.resize(static_cast<std::size_t>(g.N * g.H * g.W * OC));
+      I* dst = buffer.data();
       for (std::int64_t n = 0; n < g.N; ++n)
         for (std::int64_t y = 0; y < g.H; ++y)
           for (std::int64_t x = 0; x < g.W; ++x)
             for (std::int64_t c = 0; c < g.C; ++c)
               for (std::int64_t m = 0; m < M; ++m) *dst++ = p.in(n, y, x, c);
-      base = expanded.data();
+      base = buffer.data();
       sw = OC;
       sh = g.W * OC;
       sn = g.H * g.W * OC;
     }
-    zero_row.assign(static_cast<std::size_t>(OC), static_cast<I>(p.in_zero_point));
   }
 };
 
@@ -171,48 +172,168 @@ void dw_finish_scalar(const depthwise_problem<I, W, O>& p, std::int64_t n, std::
   }
 }
 
-// What the 16c kernels share between the rows of one call: packed weights, the input, and the
-// indirection buffer of the current row.
-template <class I, class W, class O>
-struct dw_call {
-  const depthwise_problem<I, W, O>& p;
-  const dw_source<I>& src;
-  dw_packed_weights pw;
-  std::vector<std::int64_t> xoff;  // horizontal offset of every (ox, kx), or -1 for padding
-  std::vector<const I*> ind;       // OW x taps pointers
+constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0); }
 
-  dw_call(const depthwise_problem<I, W, O>& problem, const dw_source<I>& source, const dw_taps& taps) : p(problem), src(source) {
+#if defined(NPUQ_ARCH_X86_64)
+// The 32c kernels' per-call geometry: every output row's ring slots, fixed by the convolution's
+// shape. Rows of one dilation chain pair up as (chain index 2k, 2k + 1); phase 1: the window
+// starts on a pair's bottom row. Per output row: its phase, and each pair's top row and ring
+// slot (the pairs one window reads land in distinct slots).
+struct dw512_geometry {
+  std::int64_t width = 0;      // padded columns a row reads
+  std::int64_t x_lo = 0, x_hi = 0;
+  std::int64_t first = 0;      // offset of input column x_lo, in input columns
+  std::int64_t np = 0, slots = 0, slot_size = 0, ring_size = 0, band = 1;
+  std::vector<int> phase;
+  std::vector<std::int64_t> top, slot;
+
+  dw512_geometry() = default;
+  dw512_geometry(const conv_geometry& g, std::int64_t channels, std::int64_t pairs) : np(pairs) {
+    const std::int64_t dh = g.dilation_h;
+    width = (g.OW - 1) * g.stride_w + (g.KW - 1) * g.dilation_w + 1;
+    x_lo = std::min(g.pad_left, width);
+    x_hi = std::max(x_lo, std::min(g.pad_left + g.W, width));
+    first = x_hi > x_lo ? x_lo - g.pad_left : 0;  // no in-image columns: unused (pad_left may be any int64)
+    slots = np * dh;
+    slot_size = width * 64;
+    ring_size = slots * slot_size;
+    band = std::max<std::int64_t>(1, (std::int64_t{256} << 10) / std::max<std::int64_t>(1, g.stride_h * g.W * channels));
+    phase.resize(static_cast<std::size_t>(g.OH));
+    top.resize(static_cast<std::size_t>(g.OH * np));
+    slot.resize(static_cast<std::size_t>(g.OH * np));
+    for (std::int64_t oy = 0; oy < g.OH; ++oy) {
+      const std::int64_t y0 = oy * g.stride_h - g.pad_top, j0 = floor_div(y0, dh);
+      phase[static_cast<std::size_t>(oy)] = static_cast<int>(j0 & 1);
+      for (std::int64_t q = 0; q < np; ++q) {
+        const std::int64_t j = j0 - (j0 & 1) + 2 * q;  // even
+        const auto i = static_cast<std::size_t>(oy * np + q);
+        top[i] = y0 + (j - j0) * dh;
+        slot[i] = ((j / 2 * dh + (top[i] - j * dh)) % slots + slots) % slots;
+      }
+    }
+  }
+};
+#endif
+
+// Everything a depthwise op prepares from its weights and parameters before it reads an input:
+// the family's packed weights, the output-stage tables and the per-row tables, plus the bytes
+// of scratch each part of a run needs. A plan keeps one; the one-shot call makes one per call.
+template <class I, class W, class O>
+struct dw_prepared {
+  kernel_family family = kernel_family::portable;
+  int kt = 0;  // taps fixed at compile time: 9 (3x3), 25 (5x5) or 0 (any other size)
+  std::vector<I> zero_row;
+  // 16c families
+  dw_packed_weights pw;
+  std::vector<std::int64_t> xcol;  // OW x KW: the input column each (ox, kx) reads, or -1 (padding)
+#if defined(NPUQ_ARCH_X86_64)
+  dw_requant_table rq;
+  bool rq_ok = false;
+  // 32c family
+  dw512_packed_weights pw512;
+  dw512_geometry geo;
+  dw512_q31_table q31;
+  dw512_fp32_table fp32;
+  bool q31_ok = false, fp32_ok = false;
+#endif
+  std::size_t part_bytes = 0;
+
+  dw_prepared(kernel_family f, const depthwise_problem<I, W, O>& p) : family(f) {
     const conv_geometry& g = p.g;
+    kt = g.KH == 3 && g.KW == 3 ? 9 : g.KH == 5 && g.KW == 5 ? 25 : 0;
+    zero_row.assign(static_cast<std::size_t>(p.OC), static_cast<I>(p.in_zero_point));
+    const dw_taps taps(p);
+#if defined(NPUQ_ARCH_X86_64)
+    rq_ok = rq.build(p.stage, p.OC);
+    if (f == kernel_family::avx512_vnni) {
+      pw512.pack(p.OC, g.KH, g.KW, taps.v.data(), taps.sum.data(), taps.start.data(), std::is_same<I, std::uint8_t>::value ? 128 : 0);
+      geo = dw512_geometry(g, p.OC, pw512.pairs);
+      if constexpr (sizeof(O) == 1) {
+        q31_ok = q31.build(p.stage, p.OC);
+        fp32_ok = !q31_ok && fp32.build(p.stage, p.OC);
+      }
+      part_bytes = carve(nullptr, g).used;
+      return;
+    }
+#endif
     pw.pack(taps);
-    xoff.resize(static_cast<std::size_t>(g.OW * g.KW));
+    xcol.resize(static_cast<std::size_t>(g.OW * g.KW));
     for (std::int64_t ox = 0; ox < g.OW; ++ox)
       for (std::int64_t kx = 0; kx < g.KW; ++kx) {
         const std::int64_t ix = ox * g.stride_w - g.pad_left + kx * g.dilation_w;
-        xoff[static_cast<std::size_t>(ox * g.KW + kx)] = ix >= 0 && ix < g.W ? ix * src.sw : -1;
+        xcol[static_cast<std::size_t>(ox * g.KW + kx)] = ix >= 0 && ix < g.W ? ix : -1;
       }
-    ind.resize(static_cast<std::size_t>(g.OW * pw.taps));
+    part_bytes = carve(nullptr, g).used;
   }
 
-  // Fills the indirection buffer for output row (n, oy).
-  const I* const* row(std::int64_t n, std::int64_t oy) {
-    const conv_geometry& g = p.g;
-    const std::int64_t T = pw.taps;
+  // One part's working memory, carved from `base` (or only counted when base is null).
+  struct part_memory {
+    const I** ind = nullptr;         // 16c: OW x taps input pointers of the current row
+    std::int32_t* acc = nullptr;     // 16c: OW x blocks*16 sums; 32c: OW x 32 sums
+    std::int16_t* ring = nullptr;    // 32c: blocks x ring of pair rows
+    std::int64_t* tag = nullptr;     // 32c: the top row each ring slot holds
+    const std::int16_t** rows = nullptr;  // 32c: the pair rows of the current output row
+    std::size_t used = 0;
+  };
+  part_memory carve(unsigned char* base, const conv_geometry& g) const {
+    scratch_carver c{base};
+    part_memory m;
+#if defined(NPUQ_ARCH_X86_64)
+    if (family == kernel_family::avx512_vnni) {
+      m.ring = c.take<std::int16_t>(pw512.blocks * geo.ring_size);
+      m.tag = c.take<std::int64_t>(pw512.blocks * geo.slots);
+      m.rows = c.take<const std::int16_t*>(geo.np);
+      m.acc = c.take<std::int32_t>(dw512_block * g.OW);
+      m.used = c.used;
+      return m;
+    }
+#endif
+    m.ind = c.take<const I*>(g.OW * pw.taps);
+    m.acc = c.take<std::int32_t>(g.OW * pw.blocks * dw_block);
+    m.used = c.used;
+    return m;
+  }
+
+  // Parts a run is cut into: whole output rows, at least 2^17 multiply-adds each (a fork and
+  // join costs microseconds), at most one per thread.
+  std::int64_t parts(int threads, const conv_geometry& g, std::int64_t channels) const {
+    if (threads <= 1) return 1;
+    const double macs = static_cast<double>(g.N) * static_cast<double>(g.OH) * static_cast<double>(g.OW) *
+                        static_cast<double>(channels) * static_cast<double>(g.KH) * static_cast<double>(g.KW);
+    const double by_work = std::max(1.0, std::floor(macs / 131072.0));
+    return std::max<std::int64_t>(
+        1, static_cast<std::int64_t>(std::min({static_cast<double>(threads), static_cast<double>(g.N * g.OH), by_work})));
+  }
+};
+
+// The 16c kernels' view of one part: packed weights, the input, and the indirection buffer of
+// the current row (one pointer per pixel and tap; padded taps point at the zero-point row).
+template <class I, class W, class O>
+struct dw_rows16 {
+  const dw_prepared<I, W, O>& pr;
+  const dw_source<I>& src;
+  const conv_geometry& g;
+  const I** ind;
+
+  const I* const* row(std::int64_t n, std::int64_t oy) const {
+    const std::int64_t T = pr.pw.taps;
     for (std::int64_t ky = 0; ky < g.KH; ++ky) {
       const std::int64_t iy = oy * g.stride_h - g.pad_top + ky * g.dilation_h;
       const I* r = iy >= 0 && iy < g.H ? src.base + n * src.sn + iy * src.sh : nullptr;
-      const std::int64_t* xo = xoff.data();
-      const I** dst = ind.data() + ky * g.KW;
-      for (std::int64_t ox = 0; ox < g.OW; ++ox, xo += g.KW, dst += T)
-        for (std::int64_t kx = 0; kx < g.KW; ++kx) dst[kx] = r != nullptr && xo[kx] >= 0 ? r + xo[kx] : src.zero_row.data();
+      const std::int64_t* xc = pr.xcol.data();
+      const I** dst = ind + ky * g.KW;
+      for (std::int64_t ox = 0; ox < g.OW; ++ox, xc += g.KW, dst += T)
+        for (std::int64_t kx = 0; kx < g.KW; ++kx) dst[kx] = r != nullptr && xc[kx] >= 0 ? r + xc[kx] * src.sw : pr.zero_row.data();
     }
-    return ind.data();
-  }
-
-  // Scalar output stage of row (n, oy) from int32 sums in acc (OW x acc_stride).
-  void finish_row(std::int64_t n, std::int64_t oy, const std::int32_t* acc, std::int64_t acc_stride) const {
-    dw_finish_scalar(p, n, oy, 0, p.g.OW, 0, p.OC, acc, acc_stride);
+    return ind;
   }
 };
+
+// Calls f(n, oy) for the output rows [r0, r1) of the flattened (n, oy) order.
+template <class F>
+void for_each_output_row(std::int64_t OH, std::int64_t r0, std::int64_t r1, F&& f) {
+  for (std::int64_t r = r0; r < r1; ++r) f(r / OH, r % OH);
+}
 
 #if defined(NPUQ_ARCH_X86_64)
 // Calls f(stage*) with a null pointer whose type is the requantizing stage for this table.
@@ -235,84 +356,59 @@ void with_requant_stage(const dw_requant_table& t, F&& f) {
   }
 }
 
-// AVX2: requantized in registers when the output channels are contiguous and the profile has a
-// vector output stage, else int32 sums and the scalar output stage.
+// AVX2, output rows [r0, r1): requantized in registers when the output channels are contiguous
+// and the profile has a vector output stage, else int32 sums and the scalar output stage.
 template <int KT, class I, class W, class O>
-void run_depthwise_avx2(dw_call<I, W, O>& d) {
-  const depthwise_problem<I, W, O>& p = d.p;
+void run_depthwise_avx2(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
+                        unsigned char* mem, std::int64_t r0, std::int64_t r1) {
   const conv_geometry& g = p.g;
-  const std::int64_t T = d.pw.taps, bstride = d.pw.pairs * 2 * dw_block;
+  const auto m = pr.carve(mem, g);
+  const dw_rows16<I, W, O> rows{pr, src, g, m.ind};
+  const std::int64_t T = pr.pw.taps, bstride = pr.pw.pairs * 2 * dw_block;
   const Layout& ol = p.out.layout();
-  dw_requant_table rq;
-  if (ol.stride(3) == 1 && rq.build(p.stage, p.OC)) {
-    with_requant_stage<O>(rq, [&](auto* tag) {
+  if (ol.stride(3) == 1 && pr.rq_ok) {
+    with_requant_stage<O>(pr.rq, [&](auto* tag) {
       using stage = std::remove_pointer_t<decltype(tag)>;
-      for (std::int64_t n = 0; n < g.N; ++n)
-        for (std::int64_t oy = 0; oy < g.OH; ++oy) {
-          O* out_row = p.out.data() + p.out.offset() + ol(n, oy, std::int64_t{0}, std::int64_t{0});
-          dwconv_rows_avx2<KT>(g.OW, T, d.row(n, oy), p.OC, d.pw.w.data(), bstride, d.pw.start.data(),
-                               [&](std::int64_t c0) { return stage{out_row + c0, ol.stride(2), &rq, c0}; });
-        }
+      for_each_output_row(g.OH, r0, r1, [&](std::int64_t n, std::int64_t oy) {
+        O* out_row = p.out.data() + p.out.offset() + ol(n, oy, std::int64_t{0}, std::int64_t{0});
+        dwconv_rows_avx2<KT>(g.OW, T, rows.row(n, oy), p.OC, pr.pw.w.data(), bstride, pr.pw.start.data(),
+                             [&](std::int64_t c0) { return stage{out_row + c0, ol.stride(2), &pr.rq, c0}; });
+      });
     });
     return;
   }
-  const std::int64_t acc_stride = d.pw.blocks * dw_block;
-  std::vector<std::int32_t> acc(static_cast<std::size_t>(g.OW * acc_stride));
-  for (std::int64_t n = 0; n < g.N; ++n)
-    for (std::int64_t oy = 0; oy < g.OH; ++oy) {
-      dwconv_rows_avx2<KT>(g.OW, T, d.row(n, oy), p.OC, d.pw.w.data(), bstride, d.pw.start.data(),
-                           [&](std::int64_t c0) { return dw_acc_stage{acc.data() + c0, acc_stride}; });
-      d.finish_row(n, oy, acc.data(), acc_stride);
-    }
+  const std::int64_t acc_stride = pr.pw.blocks * dw_block;
+  for_each_output_row(g.OH, r0, r1, [&](std::int64_t n, std::int64_t oy) {
+    dwconv_rows_avx2<KT>(g.OW, T, rows.row(n, oy), p.OC, pr.pw.w.data(), bstride, pr.pw.start.data(),
+                         [&](std::int64_t c0) { return dw_acc_stage{m.acc + c0, acc_stride}; });
+    dw_finish_scalar(p, n, oy, 0, g.OW, 0, p.OC, m.acc, acc_stride);
+  });
 }
 
-constexpr std::int64_t floor_div(std::int64_t a, std::int64_t b) { return a / b - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0); }
-
-// AVX-512: for each image, band of output rows and block of 32 channels, the band's rows top to
-// bottom: the row pairs a row reads (built into the block's small ring when not already there),
-// then the kernel with the output stage stage_for(b, nch, n, oy) returns; row_done(b, nch, n,
-// oy) follows each. A block's ring stays in L1 across the rows of a band, and a band's input
-// rows (about 256 KiB) stay in L2 across its blocks.
+// AVX-512, output rows [r0, r1): for each image, band of output rows and block of 32 channels,
+// the band's rows top to bottom: the row pairs a row reads (built into the block's small ring
+// when not already there), then the kernel with the output stage stage_for(b, nch, n, oy)
+// returns; row_done(b, nch, n, oy) follows each. A block's ring stays in L1 across the rows of
+// a band, and a band's input rows (about 256 KiB) stay in L2 across its blocks. Every output row
+// is computed the same way whichever part it falls in (the ring only caches pair rows).
 template <int KT, class I, class W, class O, class StageFor, class RowDone>
-void dw512_rows(const depthwise_problem<I, W, O>& p, const dw_source<I>& src, const dw512_packed_weights& pw, StageFor&& stage_for,
+void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
+                const typename dw_prepared<I, W, O>::part_memory& m, std::int64_t r0, std::int64_t r1, StageFor&& stage_for,
                 RowDone&& row_done) {
   constexpr int KW = KT == 9 ? 3 : KT == 25 ? 5 : 0;
   constexpr int NP = KW > 0 ? static_cast<int>(dw512_pairs(KW)) : 0;
   const conv_geometry& g = p.g;
-  const std::int64_t np = pw.pairs, dh = g.dilation_h;
-  const std::int64_t width = (g.OW - 1) * g.stride_w + (g.KW - 1) * g.dilation_w + 1;  // padded columns a row reads
-  const std::int64_t x_lo = std::min(g.pad_left, width), x_hi = std::max(x_lo, std::min(g.pad_left + g.W, width));
-  // Offset of input column x_lo (no in-image columns: unused, and pad_left may be any int64).
-  const std::int64_t first = x_hi > x_lo ? (x_lo - g.pad_left) * src.sw : 0;
+  const dw512_packed_weights& pw = pr.pw512;
+  const dw512_geometry& geo = pr.geo;
+  const std::int64_t np = geo.np, dh = g.dilation_h, width = geo.width, x_lo = geo.x_lo, x_hi = geo.x_hi;
+  const std::int64_t first = geo.first * src.sw;
   const std::int32_t offset = std::is_same<I, std::uint8_t>::value ? 128 : 0;
   const auto pad = static_cast<std::int16_t>(p.in_zero_point - offset);
-  // Rows of one dilation chain pair up as (chain index 2k, 2k + 1); phase 1: the window starts
-  // on a pair's bottom row. Per output row: its phase, and each pair's top row and ring slot
-  // (the pairs one window reads land in distinct slots).
-  const std::int64_t slots = np * dh, slot_size = width * 64;
-  std::vector<int> phase(static_cast<std::size_t>(g.OH));
-  std::vector<std::int64_t> top(static_cast<std::size_t>(g.OH * np)), slot(static_cast<std::size_t>(g.OH * np));
-  for (std::int64_t oy = 0; oy < g.OH; ++oy) {
-    const std::int64_t y0 = oy * g.stride_h - g.pad_top, j0 = floor_div(y0, dh);
-    phase[static_cast<std::size_t>(oy)] = static_cast<int>(j0 & 1);
-    for (std::int64_t q = 0; q < np; ++q) {
-      const std::int64_t j = j0 - (j0 & 1) + 2 * q;  // even
-      const auto i = static_cast<std::size_t>(oy * np + q);
-      top[i] = y0 + (j - j0) * dh;
-      slot[i] = ((j / 2 * dh + (top[i] - j * dh)) % slots + slots) % slots;
-    }
-  }
-  // One ring per block (64-byte aligned), and the top row each slot holds.
-  const std::int64_t ring_size = slots * slot_size;
-  const std::unique_ptr<std::int16_t[]> ring_store(new std::int16_t[static_cast<std::size_t>(pw.blocks * ring_size + 32)]);
-  std::int16_t* const ring = ring_store.get() + (64 - reinterpret_cast<std::uintptr_t>(ring_store.get()) % 64) % 64 / 2;
-  std::vector<std::int64_t> tag(static_cast<std::size_t>(pw.blocks * slots));
-  std::vector<const std::int16_t*> rows(static_cast<std::size_t>(np));
-  const std::int64_t band = std::max<std::int64_t>(1, (std::int64_t{256} << 10) / std::max<std::int64_t>(1, g.stride_h * g.W * p.OC));
-  for (std::int64_t n = 0; n < g.N; ++n) {
+  for (std::int64_t n = r0 / g.OH; n * g.OH < r1; ++n) {
+    const std::int64_t oy_lo = std::max<std::int64_t>(0, r0 - n * g.OH), oy_hi = std::min(g.OH, r1 - n * g.OH);
     const I* image = src.base + n * src.sn;
-    std::fill(tag.begin(), tag.end(), INT64_MIN);
-    for (std::int64_t oy0 = 0; oy0 < g.OH; oy0 += band)
+    std::fill(m.tag, m.tag + pw.blocks * geo.slots, INT64_MIN);
+    for (std::int64_t oy0 = oy_lo; oy0 < oy_hi; oy0 += geo.band)
       for (std::int64_t b = 0; b < pw.blocks; ++b) {
         const std::int64_t c0 = b * dw512_block;
         const int nch = static_cast<int>(std::min<std::int64_t>(dw512_block, p.OC - c0));
@@ -320,33 +416,34 @@ void dw512_rows(const depthwise_problem<I, W, O>& p, const dw_source<I>& src, co
         const auto row_at = [&](std::int64_t iy, std::int64_t* step) {
           const bool in = iy >= 0 && iy < g.H && x_hi > x_lo;
           *step = in ? src.sw : 0;
-          return in ? image + iy * src.sh + first + c0 : src.zero_row.data() + c0;
+          return in ? image + iy * src.sh + first + c0 : pr.zero_row.data() + c0;
         };
-        for (std::int64_t oy = oy0; oy < std::min(g.OH, oy0 + band); ++oy) {
-          const int ph = phase[static_cast<std::size_t>(oy)];
+        for (std::int64_t oy = oy0; oy < std::min(oy_hi, oy0 + geo.band); ++oy) {
+          const int ph = geo.phase[static_cast<std::size_t>(oy)];
           for (std::int64_t q = 0; q < np; ++q) {
             const std::size_t i = static_cast<std::size_t>(oy * np + q);
-            const std::size_t t = static_cast<std::size_t>(b * slots + slot[i]);
-            std::int16_t* dst = ring + b * ring_size + slot[i] * slot_size;
-            if (tag[t] != top[i]) {
+            const std::int64_t slot = geo.slot[i], top = geo.top[i];
+            std::int64_t& tag = m.tag[b * geo.slots + slot];
+            std::int16_t* dst = m.ring + b * geo.ring_size + slot * geo.slot_size;
+            if (tag != top) {
               std::int64_t ts = 0, bs = 0;
-              const I* tr = row_at(top[i], &ts);
-              const I* br = row_at(top[i] + dh, &bs);
+              const I* tr = row_at(top, &ts);
+              const I* br = row_at(top + dh, &bs);
               // The next pair of this chain starts 2 * dh rows down (prefetched if both rows are real).
-              const std::int64_t ahead = ts != 0 && bs != 0 && top[i] + 3 * dh < g.H ? 2 * dh * src.sh : 0;
+              const std::int64_t ahead = ts != 0 && bs != 0 && top + 3 * dh < g.H ? 2 * dh * src.sh : 0;
               if (half)
                 dw512_pair_row<true>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad, ahead);
               else
                 dw512_pair_row<false>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad, ahead);
-              tag[t] = top[i];
+              tag = top;
             }
-            rows[static_cast<std::size_t>(q)] = dst;
+            m.rows[q] = dst;
           }
           const auto stage = stage_for(b, nch, n, oy);
           if (half)
-            dw512_row<KW, NP, true>(g.OW, g.KW, np, rows.data(), g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
+            dw512_row<KW, NP, true>(g.OW, g.KW, np, m.rows, g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
           else
-            dw512_row<KW, NP, false>(g.OW, g.KW, np, rows.data(), g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
+            dw512_row<KW, NP, false>(g.OW, g.KW, np, m.rows, g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
           row_done(b, nch, n, oy);
         }
       }
@@ -369,15 +466,15 @@ void with_flags(bool a, bool b, F&& f) {
   }
 }
 
-// AVX-512: when the output channels are contiguous, the kernels' own 16-lane output stages for
-// tflite (usual shifts) and the fp32 roundings vrndscaleps has, else the AVX2 stage per 256-bit
-// half; otherwise the scalar one.
+// AVX-512, output rows [r0, r1): when the output channels are contiguous, the kernels' own
+// 16-lane output stages for tflite (usual shifts) and the fp32 roundings vrndscaleps has, else
+// the AVX2 stage per 256-bit half; otherwise the scalar one.
 template <int KT, class I, class W, class O>
-void run_depthwise_avx512(const depthwise_problem<I, W, O>& p, const dw_source<I>& src, const dw_taps& taps) {
+void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
+                          unsigned char* mem, std::int64_t r0, std::int64_t r1) {
   const conv_geometry& g = p.g;
   const output_stage& st = p.stage;
-  dw512_packed_weights pw;
-  pw.pack(p.OC, g.KH, g.KW, taps.v.data(), taps.sum.data(), taps.start.data(), std::is_same<I, std::uint8_t>::value ? 128 : 0);
+  const auto m = pr.carve(mem, g);
   const Layout& ol = p.out.layout();
   const bool contiguous = ol.stride(3) == 1;
   const auto out_at = [&](std::int64_t b, std::int64_t n, std::int64_t oy) {
@@ -385,37 +482,35 @@ void run_depthwise_avx512(const depthwise_problem<I, W, O>& p, const dw_source<I
   };
   const auto no_op = [](std::int64_t, int, std::int64_t, std::int64_t) {};
   if constexpr (sizeof(O) == 1) {
-    dw512_q31_table q31;
-    if (contiguous && q31.build(st, p.OC)) {
+    if (contiguous && pr.q31_ok) {
       const bool clamp = st.lo != element_traits<O>::min || st.hi != element_traits<O>::max;
-      with_flags(q31.acc_bits < 32, clamp, [&](auto wrap, auto clamped) {
+      with_flags(pr.q31.acc_bits < 32, clamp, [&](auto wrap, auto clamped) {
         using stage = dw512_q31_stage<O, decltype(wrap)::value, decltype(clamped)::value>;
         dw512_rows<KT>(
-            p, src, pw,
+            pr, p, src, m, r0, r1,
             [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-              return stage{&q31.blocks[static_cast<std::size_t>(b)], q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch};
+              return stage{&pr.q31.blocks[static_cast<std::size_t>(b)], pr.q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch};
             },
             no_op);
       });
       return;
     }
-    dw512_fp32_table fp32;
-    if (contiguous && fp32.build(st, p.OC)) {
+    if (contiguous && pr.fp32_ok) {
       // Only a lower bound above the type's minimum needs its own clamp (see dw512_fp32_stage).
-      with_flags(fp32.acc_bits < 32, st.lo != element_traits<O>::min, [&](auto wrap, auto clamped) {
+      with_flags(pr.fp32.acc_bits < 32, st.lo != element_traits<O>::min, [&](auto wrap, auto clamped) {
         const auto run = [&](auto mode) {
           using stage = dw512_fp32_stage<O, decltype(mode)::value, decltype(wrap)::value, decltype(clamped)::value>;
           dw512_rows<KT>(
-              p, src, pw,
+              pr, p, src, m, r0, r1,
               [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-                const float* scale = fp32.scale.data() + b * dw512_block;
-                return stage{scale, fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch};
+                const float* scale = pr.fp32.scale.data() + b * dw512_block;
+                return stage{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch};
               },
               no_op);
         };
-        if (fp32.mode == _MM_FROUND_TO_NEAREST_INT)
+        if (pr.fp32.mode == _MM_FROUND_TO_NEAREST_INT)
           run(std::integral_constant<int, _MM_FROUND_TO_NEAREST_INT>{});
-        else if (fp32.mode == _MM_FROUND_TO_NEG_INF)
+        else if (pr.fp32.mode == _MM_FROUND_TO_NEG_INF)
           run(std::integral_constant<int, _MM_FROUND_TO_NEG_INF>{});
         else
           run(std::integral_constant<int, _MM_FROUND_TO_ZERO>{});
@@ -423,49 +518,48 @@ void run_depthwise_avx512(const depthwise_problem<I, W, O>& p, const dw_source<I
       return;
     }
   }
-  dw_requant_table rq;
-  if (contiguous && rq.build(st, p.OC)) {
-    with_requant_stage<O>(rq, [&](auto* tag) {
+  if (contiguous && pr.rq_ok) {
+    with_requant_stage<O>(pr.rq, [&](auto* tag) {
       using stage = std::remove_pointer_t<decltype(tag)>;
       dw512_rows<KT>(
-          p, src, pw,
+          pr, p, src, m, r0, r1,
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
             const std::int64_t c0 = b * dw512_block, c1 = nch > dw_block ? c0 + dw_block : c0;
             O* row = out_at(0, n, oy);
-            return dw512_halves<stage>{stage{row + c0, ol.stride(2), &rq, c0}, stage{row + c1, ol.stride(2), &rq, c1}, nch};
+            return dw512_halves<stage>{stage{row + c0, ol.stride(2), &pr.rq, c0}, stage{row + c1, ol.stride(2), &pr.rq, c1}, nch};
           },
           no_op);
     });
     return;
   }
-  std::vector<std::int32_t> sums(static_cast<std::size_t>(dw512_block * g.OW));
   dw512_rows<KT>(
-      p, src, pw,
+      pr, p, src, m, r0, r1,
       [&](std::int64_t, int nch, std::int64_t, std::int64_t) {
-        return dw512_halves<dw_acc_stage>{dw_acc_stage{sums.data(), dw512_block}, dw_acc_stage{sums.data() + dw_block, dw512_block}, nch};
+        return dw512_halves<dw_acc_stage>{dw_acc_stage{m.acc, dw512_block}, dw_acc_stage{m.acc + dw_block, dw512_block}, nch};
       },
       [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-        dw_finish_scalar(p, n, oy, 0, g.OW, b * dw512_block, nch, sums.data(), dw512_block);
+        dw_finish_scalar(p, n, oy, 0, g.OW, b * dw512_block, nch, m.acc, dw512_block);
       });
 }
 #endif
 
+// Portable, output rows [r0, r1).
 template <int KT, class I, class W, class O>
-void run_depthwise_portable(dw_call<I, W, O>& d) {
-  const depthwise_problem<I, W, O>& p = d.p;
+void run_depthwise_portable(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
+                            unsigned char* mem, std::int64_t r0, std::int64_t r1) {
   const conv_geometry& g = p.g;
-  const std::int64_t acc_stride = d.pw.blocks * dw_block;
-  std::vector<std::int32_t> acc(static_cast<std::size_t>(g.OW * acc_stride));
-  for (std::int64_t n = 0; n < g.N; ++n)
-    for (std::int64_t oy = 0; oy < g.OH; ++oy) {
-      const I* const* ind = d.row(n, oy);
-      for (std::int64_t b = 0; b < d.pw.blocks; ++b) {
-        const std::int64_t c0 = b * dw_block;
-        dwconv_row_portable<KT>(g.OW, d.pw.taps, ind, c0, static_cast<int>(std::min<std::int64_t>(dw_block, p.OC - c0)),
-                                d.pw.block_weights(b), d.pw.block_start(b), acc.data() + c0, acc_stride);
-      }
-      d.finish_row(n, oy, acc.data(), acc_stride);
+  const auto m = pr.carve(mem, g);
+  const dw_rows16<I, W, O> rows{pr, src, g, m.ind};
+  const std::int64_t acc_stride = pr.pw.blocks * dw_block;
+  for_each_output_row(g.OH, r0, r1, [&](std::int64_t n, std::int64_t oy) {
+    const I* const* ind = rows.row(n, oy);
+    for (std::int64_t b = 0; b < pr.pw.blocks; ++b) {
+      const std::int64_t c0 = b * dw_block;
+      dwconv_row_portable<KT>(g.OW, pr.pw.taps, ind, c0, static_cast<int>(std::min<std::int64_t>(dw_block, p.OC - c0)),
+                              pr.pw.block_weights(b), pr.pw.block_start(b), m.acc + c0, acc_stride);
     }
+    dw_finish_scalar(p, n, oy, 0, g.OW, 0, p.OC, m.acc, acc_stride);
+  });
 }
 
 // The tail of the depthwise kernel names of a family (the level table's depthwise column).
@@ -479,18 +573,13 @@ inline const char* dw_family_suffix(kernel_family f) {
 }
 
 template <int KT, class I, class W, class O>
-void run_depthwise_family(kernel_family f, const depthwise_problem<I, W, O>& p) {
-  const dw_taps taps(p);
-  const dw_source<I> src(p);
+void run_depthwise_part(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
+                        unsigned char* mem, std::int64_t r0, std::int64_t r1) {
 #if defined(NPUQ_ARCH_X86_64)
-  if (f == kernel_family::avx512_vnni) return run_depthwise_avx512<KT>(p, src, taps);
-  dw_call<I, W, O> d(p, src, taps);
-  if (f == kernel_family::avx2) return run_depthwise_avx2<KT>(d);
-#else
-  dw_call<I, W, O> d(p, src, taps);
+  if (pr.family == kernel_family::avx512_vnni) return run_depthwise_avx512<KT>(pr, p, src, mem, r0, r1);
+  if (pr.family == kernel_family::avx2) return run_depthwise_avx2<KT>(pr, p, src, mem, r0, r1);
 #endif
-  (void)f;
-  run_depthwise_portable<KT>(d);
+  run_depthwise_portable<KT>(pr, p, src, mem, r0, r1);
 }
 
 // The AVX-512 kernels keep, per block of 32 channels, a ring of padded input rows ((OW - 1) *
@@ -507,22 +596,61 @@ inline bool dw512_ring_fits(const conv_geometry& g, std::int64_t channels) {
          checked_mul(band, channels, &band);
 }
 
+// The kernel family a level runs this geometry with.
+inline kernel_family dw_family(isa level, const conv_geometry& g, std::int64_t channels) {
+  const kernel_family f = level_kernels(level).depthwise;
+  return f == kernel_family::avx512_vnni && !dw512_ring_fits(g, channels) ? kernel_family::avx2 : f;
+}
+
+// Working memory of depthwise runs: a region per part and the contiguous copy of the input. It
+// grows when a run needs more and never shrinks, so a plan sized at creation runs without
+// allocating.
+template <class I>
+struct dw_scratch {
+  driver_scratch parts;
+  std::vector<I> input;
+
+  template <class W, class O>
+  void reserve(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, int threads) {
+    parts.reserve(pr.parts(threads, p.g, p.OC), pr.part_bytes);
+    if (dw_source<I>::copies(p)) input.reserve(static_cast<std::size_t>(p.g.N * p.g.H * p.g.W * p.OC));
+  }
+};
+
+// Runs a prepared depthwise op on up to `threads` threads, split by whole output rows.
+template <class I, class W, class O>
+void run_depthwise_on(int threads, const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, dw_scratch<I>& s) {
+  const std::int64_t rows = p.g.N * p.g.OH;
+  if (rows == 0 || p.g.OW == 0 || p.OC == 0) return;
+  const dw_source<I> src(p, s.input);
+  const std::int64_t parts = pr.parts(threads, p.g, p.OC);
+  s.parts.reserve(parts, pr.part_bytes);
+  detail::parallel_parts(threads, parts, [&](std::int64_t part) {
+    const std::int64_t r0 = part * (rows / parts) + std::min(part, rows % parts);
+    const std::int64_t r1 = r0 + rows / parts + (part < rows % parts ? 1 : 0);
+    unsigned char* mem = s.parts.part(part);
+    switch (pr.kt) {
+      case 9: return run_depthwise_part<9>(pr, p, src, mem, r0, r1);
+      case 25: return run_depthwise_part<25>(pr, p, src, mem, r0, r1);
+      default: return run_depthwise_part<0>(pr, p, src, mem, r0, r1);
+    }
+  });
+}
+
+// The name of the kernel a prepared op runs, e.g. "dwconv_u8u8_3x3_32c_avx512_vnni".
+template <class I, class W, class O>
+std::string dw_kernel_name(const dw_prepared<I, W, O>& pr) {
+  const char* shape = pr.kt == 9 ? "3x3" : pr.kt == 25 ? "5x5" : "kxk";
+  return std::string("dwconv_") + type_code(element_traits<I>::type) + type_code(element_traits<W>::type) + "_" + shape + "_" +
+         dw_family_suffix(pr.family);
+}
+
 template <class I, class W, class O>
 void run_depthwise(const simd_backend& be, const depthwise_problem<I, W, O>& p) {
-  kernel_family f = level_kernels(be.level()).depthwise;
-  if (f == kernel_family::avx512_vnni && !dw512_ring_fits(p.g, p.OC)) f = kernel_family::avx2;
-  const char* shape = "kxk";
-  if (p.g.KH == 3 && p.g.KW == 3) {
-    shape = "3x3";
-    run_depthwise_family<9>(f, p);
-  } else if (p.g.KH == 5 && p.g.KW == 5) {
-    shape = "5x5";
-    run_depthwise_family<25>(f, p);
-  } else {
-    run_depthwise_family<0>(f, p);
-  }
-  detail::simd_last_kernel_storage() =
-      std::string("dwconv_") + type_code(p.in.type()) + type_code(p.w.type()) + "_" + shape + "_" + dw_family_suffix(f);
+  const dw_prepared<I, W, O> pr(dw_family(be.level(), p.g, p.OC), p);
+  dw_scratch<I> s;
+  run_depthwise_on(be.thread_count(), pr, p, s);
+  detail::simd_last_kernel_storage() = dw_kernel_name(pr);
 }
 
 }  // namespace simd_detail

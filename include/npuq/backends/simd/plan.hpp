@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "npuq/backends/simd/conv2d.hpp"
+#include "npuq/backends/simd/depthwise.hpp"
 #include "npuq/backends/simd/gemm.hpp"
 
 namespace npuq {
@@ -283,6 +284,98 @@ template <class XI, class XW, class XBias, class XO>
 conv2d_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> make_conv2d_plan(
     const simd_backend& be, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias, const XO& out) {
   conv2d_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> plan;
+  throw_if_error(plan.create(be, params, input, weights, bias, out));
+  return plan;
+}
+
+// Depthwise conv2d (NHWC input and output, [KH, KW, C*M] weights, channel multiplier M) on the
+// simd backend, created once by make_depthwise_plan: the weights are packed, the output-stage
+// tables built and the per-thread scratch sized at creation. A run whose input channels are not
+// contiguous (or M > 1) copies the input to a contiguous buffer; the plan reserves that buffer
+// when the creation input needs it, so only a later run with a differently strided input
+// allocates (once).
+template <class I, class W, class O>
+class depthwise_plan {
+  static_assert(is_8bit_v<W>, "depthwise_plan: weights must be int8_t or uint8_t (int4 plans are not built yet)");
+
+ public:
+  depthwise_plan() = default;
+
+  template <class XI, class XW, class XBias, class XO>
+  status create(const simd_backend& be, const depthwise_params& params, const XI& input, const XW& weights, const XBias& bias,
+                const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, I>::value, "depthwise_plan: input element type differs from the plan's I");
+    static_assert(std::is_same<detail::element_of<XW>, W>::value, "depthwise_plan: weights element type differs from the plan's W");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "depthwise_plan: output element type differs from the plan's O");
+    auto s = std::make_unique<state>();
+    NPUQ_RETURN_IF_ERROR(
+        make_depthwise_problem(params, input_view(input), input_view(weights), input_view(bias), output_view(out), &s->p));
+    NPUQ_RETURN_IF_ERROR(detail::plan_numerics(s->p.stage.numerics, "depthwise"));
+    if (!simd_detail::window_fits_kernels(s->p.g.KH, s->p.g.KW, s->p.OC))
+      return {errc::unsupported, "depthwise plan: the window is too large to pack; the one-shot call runs it on the reference kernels"};
+    s->pr.emplace(simd_detail::dw_family(be.level(), s->p.g, s->p.OC), s->p);
+    s->threads = be.thread_count();
+    s->scratch.reserve(*s->pr, s->p, s->threads);
+    s->in_shape = s->p.in.layout();
+    s->out_shape = s->p.out.layout();
+    s->in_quant = s->p.in.quant();
+    s->out_quant = s->p.out.quant();
+    s->kernel = simd_detail::dw_kernel_name(*s->pr);
+    s->p.w = TensorView<const W>(nullptr, s->p.w.layout(), Quant{});
+    s->p.bias = TensorView<const std::int32_t>(nullptr, s->p.bias.layout(), Quant{});
+    s_ = std::move(s);
+    return {};
+  }
+
+  // out = depthwise_conv2d(input); on failure nothing is written.
+  template <class XI, class XO>
+  status try_run(const XI& input, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, I>::value, "depthwise_plan::run: input element type differs from the plan's I");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "depthwise_plan::run: output element type differs from the plan's O");
+    if (!s_) return {errc::invalid_argument, "depthwise_plan: empty plan (make it with make_depthwise_plan)"};
+    const TensorView<const I> iv = detail::bare_input_view(input);
+    const TensorView<O> ov = detail::bare_output_view(out);
+    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(iv, input.quant(), s_->in_shape, s_->in_quant, "input"));
+    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(ov, out.quant(), s_->out_shape, s_->out_quant, "output"));
+    NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(ov, iv));
+    s_->p.in = iv;
+    s_->p.out = ov;
+    simd_detail::run_depthwise_on(s_->threads, *s_->pr, s_->p, s_->scratch);
+    return {};
+  }
+  template <class XI, class XO>
+  void run(const XI& input, const XO& out) {
+    throw_if_error(try_run(input, out));
+  }
+
+  bool empty() const { return !s_; }
+  // The kernel the plan runs, e.g. "dwconv_u8u8_3x3_32c_avx512_vnni".
+  const std::string& kernel_name() const { return s_->kernel; }
+  int threads() const { return s_->threads; }
+
+ private:
+  struct state {
+    depthwise_problem<I, W, O> p;
+    std::optional<simd_detail::dw_prepared<I, W, O>> pr;
+    simd_detail::dw_scratch<I> scratch;
+    Layout in_shape, out_shape;
+    Quant in_quant, out_quant;
+    std::string kernel;
+    int threads = 1;
+  };
+  std::unique_ptr<state> s_;  // stable addresses: the prepared tables point into the problem's stage
+};
+
+template <class XI, class XW, class XBias, class XO>
+status try_make_depthwise_plan(const simd_backend& be, const depthwise_params& params, const XI& input, const XW& weights,
+                               const XBias& bias, const XO& out,
+                               depthwise_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>>* plan) {
+  return plan->create(be, params, input, weights, bias, out);
+}
+template <class XI, class XW, class XBias, class XO>
+depthwise_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> make_depthwise_plan(
+    const simd_backend& be, const depthwise_params& params, const XI& input, const XW& weights, const XBias& bias, const XO& out) {
+  depthwise_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> plan;
   throw_if_error(plan.create(be, params, input, weights, bias, out));
   return plan;
 }

@@ -279,11 +279,14 @@ struct dw512_q31_table {
   std::vector<block> blocks;
   int acc_bits = 32;
 
-  // False unless the stage is tflite's with every right shift in [1, 22].
+  // False unless the stage is tflite's with every right shift r in [1, 22] and |zp| < 2^(30 - r)
+  // (then |x * m| < 2^62 and |zp * 2^(31 + r)| < 2^61 keep the numerator inside int64; zero
+  // points past that, which int32 output offsets allow, take the AVX2 stage).
   bool build(const output_stage& st, std::int64_t channels) {
     if (st.raw || st.numerics.format != multiplier_format::q31 || st.numerics.mode != rounding::tflite_double) return false;
+    const std::int64_t zp_magnitude = st.zero_point < 0 ? -std::int64_t{st.zero_point} : std::int64_t{st.zero_point};
     for (std::int64_t c = 0; c < (st.channel.size() == 1 ? 1 : channels); ++c)
-      if (st.at(c).shift > -1 || st.at(c).shift < -22) return false;
+      if (st.at(c).shift > -1 || st.at(c).shift < -22 || zp_magnitude >= (std::int64_t{1} << (30 + st.at(c).shift))) return false;
     acc_bits = st.numerics.acc.bits;
     blocks.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block), block{});
     for (std::int64_t c = 0; c < channels; ++c) {
