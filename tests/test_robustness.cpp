@@ -549,3 +549,41 @@ TEST_CASE("work is bounded by what a call addresses (fuzz_formats, fuzz_gemm: ha
   CHECK(try_gemm(npu::emulator{}, gemm_params{}, a, b, no_bias, out).ok());
   CHECK(o == 7);
 }
+
+TEST_CASE("GEMM weights repeated past memory size nothing from N or K x N (fuzz_gemm: std::length_error)", "[robustness][gemm]") {
+  // An empty [0, 2^62] output over zero-stride weights is valid: validation sized one zero point
+  // per column (std::length_error) before the empty output returned, and packing those weights
+  // for a plan computed 2^58 panels * 32 side entries in int64 (signed overflow).
+  const std::int8_t x[1] = {1};
+  const Quant q = Quant::per_tensor(0.5f, 0);
+  const std::int64_t N = std::int64_t{1} << 62;
+  const TensorView<const std::int8_t> a(x, Layout::matrix(0, 0), q);
+  const TensorView<const std::int8_t> b(x, 0, Layout::strided({0, N}, {0, 0}), q, 1);
+  std::int32_t o = 7;
+  const TensorView<std::int32_t> out(&o, Layout::strided({0, N}, {0, 1}));
+  CHECK(try_gemm(scalar, gemm_params{}, a, b, no_bias, out).ok());
+  for (isa level : cpu().levels()) {
+    INFO("simd level " << to_string(level));
+    CHECK(try_gemm(simd_backend{level}, gemm_params{}, a, b, no_bias, out).ok());
+  }
+  CHECK(try_gemm(npu::emulator{}, gemm_params{}, a, b, no_bias, out).ok());
+  CHECK(o == 7);
+  gemm_plan<std::int8_t, std::int8_t, std::int32_t> plan;
+  expect_error(try_make_gemm_plan(simd, gemm_params{}, a, b, no_bias, out, &plan), errc::unsupported, "b: [0, 4611686018427387904] weights");
+  CHECK(plan.empty());
+  packed_gemm_weights<std::int8_t> packed;
+  expect_error(pack_gemm_weights(simd, b, &packed), errc::unsupported, "too large to pack");
+  CHECK(packed.K() == 0);
+  // A valid reduction over 2^25 repeated values: simd would pack 2^29 bytes for one column; it
+  // runs on the reference instead, with the same result.
+  const std::int64_t K = std::int64_t{1} << 25;
+  const TensorView<const std::int8_t> ak(x, 0, Layout::strided({1, K}, {0, 0}), q, 1);
+  const TensorView<const std::int8_t> bk(x, 0, Layout::strided({K, 1}, {0, 0}), q, 1);
+  for (isa level : cpu().levels()) {
+    INFO("simd level " << to_string(level));
+    std::int32_t acc = 0;
+    REQUIRE(try_gemm(simd_backend{level}, gemm_params{}, ak, bk, no_bias, TensorView<std::int32_t>(&acc, Layout::matrix(1, 1))).ok());
+    CHECK(acc == K);
+    CHECK(simd_last_kernel() == "gemm_reference");
+  }
+}

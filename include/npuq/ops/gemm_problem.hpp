@@ -134,8 +134,14 @@ status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, con
   pb->N = N;
   pb->K = K;
   pb->a_zero_point = a.quant().zero_point();
-  pb->b_zero_point.resize(static_cast<std::size_t>(N));
-  for (std::int64_t n = 0; n < N; ++n) pb->b_zero_point[static_cast<std::size_t>(n)] = b.quant().zero_point(n);
+  // One zero point per column, for the backends. Only a non-empty output is executed
+  // (run_validated), and then N is at most its element count; an empty one may have any N (an
+  // empty [0, 2^62] output over zero-stride weights is valid), so nothing is sized from N.
+  pb->b_zero_point.clear();
+  if (out.size() != 0) {
+    pb->b_zero_point.resize(static_cast<std::size_t>(N));
+    for (std::int64_t n = 0; n < N; ++n) pb->b_zero_point[static_cast<std::size_t>(n)] = b.quant().zero_point(n);
+  }
   pb->batch_rank = r - 2;
   for (int d = 0; d < r - 2; ++d) {
     pb->batch_shape[d] = a.dim(d);

@@ -676,7 +676,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
       const int br = bl.rank();
       TensorView<const B> bb(p.b.data(), p.b.offset() + bo, Layout::strided({p.K, p.N}, {bl.stride(br - 2), bl.stride(br - 1)}),
                              batch_slice_quant(p.b.quant()), p.b.capacity());
-      (void)own.pack(bb, be.level());  // cannot fail: the problem was validated
+      (void)own.pack(bb, be.level());  // cannot fail: validated, and execute() checked gemm_weights_packable
       w = &own;
     }
     const packed_gemm_weights<B>& wf = weights_in_format(*w, kern.format, converted);
@@ -685,11 +685,21 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
   detail::simd_last_kernel_storage() = gemm_kernel_name("gemm", p.a.type(), p.b.type(), kern);
 }
 
+// True when every batch's [K, N] slice of B packs (gemm_packable): weights repeated through
+// zero strides into more values than memory holds (a valid, huge reduction) run on the reference.
+template <class A, class B, class O>
+bool gemm_weights_packable(const gemm_problem<A, B, O>& p) {
+  const Layout& bl = p.b.layout();
+  const int br = bl.rank();
+  std::int64_t span = 0;
+  return Layout::strided({p.K, p.N}, {bl.stride(br - 2), bl.stride(br - 1)}).try_span(&span) && gemm_packable(p.K, p.N, span);
+}
+
 }  // namespace simd_detail
 
 template <class A, class B, class O>
 status execute(const simd_backend& be, const gemm_problem<A, B, O>& p) {
-  if (!simd_detail::wraps_within_32_bits(p.stage.numerics)) {
+  if (!simd_detail::wraps_within_32_bits(p.stage.numerics) || !simd_detail::gemm_weights_packable(p)) {
     NPUQ_RETURN_IF_ERROR(execute(scalar, p));
     detail::simd_last_kernel_storage() = "gemm_reference";
     return {};

@@ -43,6 +43,20 @@ namespace npuq {
 namespace simd_detail {
 constexpr std::int64_t nr = 16;  // columns per B panel
 
+// Packing copies every (k, n) weight, padded to whole 16-column panels and K groups, plus 32
+// side entries (int32 at most) per panel. Weights whose elements are distinct addresses pack
+// into at most 256 times their span in any format (a 1 x 1 matrix fills a 16 x 8 panel); weights
+// that repeat elements through zero or overlapping strides may stand for far more values than
+// memory holds (2^40 rows of one byte), so packing is bounded by 16 MiB plus 256 times what
+// the weights address. True when K x N weights of `span` elements pack within that bound.
+inline bool gemm_packable(std::int64_t K, std::int64_t N, std::int64_t span) {
+  constexpr std::int64_t kr_max = 8, slack = std::int64_t{1} << 24;
+  const std::int64_t np = ceil_div(N, nr), kg = ceil_div(K, kr_max);
+  std::int64_t data = 0, side = 0, total = 0, bound = 0;
+  return checked_mul(np, kg, &data) && checked_mul(data, nr * kr_max, &data) && checked_mul(np, 2 * nr * 4, &side) &&
+         checked_add(data, side, &total) && checked_mul_add(span, 256, slack, &bound) && total <= bound;
+}
+
 // The byte type of A in the x86 c4 format: the other signedness than B, because vpdpbusd and
 // AMX's tdpbusd / tdpbsud multiply unsigned by signed bytes.
 template <class B>
@@ -113,6 +127,11 @@ class packed_gemm_weights {
     NPUQ_RETURN_IF_ERROR(validate_quant(b.quant(), b.layout(), b.type(), "b", false));
     if (b.quant().zero_points.size() > 1 && (b.quant().granularity != quant_granularity::per_axis || b.quant().axis != 1))
       return {errc::invalid_quantization, "b: per-channel zero points must be along axis 1"};
+    std::int64_t span = 0;
+    if (!b.layout().try_span(&span) || !simd_detail::gemm_packable(b.dim(0), b.dim(1), span))
+      return {errc::unsupported, "b: [" + std::to_string(b.dim(0)) + ", " + std::to_string(b.dim(1)) + "] weights over " +
+                                     std::to_string(span) + " elements (repeated through their strides) are too large to pack; "
+                                     "the one-shot call runs them on the reference"};
     pack_from(b.dim(0), b.dim(1), b.quant(), [&](std::int64_t k, std::int64_t n) { return b(k, n); }, level);
     return {};
   }
