@@ -7,11 +7,11 @@
 // npuq runs on bench_threads() threads (`--threads=N`).
 //
 // GEMM and conv2d weights are packed once outside the timed loop (`pack_gemm_weights`,
-// `pack_conv2d_weights`); depthwise has no public packing step yet, so its timings include the
-// per-call weight packing (C * 9 bytes, small next to the work). The `npuq_plan_<level>_onnx`
-// variants run a plan made once (backends/simd/plan.hpp): the fast path, compared with the peers.
-// `plan_overhead/*` times a plan's run on tiny shapes against the bare driver call it wraps and
-// against the one-shot calls.
+// `pack_conv2d_weights`); the one-shot depthwise variants include the per-call weight packing
+// (C * 9 bytes, small next to the work). The `npuq_plan_<level>_onnx` variants run a plan made
+// once (backends/simd/plan.hpp; depthwise included): the fast path, compared with the peers.
+// `plan_overhead/*` times a plan's run on tiny shapes (a 1x16x16 GEMM, an 8x8x16 depthwise)
+// against the bare driver call it wraps and against the one-shot calls.
 #include <npuq/npuq.hpp>
 #include <npuq/simd.hpp>
 
@@ -104,6 +104,39 @@ void gemm_overhead(benchmark::State& state, gemm_shape s, call_form form) {
   state.SetLabel(plan.kernel_name());
 }
 
+npuq::depthwise_params dw_params(const conv_shape& s);
+
+// How one tiny depthwise conv is called: the bare driver on a prepared problem and scratch, a
+// plan, the one-shot call (which prepares the weights and scratch every time).
+void dw_overhead(benchmark::State& state, conv_shape s, call_form form) {
+  namespace sd = npuq::simd_detail;
+  conv_data d(s);
+  const npuq::simd_backend be{npuq::cpu().levels().back(), 1};
+  const npuq::depthwise_params params = dw_params(s);
+  npuq::depthwise_problem<std::int8_t, std::int8_t, std::int8_t> p;
+  npuq::throw_if_error(npuq::make_depthwise_problem(params, npuq::input_view(d.in), npuq::input_view(d.w), npuq::input_view(d.bias),
+                                                    npuq::output_view(d.out), &p));
+  const sd::dw_prepared<std::int8_t, std::int8_t, std::int8_t> pr(sd::dw_family(be.level(), p.g, p.OC), p);
+  sd::dw_scratch<std::int8_t> scratch;
+  scratch.reserve(pr, p, 1);
+  auto plan = npuq::make_depthwise_plan(be, params, d.in, d.w, d.bias, d.out);
+  auto call = [&] {
+    switch (form) {
+      case call_form::driver: sd::run_depthwise_on(1, pr, p, scratch); break;
+      case call_form::plan: plan.run(d.in, d.out); break;
+      case call_form::packed:
+      case call_form::one_shot: npuq::depthwise_conv2d(be, params, d.in, d.w, d.bias, d.out); break;
+    }
+  };
+  call();
+  for (auto _ : state) {
+    call();
+    benchmark::DoNotOptimize(d.out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(plan.kernel_name());
+}
+
 npuq::conv2d_params conv_params(const conv_shape& s) {
   npuq::conv2d_params p;
   p.stride_h = p.stride_w = s.stride;
@@ -164,11 +197,9 @@ void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level, bool onnx
   set_gops(state, s.macs());
 }
 
-void conv_plan_run(benchmark::State& state, conv_shape s, npuq::isa level) {
-  conv_data d(s);
-  npuq::conv2d_params params = conv_params(s);
-  params.numerics = bench_profile(true);
-  auto plan = npuq::make_conv2d_plan(npuq::simd_backend{level, bench_threads()}, params, d.in, d.w, d.bias, d.out);
+// conv2d or depthwise (s.dw) through a plan made once, onnx profile.
+template <class Plan>
+void run_plan(benchmark::State& state, const conv_shape& s, conv_data& d, Plan& plan) {
   plan.run(d.in, d.out);  // warm-up
   for (auto _ : state) {
     plan.run(d.in, d.out);
@@ -179,6 +210,22 @@ void conv_plan_run(benchmark::State& state, conv_shape s, npuq::isa level) {
   set_gops(state, s.macs());
 }
 
+void conv_plan_run(benchmark::State& state, conv_shape s, npuq::isa level) {
+  conv_data d(s);
+  const npuq::simd_backend be{level, bench_threads()};
+  if (s.dw) {
+    npuq::depthwise_params params = dw_params(s);
+    params.numerics = bench_profile(true);
+    auto plan = npuq::make_depthwise_plan(be, params, d.in, d.w, d.bias, d.out);
+    run_plan(state, s, d, plan);
+  } else {
+    npuq::conv2d_params params = conv_params(s);
+    params.numerics = bench_profile(true);
+    auto plan = npuq::make_conv2d_plan(be, params, d.in, d.w, d.bias, d.out);
+    run_plan(state, s, d, plan);
+  }
+}
+
 }  // namespace
 
 void register_plan_overhead() {
@@ -186,6 +233,9 @@ void register_plan_overhead() {
   const std::pair<const char*, call_form> forms[] = {
       {"driver", call_form::driver}, {"plan", call_form::plan}, {"one_shot_packed", call_form::packed}, {"one_shot", call_form::one_shot}};
   for (const auto& f : forms) add(std::string("plan_overhead/gemm-1x16x16/") + f.first, gemm_overhead, tiny, f.second);
+  const conv_shape tiny_dw{"dw-8x8x16", true, 8, 8, 16, 16, 1};
+  for (const auto& f : forms)
+    if (f.second != call_form::packed) add(std::string("plan_overhead/dw-8x8x16/") + f.first, dw_overhead, tiny_dw, f.second);
 }
 
 void register_npuq(const gemm_shape& s) {
@@ -207,7 +257,7 @@ void register_npuq(const conv_shape& s) {
     add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level, false);
   const npuq::isa best = npuq::cpu().levels().back();
   add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), conv_simd, s, best, true);
-  if (!s.dw) add(conv_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), conv_plan_run, s, best);
+  add(conv_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), conv_plan_run, s, best);
 }
 
 }  // namespace npuq_bench

@@ -341,19 +341,12 @@ template <class O, class F>
 void with_requant_stage(const dw_requant_table& t, F&& f) {
   using kind = dw_requant_table::kind;
   switch (t.k) {
-    case kind::raw: return f(static_cast<dw_requant_stage<O, kind::raw, rounding::half_even, false>*>(nullptr));
-    case kind::q31_double:
-      if (t.any_left) return f(static_cast<dw_requant_stage<O, kind::q31_double, rounding::tflite_double, true>*>(nullptr));
-      return f(static_cast<dw_requant_stage<O, kind::q31_double, rounding::tflite_double, false>*>(nullptr));
+    case kind::raw: return f(static_cast<dw_requant_stage<O, kind::raw, false>*>(nullptr));
+    case kind::q31_double: return f(static_cast<dw_requant_stage<O, kind::q31_double, false>*>(nullptr));
     case kind::fp32: break;
   }
-  switch (t.mode) {
-    case rounding::floor: return f(static_cast<dw_requant_stage<O, kind::fp32, rounding::floor, false>*>(nullptr));
-    case rounding::truncate: return f(static_cast<dw_requant_stage<O, kind::fp32, rounding::truncate, false>*>(nullptr));
-    case rounding::half_up: return f(static_cast<dw_requant_stage<O, kind::fp32, rounding::half_up, false>*>(nullptr));
-    case rounding::half_away: return f(static_cast<dw_requant_stage<O, kind::fp32, rounding::half_away, false>*>(nullptr));
-    default: return f(static_cast<dw_requant_stage<O, kind::fp32, rounding::half_even, false>*>(nullptr));
-  }
+  if (t.mode == rounding::half_even) return f(static_cast<dw_requant_stage<O, kind::fp32, true>*>(nullptr));
+  return f(static_cast<dw_requant_stage<O, kind::fp32, false>*>(nullptr));
 }
 
 // AVX2, output rows [r0, r1): requantized in registers when the output channels are contiguous
@@ -450,22 +443,6 @@ void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>
   }
 }
 
-// Calls f(std::bool_constant<a>{}, std::bool_constant<b>{}).
-template <class F>
-void with_flags(bool a, bool b, F&& f) {
-  if (a) {
-    if (b)
-      f(std::true_type{}, std::true_type{});
-    else
-      f(std::true_type{}, std::false_type{});
-  } else {
-    if (b)
-      f(std::false_type{}, std::true_type{});
-    else
-      f(std::false_type{}, std::false_type{});
-  }
-}
-
 // AVX-512, output rows [r0, r1): when the output channels are contiguous, the kernels' own
 // 16-lane output stages for tflite (usual shifts) and the fp32 roundings vrndscaleps has, else
 // the AVX2 stage per 256-bit half; otherwise the scalar one.
@@ -483,38 +460,22 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
   const auto no_op = [](std::int64_t, int, std::int64_t, std::int64_t) {};
   if constexpr (sizeof(O) == 1) {
     if (contiguous && pr.q31_ok) {
-      const bool clamp = st.lo != element_traits<O>::min || st.hi != element_traits<O>::max;
-      with_flags(pr.q31.acc_bits < 32, clamp, [&](auto wrap, auto clamped) {
-        using stage = dw512_q31_stage<O, decltype(wrap)::value, decltype(clamped)::value>;
-        dw512_rows<KT>(
-            pr, p, src, m, r0, r1,
-            [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-              return stage{&pr.q31.blocks[static_cast<std::size_t>(b)], pr.q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch};
-            },
-            no_op);
-      });
+      dw512_rows<KT>(
+          pr, p, src, m, r0, r1,
+          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
+            return dw512_q31_stage<O>{&pr.q31.blocks[static_cast<std::size_t>(b)], pr.q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch};
+          },
+          no_op);
       return;
     }
     if (contiguous && pr.fp32_ok) {
-      // Only a lower bound above the type's minimum needs its own clamp (see dw512_fp32_stage).
-      with_flags(pr.fp32.acc_bits < 32, st.lo != element_traits<O>::min, [&](auto wrap, auto clamped) {
-        const auto run = [&](auto mode) {
-          using stage = dw512_fp32_stage<O, decltype(mode)::value, decltype(wrap)::value, decltype(clamped)::value>;
-          dw512_rows<KT>(
-              pr, p, src, m, r0, r1,
-              [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-                const float* scale = pr.fp32.scale.data() + b * dw512_block;
-                return stage{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch};
-              },
-              no_op);
-        };
-        if (pr.fp32.mode == _MM_FROUND_TO_NEAREST_INT)
-          run(std::integral_constant<int, _MM_FROUND_TO_NEAREST_INT>{});
-        else if (pr.fp32.mode == _MM_FROUND_TO_NEG_INF)
-          run(std::integral_constant<int, _MM_FROUND_TO_NEG_INF>{});
-        else
-          run(std::integral_constant<int, _MM_FROUND_TO_ZERO>{});
-      });
+      dw512_rows<KT>(
+          pr, p, src, m, r0, r1,
+          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
+            const float* scale = pr.fp32.scale.data() + b * dw512_block;
+            return dw512_fp32_stage<O>{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch};
+          },
+          no_op);
       return;
     }
   }

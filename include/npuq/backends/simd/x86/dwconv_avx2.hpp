@@ -110,9 +110,12 @@ struct dw_requant_table {
 };
 
 // Requantizes, clamps and stores a block's 16 channels of pixel p at out + p * stride, exactly
-// as npuq::requantize does (comments below), with the profile's branches resolved at compile
-// time: K the table kind, R the rounding (fp32), Left whether any q31 channel shifts left.
-template <class O, dw_requant_table::kind K, rounding R, bool Left>
+// as npuq::requantize does (comments below). K, the table kind, is resolved at compile time, and
+// so is the fp32 rounding when Even (ties to even, the onnx profile's); the other fp32 roundings,
+// left shifts and accumulator wrapping are predictable branches on the stage's copy of the table.
+// (Each compile-time choice multiplies the kernels instantiated per tap count, input and output
+// type: resolving only the hot ones keeps the build time in check.)
+template <class O, dw_requant_table::kind K, bool Even>
 struct dw_requant_stage {
   // Copies of the table's scalars and pointers at channel c0, so that the byte stores to `out`
   // (which may alias anything) do not force them to be reloaded.
@@ -122,6 +125,8 @@ struct dw_requant_stage {
   const float* scale;
   std::int32_t zero_point, qlo, qhi;
   int wrap_shift;
+  rounding mode;
+  bool any_left;
 
   template <class T>
   static const T* from(const std::vector<T>& v, std::int64_t c0) {  // tables a kind does not use are empty
@@ -130,7 +135,7 @@ struct dw_requant_stage {
   dw_requant_stage(O* o, std::int64_t s, const dw_requant_table* t, std::int64_t c0)
       : out(o), stride(s), multiplier(from(t->multiplier, c0)), left(from(t->left, c0)), right(from(t->right, c0)),
         mask(from(t->mask, c0)), half_mask(from(t->half_mask, c0)), scale(from(t->scale, c0)), zero_point(t->zero_point),
-        qlo(t->qlo), qhi(t->qhi), wrap_shift(t->wrap_shift) {}
+        qlo(t->qlo), qhi(t->qhi), wrap_shift(t->wrap_shift), mode(t->mode), any_left(t->any_left) {}
 
   NPUQ_TARGET_AVX2 __m256i requant8(__m256i v, std::int64_t c) const {
     using kind = dw_requant_table::kind;
@@ -147,7 +152,7 @@ struct dw_requant_stage {
         // floor((a * m + 2^30) / 2^31) for both signs of a * m (m >= 0, so never
         // INT32_MIN * INT32_MIN); bits 31..62 of the 64-bit sum are the int32 result.
         __m256i x = v;
-        if constexpr (Left) x = _mm256_sllv_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(left + c)));
+        if (any_left) x = _mm256_sllv_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(left + c)));
         const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(multiplier + c));
         const __m256i half = _mm256_set1_epi64x(std::int64_t{1} << 30);
         const __m256i pe = _mm256_add_epi64(_mm256_mul_epi32(x, m), half);
@@ -166,13 +171,13 @@ struct dw_requant_stage {
         // integer is exact, so doing it in float equals doing it on the double.
         const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(scale + c));
         __m256 q;
-        if constexpr (R == rounding::half_even) {
+        if (Even || mode == rounding::half_even) {
           q = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        } else if constexpr (R == rounding::floor) {
+        } else if (mode == rounding::floor) {
           q = _mm256_round_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
-        } else if constexpr (R == rounding::truncate) {
+        } else if (mode == rounding::truncate) {
           q = _mm256_round_ps(f, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-        } else if constexpr (R == rounding::half_up) {  // floor, +1 when the exact fraction >= 0.5 (inf: NaN, no +1)
+        } else if (mode == rounding::half_up) {  // floor, +1 when the exact fraction >= 0.5 (inf: NaN, no +1)
           const __m256 fl = _mm256_round_ps(f, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
           const __m256 up = _mm256_cmp_ps(_mm256_sub_ps(f, fl), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
           q = _mm256_add_ps(fl, _mm256_and_ps(up, _mm256_set1_ps(1.0f)));

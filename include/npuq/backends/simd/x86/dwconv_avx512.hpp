@@ -208,19 +208,9 @@ struct dw512_wrap {
   }
 };
 
-// v clamped to O's range when Saturate (else it is inside already).
-template <class O, bool Saturate>
-NPUQ_TARGET_AVX512_VNNI inline __m512i dw512_narrow_ok(__m512i v) {
-  if constexpr (!Saturate)
-    return v;
-  else
-    return _mm512_min_epi32(_mm512_max_epi32(v, _mm512_set1_epi32(element_traits<O>::min)), _mm512_set1_epi32(element_traits<O>::max));
-}
-
-// Stores a pixel's outputs, int32 lanes in the kernel's order, as the block's nch channels of O
-// at out: a full block's A and B (packing A with B puts the channels in order), or a half
-// block's one vector ([0-3, 8-11, 4-7, 12-15]). Saturate: clamp to O's range on the way (the
-// values may lie outside it); else they are inside and the narrowing is exact.
+// Stores a pixel's outputs, int32 lanes in the kernel's order and inside O's range (the stages
+// clamp), as the block's nch channels of O at out: a full block's A and B (packing A with B puts
+// the channels in order), or a half block's one vector ([0-3, 8-11, 4-7, 12-15]).
 template <class O>
 NPUQ_TARGET_AVX512_VNNI inline void dw512_store_bytes(O* out, int nch, __m256i bytes) {
   if (nch == dw512_block) {
@@ -234,24 +224,16 @@ NPUQ_TARGET_AVX512_VNNI inline void dw512_store_bytes(O* out, int nch, __m256i b
   }
 }
 
-template <class O, bool Saturate>
+template <class O>
 NPUQ_TARGET_AVX512_VNNI inline void dw512_store(O* out, int nch, __m512i a, __m512i b) {
   static_assert(sizeof(O) == 1, "8-bit outputs only");
-  __m256i bytes;
-  if constexpr (Saturate && std::is_same<O, std::int8_t>::value)
-    bytes = _mm512_cvtsepi16_epi8(_mm512_packs_epi32(a, b));
-  else if constexpr (Saturate)
-    bytes = _mm512_cvtepi16_epi8(_mm512_min_epu16(_mm512_packus_epi32(a, b), _mm512_set1_epi16(255)));
-  else
-    bytes = _mm512_cvtepi16_epi8(_mm512_packs_epi32(a, b));
-  dw512_store_bytes(out, nch, bytes);
+  dw512_store_bytes(out, nch, _mm512_cvtepi16_epi8(_mm512_packs_epi32(a, b)));
 }
 
-template <class O, bool Saturate>
+template <class O>
 NPUQ_TARGET_AVX512_VNNI inline void dw512_store_half(O* out, int nch, __m512i v) {
   static_assert(sizeof(O) == 1, "8-bit outputs only");
-  const __m512i in_range = dw512_narrow_ok<O, Saturate>(v);
-  const __m128i bytes = _mm512_cvtepi32_epi8(in_range);
+  const __m128i bytes = _mm512_cvtepi32_epi8(v);
   dw512_store_bytes(out, nch, _mm256_castsi128_si256(_mm_shuffle_epi32(bytes, _MM_SHUFFLE(3, 1, 2, 0))));
 }
 
@@ -304,8 +286,10 @@ struct dw512_q31_table {
   }
 };
 
-// Clamp: a fused activation narrower than the output type (else the narrowing's saturation clamps).
-template <class O, bool Wrap, bool Clamp>
+// Clamps to [lo, hi] (the output type's range without a fused activation), so the narrowing is
+// exact. Wrapping to a narrower accumulator is a branch, not a template parameter: each
+// compile-time choice here multiplies the row kernels instantiated (see dw_requant_stage).
+template <class O>
 struct dw512_q31_stage {
   const dw512_q31_table::block* t;
   int acc_bits;
@@ -317,12 +301,19 @@ struct dw512_q31_stage {
   struct regs {
     __m512i m[2], m_odd[2], shift[2], bias_e[2], bias_o[2], lo, hi;
     dw512_wrap wrap;
+    bool wrapping;
     O* out;
     std::int64_t stride;
     int nch;
 
     NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_q31_stage& s)
-        : lo(_mm512_set1_epi32(s.lo)), hi(_mm512_set1_epi32(s.hi)), wrap(s.acc_bits), out(s.out), stride(s.stride), nch(s.nch) {
+        : lo(_mm512_set1_epi32(s.lo)),
+          hi(_mm512_set1_epi32(s.hi)),
+          wrap(s.acc_bits),
+          wrapping(s.acc_bits < 32),
+          out(s.out),
+          stride(s.stride),
+          nch(s.nch) {
       if (s.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
         m[0] = dw512_half_of(s.t->m, 16);
         m_odd[0] = dw512_half_of(s.t->m_odd, 16);
@@ -341,48 +332,38 @@ struct dw512_q31_stage {
       }
     }
 
-    // 16 sums of accumulator h to outputs (zero point added; clamped if Clamp).
+    // 16 sums of accumulator h to outputs (zero point added, clamped).
     NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
-      if constexpr (Wrap) v = wrap(v);
+      if (wrapping) v = wrap(v);
       // [x < 0] * 2^31 of the even lanes is x & 2^31 in each 64-bit lane, of the odd ones vo & 2^31.
       const __m512i sign = _mm512_set1_epi64(std::int64_t{1} << 31);
       const __m512i vo = _mm512_srli_epi64(v, 32);
       const __m512i te = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, m[h]), bias_e[h]), _mm512_and_si512(v, sign));
       const __m512i to = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(vo, m_odd[h]), bias_o[h]), _mm512_and_si512(vo, sign));
       const __m512i high = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
-      __m512i y = _mm512_srav_epi32(_mm512_permutex2var_epi32(te, high, to), shift[h]);
-      if constexpr (Clamp) y = _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
-      return y;
+      const __m512i y = _mm512_srav_epi32(_mm512_permutex2var_epi32(te, high, to), shift[h]);
+      return _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
     }
 
     NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
-      dw512_store<O, !Clamp>(out + p * stride, nch, requant(a, 0), requant(b, 1));
+      dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
     }
     NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
-      dw512_store_half<O, !Clamp>(out + p * stride, nch, requant(v, 0));
+      dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
 };
 
-// The fp32 output stage on 16 lanes, for the roundings one vrndscaleps does (ties to even,
-// floor, truncate): exactly requantize's (float)acc * scale (one float multiply), rounded,
-// clamped to [lo - zp, hi - zp] (integers, so clamping before or after rounding is the same),
-// plus zp. Without a fused activation (lo is the type's minimum) only the upper bound is
-// applied in float and zp added there too (exact below 2^24; values far below stay far below),
-// and the narrowing's saturation is the lower clamp.
+// The fp32 output stage on 16 lanes for ties-to-even rounding (the onnx profile's; the other
+// roundings take the AVX2 stage per half): exactly requantize's (float)acc * scale (one float
+// multiply), rounded by vrndscaleps, clamped to [lo - zp, hi - zp] (integers, so clamping
+// before or after rounding is the same), plus zp (exact: the values are small integers).
 struct dw512_fp32_table {
   std::vector<float> scale;  // blocks x 32, lane order
   int acc_bits = 32;
-  int mode = 0;  // the _MM_FROUND rounding of the profile
 
   bool build(const output_stage& st, std::int64_t channels) {
-    if (st.raw || st.numerics.format != multiplier_format::fp32) return false;
-    switch (st.numerics.mode) {
-      case rounding::half_even: mode = _MM_FROUND_TO_NEAREST_INT; break;
-      case rounding::floor: mode = _MM_FROUND_TO_NEG_INF; break;
-      case rounding::truncate: mode = _MM_FROUND_TO_ZERO; break;
-      default: return false;
-    }
+    if (st.raw || st.numerics.format != multiplier_format::fp32 || st.numerics.mode != rounding::half_even) return false;
     acc_bits = st.numerics.acc.bits;
     scale.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block * dw512_block), 1.0f);
     for (std::int64_t c = 0; c < channels; ++c)
@@ -391,7 +372,7 @@ struct dw512_fp32_table {
   }
 };
 
-template <class O, int Mode, bool Wrap, bool Clamp>
+template <class O>
 struct dw512_fp32_stage {
   const float* scale;  // the block's 32, lane order
   int acc_bits;
@@ -403,6 +384,7 @@ struct dw512_fp32_stage {
   struct regs {
     __m512 scale[2], lo, hi, zero_point;
     dw512_wrap wrap;
+    bool wrapping;
     O* out;
     std::int64_t stride;
     int nch;
@@ -412,6 +394,7 @@ struct dw512_fp32_stage {
           hi(_mm512_set1_ps(static_cast<float>(s.hi - s.zero_point))),
           zero_point(_mm512_set1_ps(static_cast<float>(s.zero_point))),
           wrap(s.acc_bits),
+          wrapping(s.acc_bits < 32),
           out(s.out),
           stride(s.stride),
           nch(s.nch) {
@@ -425,18 +408,17 @@ struct dw512_fp32_stage {
     }
 
     NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
-      if constexpr (Wrap) v = wrap(v);
-      constexpr int imm = Mode | _MM_FROUND_NO_EXC;  // one token: SIMDe's macro does not parenthesize its immediate
-      __m512 f = _mm512_min_ps(_mm512_roundscale_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale[h]), imm), hi);
-      if constexpr (Clamp) f = _mm512_max_ps(f, lo);
-      return _mm512_cvttps_epi32(_mm512_add_ps(f, zero_point));
+      if (wrapping) v = wrap(v);
+      constexpr int imm = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;  // one token: SIMDe's macro does not parenthesize its immediate
+      const __m512 f = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale[h]), imm);
+      return _mm512_cvttps_epi32(_mm512_add_ps(_mm512_max_ps(_mm512_min_ps(f, hi), lo), zero_point));
     }
 
     NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
-      dw512_store<O, !Clamp>(out + p * stride, nch, requant(a, 0), requant(b, 1));
+      dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
     }
     NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
-      dw512_store_half<O, !Clamp>(out + p * stride, nch, requant(v, 0));
+      dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
 };
