@@ -102,7 +102,8 @@ template <class O>
 void attention_call(gen& g, driver& d) {
   const int rank = g.chance(80) ? 3 : 2;
   const std::int64_t H = rank == 3 ? g.extent(1, 3) : 1, S = g.extent(0, 6), T = g.extent(0, 12), D = g.extent(1, 20), DV = g.extent(0, 20);
-  if (H < 0 || S < 0 || T < 0 || D < 0 || DV < 0 ? false : double(H) * double(S) * double(T) * double(D + DV) > 1e6) return;
+  // Summed in double: D + DV in int64 overflows for the adversarial extents (INT64_MAX).
+  if (H < 0 || S < 0 || T < 0 || D < 0 || DV < 0 ? false : double(H) * double(S) * double(T) * (double(D) + double(DV)) > 1e6) return;
   pool pq(4096), pk(4096), pv(4096), pm(1024), pout(8192);
   pq.fill(g);
   pk.fill(g);
