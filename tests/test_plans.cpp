@@ -267,6 +267,45 @@ TEST_CASE("a depthwise plan runs inputs and outputs with other strides than at c
   CHECK(bad.empty());
 }
 
+TEST_CASE("a run on the same views as the last accepted one still refuses what can change", "[plan][errors]") {
+  // Runs skip re-validating views equal to the last accepted ones (address, offset, layout,
+  // capacity); these runs follow accepted ones and change one thing each.
+  rng r(305);
+  Tensor<std::int8_t> in(Layout::nhwc(1, 6, 6, 16), Quant::per_tensor(0.02f, 3));
+  Tensor<std::int8_t> w(Layout::hwc_m(3, 3, 16, 1), Quant::per_axis(2, random_scales(r, 16)));
+  Tensor<std::int32_t> bias(Layout::row_major({16}));
+  fill(in, r);
+  fill(w, r);
+  fill(bias, r, -500, 500);
+  depthwise_params p;
+  p.padding = padding_spec::symmetric(1);
+  Tensor<std::int8_t> out(Layout::nhwc(1, 6, 6, 16), Quant::per_tensor(0.05f, -2));
+  Tensor<std::int8_t> ref(out.layout(), out.quant());
+  depthwise_conv2d(scalar, p, in, w, bias, ref);
+  auto plan = make_depthwise_plan(simd, p, in, w, bias, out);
+  const TensorView<const std::int8_t> in_view(in.data(), 0, in.layout(), in.quant(), in.capacity());
+  const TensorView<std::int8_t> out_view(out.data(), 0, out.layout(), out.quant(), out.capacity());
+  const Quant other = Quant::per_tensor(0.05f, -1);
+  for (int round = 0; round < 2; ++round) {
+    std::fill(out.data(), out.data() + out.size(), std::int8_t{0});
+    REQUIRE(plan.try_run(in_view, out_view).ok());
+    CHECK(values(out) == values(ref));
+    const auto written = values(out);
+    // Same address, offset, layout and capacity; other quantization.
+    const TensorView<const std::int8_t> in_other(in.data(), 0, in.layout(), other, in.capacity());
+    CHECK(plan.try_run(in_other, out_view).code() == errc::invalid_quantization);
+    const TensorView<std::int8_t> out_other(out.data(), 0, out.layout(), other, out.capacity());
+    CHECK(plan.try_run(in_view, out_other).code() == errc::invalid_quantization);
+    // Same but a smaller buffer.
+    const TensorView<std::int8_t> out_short(out.data(), 0, out.layout(), out.quant(), out.size() - 1);
+    CHECK(plan.try_run(in_view, out_short).code() == errc::buffer_too_small);
+    // The output at the input's address.
+    const TensorView<std::int8_t> out_on_in(reinterpret_cast<std::int8_t*>(in.data()), 0, out.layout(), out.quant(), in.capacity());
+    CHECK(plan.try_run(in_view, out_on_in).code() == errc::aliasing);
+    CHECK(values(out) == written);
+  }
+}
+
 TEST_CASE("a plan refuses tensors that differ from the ones it was made for, writing nothing", "[plan][errors]") {
   rng r(304);
   Tensor<std::int8_t> a(Layout::matrix(8, 32), Quant::per_tensor(0.02f, 1));

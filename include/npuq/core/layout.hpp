@@ -13,6 +13,7 @@
 // reports it through fits(), and TensorView::validate turns that into an error naming the argument.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <initializer_list>
@@ -216,6 +217,14 @@ class Layout {
     return true;
   }
   friend bool operator!=(const Layout& a, const Layout& b) { return !(a == b); }
+  // Every field equal, including how the layout was formed (operator== compares the shape and
+  // strides only): two identical layouts pass or fail the same checks.
+  bool identical(const Layout& o) const {
+    if (rank_ != o.rank_ || strides_given_ != o.strides_given_ || overflow_ != o.overflow_) return false;
+    for (std::size_t i = 0; i < static_cast<std::size_t>(std::min(std::max(rank_, 0), max_rank)); ++i)
+      if (shape_[i] != o.shape_[i] || stride_[i] != o.stride_[i]) return false;
+    return true;
+  }
 
  private:
   static Layout too_many_dims() {  // a layout that fails well_formed()

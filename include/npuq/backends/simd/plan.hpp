@@ -52,6 +52,11 @@ TensorView<T> bare_output_view(const TensorView<T>& v) {
   return {v.data(), v.offset(), v.layout(), Quant{}, v.capacity()};
 }
 
+inline status quant_differs(const char* name) {
+  return {errc::invalid_quantization,
+          std::string(name) + ": quantization differs from the plan's (scales and zero points are fixed when the plan is made; make another plan)"};
+}
+
 // A run's operand against the plan's: a valid view of the planned shape and quantization.
 template <class T>
 status check_plan_operand(const TensorView<T>& v, const Quant& q, const Layout& planned, const Quant& planned_q, const char* name) {
@@ -61,9 +66,54 @@ status check_plan_operand(const TensorView<T>& v, const Quant& q, const Layout& 
   if (!same_shape)
     return {errc::invalid_shape, std::string(name) + ": shape " + v.layout().shape_string() + ", the plan was made for " +
                                      planned.shape_string()};
-  if (!same_quant(q, planned_q))
-    return {errc::invalid_quantization, std::string(name) + ": quantization differs from the plan's (scales and zero points are fixed "
-                                                            "when the plan is made; make another plan)"};
+  if (!same_quant(q, planned_q)) return quant_differs(name);
+  return {};
+}
+
+// The views of a plan's last accepted run. Whether a view is valid, has the planned shape and
+// stays clear of the other depends only on its address, offset, layout and capacity, never on
+// the elements, so a run on the same views as the last accepted one skips those checks (most of
+// a tiny run's overhead). Quantization is compared on every run: it can change in place.
+struct run_memo {
+  struct key {
+    const void* data = nullptr;
+    std::int64_t offset = 0, capacity = 0;
+    Layout layout;
+    template <class T>
+    bool matches(const TensorView<T>& v) const {
+      return data == static_cast<const void*>(v.data()) && offset == v.offset() && capacity == v.capacity() && layout.identical(v.layout());
+    }
+    template <class T>
+    void set(const TensorView<T>& v) {
+      data = v.data();
+      offset = v.offset();
+      capacity = v.capacity();
+      layout = v.layout();
+    }
+  };
+  key in, out;
+  bool valid = false;
+};
+
+// A run's input and output against the plan's (check_plan_operand each, then no overlap).
+// *same_views: they are the last accepted run's.
+template <class I, class O>
+status check_run(run_memo& memo, const TensorView<const I>& iv, const Quant& iq, const Layout& in_shape, const Quant& in_q,
+                 const char* in_name, const TensorView<O>& ov, const Quant& oq, const Layout& out_shape, const Quant& out_q,
+                 bool* same_views) {
+  *same_views = memo.valid && memo.in.matches(iv) && memo.out.matches(ov);
+  if (*same_views) {
+    if (!same_quant(iq, in_q)) return quant_differs(in_name);
+    if (!same_quant(oq, out_q)) return quant_differs("output");
+    return {};
+  }
+  memo.valid = false;
+  NPUQ_RETURN_IF_ERROR(check_plan_operand(iv, iq, in_shape, in_q, in_name));
+  NPUQ_RETURN_IF_ERROR(check_plan_operand(ov, oq, out_shape, out_q, "output"));
+  NPUQ_RETURN_IF_ERROR(validate_output_memory(ov, iv));
+  memo.in.set(iv);
+  memo.out.set(ov);
+  memo.valid = true;
   return {};
 }
 
@@ -123,11 +173,13 @@ class gemm_plan {
     if (!s_) return {errc::invalid_argument, "gemm_plan: empty plan (make it with make_gemm_plan)"};
     const TensorView<const A> av = detail::bare_input_view(a);
     const TensorView<O> ov = detail::bare_output_view(out);
-    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(av, a.quant(), s_->a_shape, s_->a_quant, "a"));
-    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(ov, out.quant(), s_->out_shape, s_->out_quant, "output"));
-    NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(ov, av));
-    s_->p.a = av;
-    s_->p.out = ov;
+    bool same = false;
+    NPUQ_RETURN_IF_ERROR(
+        detail::check_run(s_->memo, av, a.quant(), s_->a_shape, s_->a_quant, "a", ov, out.quant(), s_->out_shape, s_->out_quant, &same));
+    if (!same) {  // else the problem holds these views already
+      s_->p.a = av;
+      s_->p.out = ov;
+    }
     for (std::int64_t batch = 0; batch < s_->p.batch_count(); ++batch)
       simd_detail::run_gemm_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->st, s_->scratch);
     return {};
@@ -151,6 +203,7 @@ class gemm_plan {
     simd_detail::driver_scratch scratch;
     Layout a_shape, out_shape;
     Quant a_quant, out_quant;
+    detail::run_memo memo;
     std::string kernel;
     int threads = 1;
   };
@@ -241,11 +294,13 @@ class conv2d_plan {
     if (!s_) return {errc::invalid_argument, "conv2d_plan: empty plan (make it with make_conv2d_plan)"};
     const TensorView<const I> iv = detail::bare_input_view(input);
     const TensorView<O> ov = detail::bare_output_view(out);
-    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(iv, input.quant(), s_->in_shape, s_->in_quant, "input"));
-    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(ov, out.quant(), s_->out_shape, s_->out_quant, "output"));
-    NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(ov, iv));
-    s_->p.in = iv;
-    s_->p.out = ov;
+    bool same = false;
+    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
+                                           s_->out_quant, &same));
+    if (!same) {  // else the problem holds these views already
+      s_->p.in = iv;
+      s_->p.out = ov;
+    }
     for (std::int64_t g = 0; g < s_->p.groups; ++g)
       simd_detail::run_conv2d_group(s_->threads, s_->kern, s_->p, g, s_->w[static_cast<std::size_t>(g)],
                                     s_->st[static_cast<std::size_t>(g)], s_->scratch);
@@ -269,6 +324,7 @@ class conv2d_plan {
     simd_detail::driver_scratch scratch;
     Layout in_shape, out_shape;
     Quant in_quant, out_quant;
+    detail::run_memo memo;
     std::string kernel;
     int threads = 1;
   };
@@ -335,11 +391,13 @@ class depthwise_plan {
     if (!s_) return {errc::invalid_argument, "depthwise_plan: empty plan (make it with make_depthwise_plan)"};
     const TensorView<const I> iv = detail::bare_input_view(input);
     const TensorView<O> ov = detail::bare_output_view(out);
-    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(iv, input.quant(), s_->in_shape, s_->in_quant, "input"));
-    NPUQ_RETURN_IF_ERROR(detail::check_plan_operand(ov, out.quant(), s_->out_shape, s_->out_quant, "output"));
-    NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(ov, iv));
-    s_->p.in = iv;
-    s_->p.out = ov;
+    bool same = false;
+    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
+                                           s_->out_quant, &same));
+    if (!same) {  // else the problem holds these views already
+      s_->p.in = iv;
+      s_->p.out = ov;
+    }
     simd_detail::run_depthwise_on(s_->threads, *s_->pr, s_->p, s_->scratch);
     return {};
   }
@@ -360,6 +418,7 @@ class depthwise_plan {
     simd_detail::dw_scratch<I> scratch;
     Layout in_shape, out_shape;
     Quant in_quant, out_quant;
+    detail::run_memo memo;
     std::string kernel;
     int threads = 1;
   };
