@@ -380,44 +380,42 @@ void run_depthwise_avx2(const dw_prepared<I, W, O>& pr, const depthwise_problem<
 
 // AVX-512, output rows [r0, r1): for each image, band of output rows and block of 32 channels,
 // the band's rows top to bottom: the row pairs a row reads (built into the block's small ring
-// when not already there), then the kernel with the output stage stage_for(b, nch, n, oy)
-// returns; row_done(b, nch, n, oy) follows each. A block's ring stays in L1 across the rows of
-// a band, and a band's input rows (about 256 KiB) stay in L2 across its blocks. Every output row
-// is computed the same way whichever part it falls in (the ring only caches pair rows).
-template <int KT, class I, class W, class O, class StageFor, class RowDone>
-void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
-                const typename dw_prepared<I, W, O>::part_memory& m, std::int64_t r0, std::int64_t r1, StageFor&& stage_for,
-                RowDone&& row_done) {
-  constexpr int KW = KT == 9 ? 3 : KT == 25 ? 5 : 0;
-  constexpr int NP = KW > 0 ? static_cast<int>(dw512_pairs(KW)) : 0;
-  const conv_geometry& g = p.g;
-  const dw512_packed_weights& pw = pr.pw512;
-  const dw512_geometry& geo = pr.geo;
+// when not already there), then row(ctx, b, nch, n, oy, phase, half, pair rows) runs the kernel
+// on them. A block's ring stays in L1 across the rows of a band, and a band's input rows (about
+// 256 KiB) stay in L2 across its blocks. Every output row is computed the same way whichever
+// part it falls in (the ring only caches pair rows). Not a template on the output stage (it is
+// called once per output row and block, through a function pointer): one walker per input type.
+using dw512_row_fn = void (*)(const void* ctx, std::int64_t b, int nch, std::int64_t n, std::int64_t oy, int phase, bool half,
+                              const std::int16_t* const* rows);
+
+template <class I>
+void dw512_walk(const dw512_packed_weights& pw, const dw512_geometry& geo, const I* zero_row, const conv_geometry& g, std::int64_t OC,
+                std::int32_t in_zero_point, const dw_source<I>& src, std::int64_t* tags, std::int16_t* ring, const std::int16_t** rows,
+                std::int64_t r0, std::int64_t r1, dw512_row_fn row, const void* ctx) {
   const std::int64_t np = geo.np, dh = g.dilation_h, width = geo.width, x_lo = geo.x_lo, x_hi = geo.x_hi;
   const std::int64_t first = geo.first * src.sw;
   const std::int32_t offset = std::is_same<I, std::uint8_t>::value ? 128 : 0;
-  const auto pad = static_cast<std::int16_t>(p.in_zero_point - offset);
+  const auto pad = static_cast<std::int16_t>(in_zero_point - offset);
   for (std::int64_t n = r0 / g.OH; n * g.OH < r1; ++n) {
     const std::int64_t oy_lo = std::max<std::int64_t>(0, r0 - n * g.OH), oy_hi = std::min(g.OH, r1 - n * g.OH);
     const I* image = src.base + n * src.sn;
-    std::fill(m.tag, m.tag + pw.blocks * geo.slots, INT64_MIN);
+    std::fill(tags, tags + pw.blocks * geo.slots, INT64_MIN);
     for (std::int64_t oy0 = oy_lo; oy0 < oy_hi; oy0 += geo.band)
       for (std::int64_t b = 0; b < pw.blocks; ++b) {
         const std::int64_t c0 = b * dw512_block;
-        const int nch = static_cast<int>(std::min<std::int64_t>(dw512_block, p.OC - c0));
+        const int nch = static_cast<int>(std::min<std::int64_t>(dw512_block, OC - c0));
         const bool half = nch <= dw512_block / 2;  // one vector a pixel
         const auto row_at = [&](std::int64_t iy, std::int64_t* step) {
           const bool in = iy >= 0 && iy < g.H && x_hi > x_lo;
           *step = in ? src.sw : 0;
-          return in ? image + iy * src.sh + first + c0 : pr.zero_row.data() + c0;
+          return in ? image + iy * src.sh + first + c0 : zero_row + c0;
         };
         for (std::int64_t oy = oy0; oy < std::min(oy_hi, oy0 + geo.band); ++oy) {
-          const int ph = geo.phase[static_cast<std::size_t>(oy)];
           for (std::int64_t q = 0; q < np; ++q) {
             const std::size_t i = static_cast<std::size_t>(oy * np + q);
             const std::int64_t slot = geo.slot[i], top = geo.top[i];
-            std::int64_t& tag = m.tag[b * geo.slots + slot];
-            std::int16_t* dst = m.ring + b * geo.ring_size + slot * geo.slot_size;
+            std::int64_t& tag = tags[b * geo.slots + slot];
+            std::int16_t* dst = ring + b * geo.ring_size + slot * geo.slot_size;
             if (tag != top) {
               std::int64_t ts = 0, bs = 0;
               const I* tr = row_at(top, &ts);
@@ -430,17 +428,40 @@ void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>
                 dw512_pair_row<false>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad, ahead);
               tag = top;
             }
-            m.rows[q] = dst;
+            rows[q] = dst;
           }
-          const auto stage = stage_for(b, nch, n, oy);
-          if (half)
-            dw512_row<KW, NP, true>(g.OW, g.KW, np, m.rows, g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
-          else
-            dw512_row<KW, NP, false>(g.OW, g.KW, np, m.rows, g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
-          row_done(b, nch, n, oy);
+          row(ctx, b, nch, n, oy, geo.phase[static_cast<std::size_t>(oy)], half, rows);
         }
       }
   }
+}
+
+// dw512_walk with the kernel for KT taps and the output stage stage_for(b, nch, n, oy) returns;
+// row_done(b, nch, n, oy) follows each row.
+template <int KT, class I, class W, class O, class StageFor, class RowDone>
+void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
+                const typename dw_prepared<I, W, O>::part_memory& m, std::int64_t r0, std::int64_t r1, StageFor&& stage_for,
+                RowDone&& row_done) {
+  constexpr int KW = KT == 9 ? 3 : KT == 25 ? 5 : 0;
+  constexpr int NP = KW > 0 ? static_cast<int>(dw512_pairs(KW)) : 0;
+  const conv_geometry& g = p.g;
+  const dw512_packed_weights& pw = pr.pw512;
+  const std::int64_t np = pr.geo.np;
+  const auto row = [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy, int ph, bool half, const std::int16_t* const* rows) {
+    const auto stage = stage_for(b, nch, n, oy);
+    if (half)
+      dw512_row<KW, NP, true>(g.OW, g.KW, np, rows, g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
+    else
+      dw512_row<KW, NP, false>(g.OW, g.KW, np, rows, g.stride_w, g.dilation_w, pw.at(b, ph), pw.block_start(b), stage);
+    row_done(b, nch, n, oy);
+  };
+  using row_type = decltype(row);
+  dw512_walk<I>(
+      pw, pr.geo, pr.zero_row.data(), g, p.OC, p.in_zero_point, src, m.tag, m.ring, m.rows, r0, r1,
+      [](const void* ctx, std::int64_t b, int nch, std::int64_t n, std::int64_t oy, int ph, bool half, const std::int16_t* const* rows) {
+        (*static_cast<const row_type*>(ctx))(b, nch, n, oy, ph, half, rows);
+      },
+      &row);
 }
 
 // AVX-512, output rows [r0, r1): when the output channels are contiguous, the kernels' own
