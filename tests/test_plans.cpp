@@ -267,6 +267,78 @@ TEST_CASE("a depthwise plan runs inputs and outputs with other strides than at c
   CHECK(bad.empty());
 }
 
+TEST_CASE("softmax plans write the reference's bytes and allocate nothing when run", "[plan][softmax]") {
+  rng r(307);
+  // Rows x depth: one element, short rows, rows past the kernels' vector widths, a 3-d tensor.
+  const Layout shapes[] = {Layout::matrix(1, 1),     Layout::matrix(3, 7),           Layout::matrix(5, 300),
+                           Layout::matrix(64, 1000), Layout::row_major({2, 3, 17}), Layout::matrix(4096, 16)};
+  const softmax_params p = softmax_params::tflite(1.3f, 0.05f);
+  for (isa level : cpu().levels())
+    for (const Layout& shape : shapes)
+      for (int threads : {1, 3}) {
+        INFO(to_string(level) << " softmax " << shape.shape_string() << " threads " << threads);
+        Tensor<std::uint8_t> in(shape, Quant::per_tensor(0.05f, 128));
+        fill(in, r);
+        const Quant oq = Quant::per_tensor(1.0f / 256.0f, 0);
+        Tensor<std::uint8_t> expect(shape, oq), one_shot(shape, oq), got(shape, oq);
+        softmax(scalar, p, in, expect);
+        const simd_backend be{level, threads};
+        softmax(be, p, in, one_shot);
+        REQUIRE(values(one_shot) == values(expect));
+        auto plan = make_softmax_plan(be, p, in, got);
+        CHECK(plan.kernel_name() == simd_last_kernel());
+        plan.run(in, got);
+        REQUIRE(values(got) == values(expect));
+        fill(got, r);
+        const long allocated = allocations_in([&] { plan.run(in, got); });
+        if (kCountsAllocations) REQUIRE(allocated == 0);
+        REQUIRE(values(got) == values(expect));
+      }
+}
+
+TEST_CASE("a softmax plan runs strided rows and refuses what differs from its creation", "[plan][softmax]") {
+  rng r(308);
+  const std::int64_t rows = 40, depth = 70;
+  const softmax_params p = softmax_params::tflite(1.0f, 0.07f);
+  Tensor<std::int8_t> in(Layout::matrix(rows, depth), Quant::per_tensor(0.07f, 0));
+  fill(in, r);
+  const Quant oq = Quant::per_tensor(1.0f / 256.0f, -128);
+  Tensor<std::int8_t> expect(Layout::matrix(rows, depth), oq), out(Layout::matrix(rows, depth), oq);
+  softmax(scalar, p, in, expect);
+  // The same values stored transposed, written to a transposed output.
+  Tensor<std::int8_t> in_store(Layout::matrix(depth, rows)), out_store(Layout::matrix(depth, rows));
+  const TensorView<std::int8_t> in_t(in_store.data(), Layout::matrix(depth, rows).transpose(0, 1), in.quant(), in_store.capacity());
+  const TensorView<std::int8_t> out_t(out_store.data(), Layout::matrix(depth, rows).transpose(0, 1), oq, out_store.capacity());
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < depth; ++j) in_store.data()[in_t.layout()(i, j)] = in.view()(i, j);
+  for (isa level : cpu().levels()) {
+    INFO(to_string(level));
+    auto plan = make_softmax_plan(simd_backend{level, 2}, p, in, out);
+    const long allocated = allocations_in([&] { plan.run(in_t, out_t); });
+    if (kCountsAllocations) CHECK(allocated == 0);
+    for (std::int64_t i = 0; i < rows; ++i)
+      for (std::int64_t j = 0; j < depth; ++j) REQUIRE(out_t(i, j) == expect.view()(i, j));
+    plan.run(in, out);
+    REQUIRE(values(out) == values(expect));
+  }
+  auto plan = make_softmax_plan(simd, p, in, out);
+  const auto untouched = values(out);
+  Tensor<std::int8_t> longer(Layout::matrix(rows, depth + 1), in.quant());
+  const status st = plan.try_run(longer, out);
+  CHECK(st.code() == errc::invalid_shape);
+  CHECK(st.message().find("input: shape") != std::string::npos);
+  const TensorView<std::int8_t> wrong_quant(out.data(), out.layout(), Quant::per_tensor(1.0f / 128.0f, -128), out.capacity());
+  CHECK(plan.try_run(in, wrong_quant).code() == errc::invalid_quantization);
+  const TensorView<std::int8_t> over_input(in.data(), out.layout(), oq, in.capacity());
+  CHECK(plan.try_run(in, over_input).code() == errc::aliasing);
+  CHECK(values(out) == untouched);
+  softmax_plan<std::int8_t, std::int8_t> bad;
+  Tensor<std::int8_t> bad_out(Layout::matrix(rows, depth), Quant::per_tensor(0.1f, 0));
+  CHECK(try_make_softmax_plan(simd, p, in, bad_out, &bad).code() == errc::invalid_quantization);
+  CHECK(bad.empty());
+  CHECK(softmax_plan<std::int8_t, std::int8_t>{}.try_run(in, out).code() == errc::invalid_argument);
+}
+
 TEST_CASE("a run on the same views as the last accepted one still refuses what can change", "[plan][errors]") {
   // Runs skip re-validating views equal to the last accepted ones (address, offset, layout,
   // capacity); these runs follow accepted ones and change one thing each.

@@ -1,5 +1,5 @@
-// Threads change the speed of an op, never its bytes: GEMM, conv2d and depthwise on 1, 2, 3 and 4 threads
-// give the scalar reference's result at every ISA level this CPU runs, for shapes split by rows
+// Threads change the speed of an op, never its bytes: GEMM, conv2d, depthwise and softmax on 1,
+// 2, 3 and 4 threads give the scalar reference's result at every ISA level this CPU runs, for shapes split by rows
 // and shapes split by column panels. With OpenMP (the test build has it when the compiler does)
 // the op must really have run on the threads asked for: simd_last_threads() says how many.
 #include "support/catch.hpp"
@@ -134,6 +134,36 @@ TEST_CASE("simd depthwise gives the same bytes on 1-4 threads", "[threads][depth
           Tensor<std::int8_t> got(Layout::nhwc(c.N, g.OH, g.OW, OC), Quant::per_tensor(0.07f, -20));
           depthwise_conv2d(simd_backend{level, threads}, p, in, w, bias, got);
           REQUIRE(values(got) == values(expect));
+          require_threads(threads);
+        }
+      }
+}
+
+TEST_CASE("simd softmax gives the same bytes on 1-4 threads", "[threads][softmax]") {
+  rng r(94);
+  // Rows x depth: enough work to be split (16K elements a part), contiguous and strided rows.
+  const std::int64_t cases[][2] = {{256, 300}, {97, 1000}, {4096, 16}};
+  const softmax_params p = softmax_params::tflite(1.0f, 0.06f);
+  for (isa level : cpu().levels())
+    for (const auto& c : cases)
+      for (bool strided : {false, true}) {
+        const std::int64_t rows = c[0], depth = c[1];
+        Tensor<std::int8_t> in(Layout::matrix(rows, depth), Quant::per_tensor(0.06f, 0));
+        fill(in, r);
+        const Quant oq = Quant::per_tensor(1.0f / 256.0f, -128);
+        Tensor<std::int8_t> expect(Layout::matrix(rows, depth), oq);
+        softmax(scalar, p, in, expect);
+        for (int threads = 1; threads <= 4; ++threads) {
+          INFO(to_string(level) << " softmax " << rows << "x" << depth << (strided ? " strided" : "") << " threads " << threads);
+          // Strided: the output transposed in memory ([depth, rows] storage viewed as [rows, depth]).
+          Tensor<std::int8_t> store(Layout::matrix(depth, rows));
+          const TensorView<std::int8_t> got(store.data(), strided ? Layout::matrix(depth, rows).transpose(0, 1) : Layout::matrix(rows, depth),
+                                            oq, store.capacity());
+          softmax(simd_backend{level, threads}, p, in, got);
+          std::vector<std::int64_t> got_values;
+          for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t j = 0; j < depth; ++j) got_values.push_back(got(i, j));
+          REQUIRE(got_values == values(expect));
           require_threads(threads);
         }
       }

@@ -19,10 +19,12 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "npuq/backends/simd/conv2d.hpp"
 #include "npuq/backends/simd/depthwise.hpp"
 #include "npuq/backends/simd/gemm.hpp"
+#include "npuq/backends/simd/softmax.hpp"
 
 namespace npuq {
 namespace detail {
@@ -436,6 +438,92 @@ depthwise_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_o
     const simd_backend& be, const depthwise_params& params, const XI& input, const XW& weights, const XBias& bias, const XO& out) {
   depthwise_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<XO>> plan;
   throw_if_error(plan.create(be, params, input, weights, bias, out));
+  return plan;
+}
+
+// 8-bit softmax over the last axis (TFLite's table softmax) on the simd backend, created once by
+// make_softmax_plan: the exponential tables built, the row buffers for strided rows sized for
+// every thread part. Runs split the rows over the backend's threads (same bytes for any count).
+template <class I, class O>
+class softmax_plan {
+  static_assert(is_8bit_v<I> && is_8bit_v<O>, "softmax_plan: input and output must be int8_t or uint8_t (int16 softmax has no plan yet)");
+
+ public:
+  softmax_plan() = default;
+
+  template <class XI, class XO>
+  status create(const simd_backend& be, const softmax_params& params, const XI& input, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, I>::value, "softmax_plan: input element type differs from the plan's I");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "softmax_plan: output element type differs from the plan's O");
+    auto s = std::make_unique<state>();
+    NPUQ_RETURN_IF_ERROR(make_softmax_problem(params, input_view(input), output_view(out), &s->p));
+    s->tables = simd_detail::softmax_tables::make(s->p.params, be.level());
+    s->threads = be.thread_count();
+    const std::size_t rows = static_cast<std::size_t>(simd_detail::softmax_parts(s->threads, s->p.rows, s->p.depth) * s->p.depth);
+    s->in_rows.assign(rows, I{});
+    s->out_rows.assign(rows, O{});
+    s->in_shape = s->p.in.layout();
+    s->out_shape = s->p.out.layout();
+    s->in_quant = s->p.in.quant();
+    s->out_quant = s->p.out.quant();
+    s->kernel = simd_detail::softmax_kernel_name(s->tables, true);
+    s_ = std::move(s);
+    return {};
+  }
+
+  // out = softmax(input) over the last axis; allocates nothing; on failure nothing is written.
+  template <class XI, class XO>
+  status try_run(const XI& input, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, I>::value, "softmax_plan::run: input element type differs from the plan's I");
+    static_assert(std::is_same<detail::element_of<XO>, O>::value, "softmax_plan::run: output element type differs from the plan's O");
+    if (!s_) return {errc::invalid_argument, "softmax_plan: empty plan (make it with make_softmax_plan)"};
+    const TensorView<const I> iv = detail::bare_input_view(input);
+    const TensorView<O> ov = detail::bare_output_view(out);
+    bool same = false;
+    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
+                                           s_->out_quant, &same));
+    if (!same) {  // else the problem holds these views already
+      s_->p.in = iv;
+      s_->p.out = ov;
+    }
+    simd_detail::run_softmax_on(s_->threads, s_->tables, s_->p, s_->in_rows.data(), s_->out_rows.data());
+    return {};
+  }
+  template <class XI, class XO>
+  void run(const XI& input, const XO& out) {
+    throw_if_error(try_run(input, out));
+  }
+
+  bool empty() const { return !s_; }
+  // The kernel the plan runs on contiguous rows, e.g. "softmax_8bit_table_avx512_vnni".
+  const std::string& kernel_name() const { return s_->kernel; }
+  int threads() const { return s_->threads; }
+
+ private:
+  struct state {
+    softmax_problem<I, O> p;
+    simd_detail::softmax_tables tables;
+    std::vector<I> in_rows;
+    std::vector<O> out_rows;
+    Layout in_shape, out_shape;
+    Quant in_quant, out_quant;
+    detail::run_memo memo;
+    std::string kernel;
+    int threads = 1;
+  };
+  std::unique_ptr<state> s_;
+};
+
+template <class XI, class XO>
+status try_make_softmax_plan(const simd_backend& be, const softmax_params& params, const XI& input, const XO& out,
+                             softmax_plan<detail::element_of<XI>, detail::element_of<XO>>* plan) {
+  return plan->create(be, params, input, out);
+}
+template <class XI, class XO>
+softmax_plan<detail::element_of<XI>, detail::element_of<XO>> make_softmax_plan(const simd_backend& be, const softmax_params& params,
+                                                                                 const XI& input, const XO& out) {
+  softmax_plan<detail::element_of<XI>, detail::element_of<XO>> plan;
+  throw_if_error(plan.create(be, params, input, out));
   return plan;
 }
 

@@ -20,6 +20,7 @@
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/x86/softmax_avx2.hpp"
 #include "npuq/backends/simd/x86/softmax_avx512.hpp"
+#include "npuq/core/parallel.hpp"
 #include "npuq/ops/softmax_problem.hpp"
 
 namespace npuq {
@@ -221,27 +222,61 @@ std::int64_t softmax_row_nonzero(const softmax_tables& t, const I* in, std::int6
   return count;
 }
 
+// Rows [r0, r1) of p. in_row and out_row hold p.depth elements each: a strided row is copied
+// there, the kernel runs on the copy, and the result is copied out.
+template <class I, class O>
+void softmax_rows(const softmax_tables& t, const softmax_problem<I, O>& p, std::int64_t r0, std::int64_t r1, I* in_row, O* out_row) {
+  const bool contiguous = p.in_step() == 1 && p.out_step() == 1;
+  for (std::int64_t r = r0; r < r1; ++r) {
+    std::int64_t io = 0, oo = 0;
+    p.row_offsets(r, &io, &oo);
+    if (contiguous) {
+      softmax_row_s8(t, p.in.data() + io, p.depth, p.out.data() + oo);
+      continue;
+    }
+    for (std::int64_t i = 0; i < p.depth; ++i) in_row[i] = p.in.data()[io + i * p.in_step()];
+    softmax_row_s8(t, in_row, p.depth, out_row);
+    for (std::int64_t i = 0; i < p.depth; ++i) p.out.data()[oo + i * p.out_step()] = out_row[i];
+  }
+}
+
+// Thread parts for a softmax of rows x depth: whole rows each (a row's result does not depend on
+// the part it falls in, so the bytes do not depend on the thread count), and about 16K elements
+// or more per part, so that a fork and join (a few microseconds) is paid only for real work.
+inline std::int64_t softmax_parts(int threads, std::int64_t rows, std::int64_t depth) {
+  const std::int64_t by_work = depth > 0 ? std::max<std::int64_t>(1, rows / std::max<std::int64_t>(1, 16384 / depth)) : 1;
+  return std::max<std::int64_t>(1, std::min({static_cast<std::int64_t>(std::max(threads, 1)), rows, by_work}));
+}
+
+// The whole softmax on up to `threads` threads. in_rows and out_rows hold softmax_parts(...) *
+// p.depth elements each (used for strided rows only).
+template <class I, class O>
+void run_softmax_on(int threads, const softmax_tables& t, const softmax_problem<I, O>& p, I* in_rows, O* out_rows) {
+  const std::int64_t parts = softmax_parts(threads, p.rows, p.depth);
+  detail::parallel_parts(threads, parts, [&](std::int64_t part) {
+    const std::int64_t r0 = part * (p.rows / parts) + std::min(part, p.rows % parts);
+    const std::int64_t r1 = r0 + p.rows / parts + (part < p.rows % parts ? 1 : 0);
+    softmax_rows(t, p, r0, r1, in_rows + part * p.depth, out_rows + part * p.depth);
+  });
+}
+
+// The kernel name softmax runs under, e.g. "softmax_8bit_table_avx512_vnni".
+inline std::string softmax_kernel_name(const softmax_tables& t, bool contiguous) {
+  return std::string(contiguous ? "softmax_8bit_table_" : "softmax_8bit_table_strided_") + to_string(t.family);
+}
+
 }  // namespace simd_detail
 
 template <class I, class O>
 status execute(const simd_backend& be, const softmax_problem<I, O>& p) {
   const auto& tables = simd_detail::softmax_tables::cached(p.params, be.level());
   const bool contiguous = p.in_step() == 1 && p.out_step() == 1;
-  std::vector<I> in_row(contiguous ? 0 : static_cast<std::size_t>(p.depth));
-  std::vector<O> out_row(contiguous ? 0 : static_cast<std::size_t>(p.depth));
-  for (std::int64_t r = 0; r < p.rows; ++r) {
-    std::int64_t io = 0, oo = 0;
-    p.row_offsets(r, &io, &oo);
-    if (contiguous) {
-      simd_detail::softmax_row_s8(tables, p.in.data() + io, p.depth, p.out.data() + oo);
-      continue;
-    }
-    for (std::int64_t i = 0; i < p.depth; ++i) in_row[static_cast<std::size_t>(i)] = p.in.data()[io + i * p.in_step()];
-    simd_detail::softmax_row_s8(tables, in_row.data(), p.depth, out_row.data());
-    for (std::int64_t i = 0; i < p.depth; ++i) p.out.data()[oo + i * p.out_step()] = out_row[static_cast<std::size_t>(i)];
-  }
-  detail::simd_last_kernel_storage() = std::string(contiguous ? "softmax_8bit_table_" : "softmax_8bit_table_strided_") +
-                                       to_string(tables.family);
+  const std::size_t row_space =
+      contiguous ? 0 : static_cast<std::size_t>(simd_detail::softmax_parts(be.thread_count(), p.rows, p.depth) * p.depth);
+  std::vector<I> in_rows(row_space);
+  std::vector<O> out_rows(row_space);
+  simd_detail::run_softmax_on(be.thread_count(), tables, p, in_rows.data(), out_rows.data());
+  detail::simd_last_kernel_storage() = simd_detail::softmax_kernel_name(tables, contiguous);
   return {};
 }
 
