@@ -587,3 +587,13 @@ TEST_CASE("GEMM weights repeated past memory size nothing from N or K x N (fuzz_
     CHECK(simd_last_kernel() == "gemm_reference");
   }
 }
+
+TEST_CASE("group counts along an INT64_MAX-long axis do not overflow (fuzz_gemm: UBSan in validate_quant)", "[robustness][int4][gemm]") {
+  // ceil(K / group_size) was (K + group_size - 1) / group_size: signed overflow for K = INT64_MAX
+  // (a zero-stride view), and the wrapped count rejected the right number of scales.
+  const float s = 0.5f;
+  CHECK(validate_quant(Quant::per_group(1, 0, std::int64_t{1} << 62, {s, s}), Layout::strided({kMax, 1}, {0, 0}), dtype::s4, "b", true).ok());
+  // N x groups itself overflows: refused by name, with the count it could not hold.
+  expect_error(validate_quant(Quant::per_group(1, 0, 1, {s}), Layout::strided({kMax, 2}, {0, 0}), dtype::s4, "b", true),
+               errc::invalid_quantization, "b: 1 scales given, 2 x 9223372036854775807 groups expected");
+}

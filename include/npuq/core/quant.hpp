@@ -6,6 +6,7 @@
 // elements of K). Validation here is shared by every op so all of them report the same messages.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -128,7 +129,13 @@ inline status validate_quant(const Quant& q, const Layout& layout, dtype t, cons
     if (q.group_axis < 0 || q.group_axis >= layout.rank() || q.group_axis == q.axis)
       return {errc::invalid_quantization, arg(name, "group axis " + std::to_string(q.group_axis) + " is invalid")};
     if (q.group_size <= 0) return {errc::invalid_quantization, arg(name, "group size must be > 0")};
-    expect *= (layout.dim(q.group_axis) + q.group_size - 1) / q.group_size;
+    // ceil_div and a checked product: the group axis may be INT64_MAX long (zero strides), where
+    // dim + group_size - 1 overflowed.
+    const std::int64_t groups = ceil_div(std::max<std::int64_t>(layout.dim(q.group_axis), 0), q.group_size);
+    if (!checked_mul(expect, groups, &expect))
+      return {errc::invalid_quantization, arg(name, std::to_string(q.scales.size()) + " scales given, " + std::to_string(layout.dim(q.axis)) +
+                                                        " x " + std::to_string(groups) + " groups expected (more than 2^63 - 1) for " +
+                                                        layout.shape_string())};
   }
   if (static_cast<std::int64_t>(q.scales.size()) != expect)
     return {errc::invalid_quantization, arg(name, std::to_string(q.scales.size()) + " scales given, " +

@@ -116,7 +116,7 @@ inline status grouped_weight_quant(const Quant& q, std::int64_t K, std::int64_t 
                                               std::to_string(max_int4_group_size) + "; use group-wise scales"};
     *group_size = K > 0 ? K : 1;
   }
-  *groups = (K + *group_size - 1) / *group_size;
+  *groups = ceil_div(K, *group_size);  // K may be INT64_MAX (zero strides): K + group_size - 1 overflowed
   (void)N;
   return {};
 }
