@@ -51,7 +51,9 @@ struct pool {
   void fill(gen& g) {
     for (auto& b : bytes) b = static_cast<unsigned char>(g.in(0, 255));
   }
-  void fill_canary() { std::memset(bytes.data(), canary, bytes.size()); }
+  void fill_canary() {
+    if (!bytes.empty()) std::memset(bytes.data(), canary, bytes.size());  // an empty vector's data() may be null
+  }
 };
 
 // Layout::strided over runtime arrays (rank 0..6).
