@@ -10,6 +10,12 @@
 //   amx_tdpbssd          tdpbssd on 16x16 int32 tiles with K = 64, 16384 MAC, 2x2 tile block
 //   clock_dependent_adds a chain of dependent integer adds (1 cycle each): the core clock in GHz,
 //                        to read GOPS / 2 / GHz as MAC per cycle
+//   read_bandwidth_256MiB a sum (vpaddq, 8 ymm accumulators) over a 256 MiB buffer, 8x the
+//                        32 MiB L3 of the machines in docs/benchmarks.md: one thread's DRAM read
+//                        bandwidth (bytes_per_second), the roofline's memory ceiling
+//                        (tools/roofline/plot_roofline.py)
+//   read_bandwidth_8MiB  the same over 8 MiB: larger than L2, inside L3; the ceiling for
+//                        operands that stay in L3 between calls, as they do in these benchmarks
 //
 // The loops are inline assembly inside functions with target attributes, so the binary builds
 // with plain -O2 and runs only what the CPU (and, for AMX, the OS) allows; the others report
@@ -153,6 +159,28 @@ void loop_clock(std::int64_t n) {
       : "cc");
 }
 
+// Sums n 256-byte blocks from p as 64-bit lanes; the sum keeps the loads live.
+__attribute__((target("avx2"))) std::uint64_t loop_read(const std::uint8_t* p, std::int64_t n) {
+  std::uint64_t sum = 0;
+  __asm__ volatile(
+      "vpxor %%ymm0, %%ymm0, %%ymm0\n\tvmovdqa %%ymm0, %%ymm1\n\tvmovdqa %%ymm0, %%ymm2\n\tvmovdqa %%ymm0, %%ymm3\n\t"
+      "vmovdqa %%ymm0, %%ymm4\n\tvmovdqa %%ymm0, %%ymm5\n\tvmovdqa %%ymm0, %%ymm6\n\tvmovdqa %%ymm0, %%ymm7\n\t"
+      ".p2align 5\n"
+      "1:\n\t"
+      "vpaddq (%1), %%ymm0, %%ymm0\n\tvpaddq 32(%1), %%ymm1, %%ymm1\n\tvpaddq 64(%1), %%ymm2, %%ymm2\n\t"
+      "vpaddq 96(%1), %%ymm3, %%ymm3\n\tvpaddq 128(%1), %%ymm4, %%ymm4\n\tvpaddq 160(%1), %%ymm5, %%ymm5\n\t"
+      "vpaddq 192(%1), %%ymm6, %%ymm6\n\tvpaddq 224(%1), %%ymm7, %%ymm7\n\t"
+      "add $256, %1\n\tdec %0\n\tjnz 1b\n\t"
+      "vpaddq %%ymm1, %%ymm0, %%ymm0\n\tvpaddq %%ymm3, %%ymm2, %%ymm2\n\tvpaddq %%ymm5, %%ymm4, %%ymm4\n\t"
+      "vpaddq %%ymm7, %%ymm6, %%ymm6\n\tvpaddq %%ymm2, %%ymm0, %%ymm0\n\tvpaddq %%ymm6, %%ymm4, %%ymm4\n\t"
+      "vpaddq %%ymm4, %%ymm0, %%ymm0\n\tvextracti128 $1, %%ymm0, %%xmm1\n\tvpaddq %%xmm1, %%xmm0, %%xmm0\n\t"
+      "vpshufd $0x4e, %%xmm0, %%xmm1\n\tvpaddq %%xmm1, %%xmm0, %%xmm0\n\tvmovq %%xmm0, %2\n\tvzeroupper\n\t"
+      : "+r"(n), "+r"(p), "=r"(sum)
+      :
+      : "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7");
+  return sum;
+}
+
 #endif  // NPUQ_ARCH_X86_64
 
 using loop_fn = void (*)(std::int64_t);
@@ -171,6 +199,15 @@ void clock_rate(benchmark::State& state) {
   for (auto _ : state) loop_clock(n);
   state.counters["GHz"] = benchmark::Counter(16.0 * double(n) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
+
+void read_bandwidth(benchmark::State& state, bool supported, std::int64_t mib) {
+  if (!supported) return state.SkipWithError("not supported on this CPU");
+  const std::int64_t bytes = mib << 20;
+  const std::vector<std::uint8_t> buf(static_cast<std::size_t>(bytes), 1);  // pages touched here, not in the loop
+  benchmark::DoNotOptimize(loop_read(buf.data(), bytes / 256));  // warm-up
+  for (auto _ : state) benchmark::DoNotOptimize(loop_read(buf.data(), bytes / 256));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * bytes);
+}
 #endif
 
 }  // namespace
@@ -188,6 +225,8 @@ void register_peak() {
   add("peak/avx512_vnni_vpdpbusd_zmm", peak, avx512_vnni, &loop_avx512_vnni, 1 << 16,
                                avx512_vnni_macs_per_iter);
   add("peak/amx_tdpbssd", peak, amx, &loop_amx, 1 << 12, amx_macs_per_iter);
+  add("peak/read_bandwidth_256MiB", read_bandwidth, avx2, std::int64_t(256));
+  add("peak/read_bandwidth_8MiB", read_bandwidth, avx2, std::int64_t(8));
 #endif
 }
 

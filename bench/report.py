@@ -100,7 +100,7 @@ def main():
     w("| loop | GOPS | MAC/cycle |")
     w("|---|---|---|")
     for name in [n for n in list(runs) + list(errors) if n.startswith("peak/")]:
-        if name == "peak/clock_dependent_adds":
+        if name == "peak/clock_dependent_adds" or name.startswith("peak/read_bandwidth"):
             continue
         if name in errors:
             w(f"| {name[5:]} | {errors[name]} | - |")
@@ -109,6 +109,10 @@ def main():
             w(f"| {name[5:]} | {fmt(g)} | {g / 2 / ghz:.1f} |" if ghz else f"| {name[5:]} | {fmt(g)} | - |")
     if ghz:
         w(f"\nClock while running (chain of dependent adds): {ghz:.2f} GHz.")
+    bw = [n for n in runs if n.startswith("peak/read_bandwidth") and "bytes_per_second" in runs[n]]
+    if bw:
+        w("\nRead bandwidth, one thread (GB/s): " + ", ".join(
+            f"{n[5:]} {runs[n]['bytes_per_second'] / 1e9:.1f}" for n in bw) + ".")
     print("\n".join(out))
 
 

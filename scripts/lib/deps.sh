@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# Debian packages for scripts/demo.sh and scripts/test.sh, and the one function that installs
-# them. Sourced, not run. Only missing packages are installed; `apt-get update` runs only when
-# something is missing, so a second run touches nothing. Uses sudo when not root.
+# Debian packages for scripts/demo.sh, scripts/test.sh, scripts/bench.sh and the pictures in
+# docs/images, and the one function that installs them. Sourced, not run. Only missing packages
+# are installed; `apt-get update` runs only when something is missing, so a second run touches
+# nothing. Uses sudo when not root.
 
 # The demo: a C++17 compiler, CMake + Ninja, and xsimd (npuq's one dependency).
 # shellcheck disable=SC2034  # both lists are used by the scripts that source this file
@@ -24,6 +25,10 @@ NPUQ_ARM_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}" g++-aarch64-linux-gnu qemu-user)
 # scripts/bench.sh: the test packages already hold everything the benchmarks need.
 # shellcheck disable=SC2034
 NPUQ_BENCH_PACKAGES=("${NPUQ_TEST_PACKAGES[@]}")
+# The pictures in docs/images (tools/roofline/make_roofline.sh; tools/digits/plot_npu_timeline.py,
+# docs/onnx-models.md): the benchmarks, and matplotlib for Debian's /usr/bin/python3.
+# shellcheck disable=SC2034
+NPUQ_DOCS_PACKAGES=("${NPUQ_BENCH_PACKAGES[@]}" python3-matplotlib)
 
 # npuq_package_installed <package>: true when dpkg has it fully installed.
 npuq_package_installed() {
