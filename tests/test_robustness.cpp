@@ -597,3 +597,23 @@ TEST_CASE("group counts along an INT64_MAX-long axis do not overflow (fuzz_gemm:
   expect_error(validate_quant(Quant::per_group(1, 0, 1, {s}), Layout::strided({kMax, 2}, {0, 0}), dtype::s4, "b", true),
                errc::invalid_quantization, "b: 1 scales given, 2 x 9223372036854775807 groups expected");
 }
+
+TEST_CASE("a window of more than 2^63 - 1 taps is refused by the emulator (fuzz_conv2d: UBSan in npu conv2d)", "[robustness][conv2d]") {
+  // With no input channel the weights [1, KH, 3, 0] hold no element, so KH = 2^62 - 1 rows of 3
+  // taps is a valid window (the outputs are 0): the emulator formed KH * KW in int64 (signed
+  // overflow) before tiling. It refuses the window like any window past its K tile limit.
+  const std::int64_t KH = (std::int64_t{1} << 62) - 1, pad = (std::int64_t{1} << 61) - 1;
+  const std::int8_t x[1] = {1};
+  const TensorView<const std::int8_t> in(x, Layout::nhwc(1, 3, 3, 0), Quant::per_tensor(0.5f, 1));
+  const TensorView<const std::int8_t> w(x, Layout::row_major({1, KH, 3, 0}), Quant::per_tensor(0.5f, 0));
+  conv2d_params p;
+  p.padding = padding_spec::explicit_(pad, pad, 0, 0);  // OH = 3 + 2 pad - KH + 1 = 3, OW = 1
+  Tensor<std::int32_t> out(Layout::nhwc(1, 3, 1, 1));
+  fill_canary(out);
+  REQUIRE(try_conv2d(scalar, p, in, w, no_bias, out).ok());
+  CHECK(std::vector<std::int32_t>(out.data(), out.data() + 3) == std::vector<std::int32_t>(3, 0));
+  fill_canary(out);
+  expect_error(try_conv2d(npu::emulator{}, p, in, w, no_bias, out), errc::unsupported,
+               "npu: conv2d: a 4611686018427387903x3 window (more than 2^63 - 1 taps per input channel) exceeds the emulator's K tile limit");
+  CHECK(untouched(out));
+}

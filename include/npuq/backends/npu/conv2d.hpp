@@ -243,17 +243,29 @@ op_shape window_shape(const char* op, const conv_geometry& g) {
   s.op = op;
   s.OH = g.OH;
   s.OW = g.OW;
-  s.k_unit = g.KH * g.KW;
+  s.k_unit = g.KH * g.KW;  // window_fits() checked the product
   s.window = true;
   s.g = g;
   s.out_bits = 8 * static_cast<int>(sizeof(O));
   return s;
 }
 
+// A valid window may hold more than 2^63 - 1 taps (KH = 2^62 over padding): more than any K
+// tile, refused before KH * KW is formed.
+inline status window_fits(const char* op, const conv_geometry& g) {
+  std::int64_t taps = 0;
+  if (!checked_mul(g.KH, g.KW, &taps))
+    return {errc::unsupported, std::string("npu: ") + op + ": a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) +
+                                   " window (more than 2^63 - 1 taps per input channel) exceeds the emulator's K tile limit of " +
+                                   std::to_string(max_tile_k)};
+  return {};
+}
+
 }  // namespace detail
 
 template <class I, class W, class O>
 status execute(const emulator& emu, const conv2d_problem<I, W, O>& p) {
+  NPUQ_RETURN_IF_ERROR(detail::window_fits("conv2d", p.g));
   op_shape s = detail::window_shape<O>("conv2d", p.g);
   s.instances = p.g.N * p.groups;
   s.N = p.out_per_group;
@@ -263,6 +275,7 @@ status execute(const emulator& emu, const conv2d_problem<I, W, O>& p) {
 
 template <class I, class W, class O>
 status execute(const emulator& emu, const depthwise_problem<I, W, O>& p) {
+  NPUQ_RETURN_IF_ERROR(detail::window_fits("depthwise_conv2d", p.g));
   op_shape s = detail::window_shape<O>("depthwise_conv2d", p.g);
   s.instances = p.g.N;
   s.N = p.OC;
