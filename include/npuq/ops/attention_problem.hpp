@@ -168,6 +168,8 @@ status make_attention_problem(const attention_params& p, const TensorView<const 
   if (p.softmax) {
     sm = *p.softmax;
     NPUQ_RETURN_IF_ERROR(sm.validate());
+    if (sm.contract != softmax_contract::tflite)
+      return {errc::unsupported, "softmax: attention computes TFLite's softmax; the onnxruntime_qlinear contract is not implemented there"};
   } else {
     const float beta = p.beta == 0.0f ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(d))) : p.beta;
     NPUQ_RETURN_IF_ERROR(softmax_params::from_beta(beta, p.score.scale(), &sm));

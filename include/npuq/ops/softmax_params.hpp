@@ -21,6 +21,11 @@
 //
 // `exp_table` is the 256-entry int32 table of e() over every difference -255..0 (Vela builds the
 // same table for Ethos-U); looking e() up in it is bit-identical to computing it.
+//
+// The same parameters can instead name a second contract, ONNX Runtime's com.microsoft
+// QLinearSoftmax (contract onnxruntime_qlinear: input scale, output scale and zero point; its
+// float table arithmetic is in softmax_qlinear.hpp). ONNX Runtime also runs DequantizeLinear ->
+// Softmax -> QuantizeLinear as that op once its graph optimizer has fused the three nodes.
 #pragma once
 
 #include <array>
@@ -39,11 +44,40 @@ enum class softmax_exp : std::uint8_t { fixed_point, table };
 
 inline const char* to_string(softmax_exp e) { return e == softmax_exp::table ? "table" : "fixed_point"; }
 
+// Which integer softmax the parameters define: TFLite's (the triple) or ONNX Runtime's QLinearSoftmax.
+enum class softmax_contract : std::uint8_t { tflite, onnxruntime_qlinear };
+
+inline const char* to_string(softmax_contract c) { return c == softmax_contract::onnxruntime_qlinear ? "onnxruntime_qlinear" : "tflite"; }
+
 struct softmax_params {
   std::int32_t input_multiplier = 0;  // Q0.31, in [2^30, 2^31)
   int input_left_shift = 0;           // [0, 31]
   std::int32_t diff_min = 0;          // <= 0: differences below it get no probability mass
   softmax_exp exp = softmax_exp::fixed_point;
+  softmax_contract contract = softmax_contract::tflite;
+  // onnxruntime_qlinear only: QLinearSoftmax's x_scale, y_scale and y_zero_point (x_zero_point
+  // does not enter its arithmetic: only differences to the row maximum do).
+  float input_scale = 0.0f, output_scale = 0.0f;
+  std::int32_t output_zero_point = 0;
+
+  // ONNX Runtime's QLinearSoftmax. The row length and the output type are checked with the tensors
+  // (make_softmax_problem): ORT's float product exp * floor(1 / y_scale) must not overflow.
+  static status from_qlinear(float x_scale, float y_scale, std::int32_t y_zero_point, softmax_params* out) {
+    softmax_params p;
+    p.contract = softmax_contract::onnxruntime_qlinear;
+    p.input_scale = x_scale;
+    p.output_scale = y_scale;
+    p.output_zero_point = y_zero_point;
+    NPUQ_RETURN_IF_ERROR(p.validate());
+    *out = p;
+    return {};
+  }
+  // The throwing form.
+  static softmax_params onnxruntime_qlinear(float x_scale, float y_scale, std::int32_t y_zero_point) {
+    softmax_params p;
+    throw_if_error(from_qlinear(x_scale, y_scale, y_zero_point, &p));
+    return p;
+  }
 
   // TFLite's SoftmaxPrepare for 8-bit inputs: beta and the input scale, as floats.
   static status from_beta(float beta, float input_scale, softmax_params* out) {
@@ -90,6 +124,18 @@ struct softmax_params {
   }
 
   status validate() const {
+    if (contract == softmax_contract::onnxruntime_qlinear) {
+      if (!(std::isfinite(input_scale) && input_scale > 0.0f))
+        return {errc::invalid_quantization, "softmax (QLinearSoftmax): x_scale must be finite and > 0, got " + std::to_string(input_scale)};
+      // ORT multiplies by floor(1 / y_scale) in float; above 2^24 that is no longer an exact integer.
+      if (!(std::isfinite(output_scale) && output_scale > 0.0f) || std::floor(1.0f / output_scale) > 16777216.0f)
+        return {errc::invalid_quantization,
+                "softmax (QLinearSoftmax): y_scale must be finite and in [2^-24, inf), got " + std::to_string(output_scale)};
+      if (output_zero_point < -128 || output_zero_point > 255)
+        return {errc::invalid_quantization, "softmax (QLinearSoftmax): y_zero_point " + std::to_string(output_zero_point) +
+                                                " is not an 8-bit value"};
+      return {};
+    }
     if (input_multiplier < (std::int32_t{1} << 30))
       return {errc::invalid_argument, "softmax: input multiplier " + std::to_string(input_multiplier) + " is outside [2^30, 2^31)"};
     if (input_left_shift < 0 || input_left_shift > 31)

@@ -3,8 +3,10 @@
 // Input and output are int8 or uint8 views of the same shape (any rank 1..6, any strides); the
 // softmax runs over the last axis. The output is quantized with scale 1/256 and zero point -128
 // (int8) or 0 (uint8), as TFLite requires; an output view that carries other quantization is
-// rejected. The arithmetic is TFLite's reference (see softmax_params.hpp). Nothing is written
-// when validation fails.
+// rejected. The arithmetic is TFLite's reference (see softmax_params.hpp). Parameters of the
+// onnxruntime_qlinear contract carry their own output scale and zero point instead (an output view
+// with quantization must carry the same); its arithmetic is softmax_qlinear.hpp. Nothing is
+// written when validation fails.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "npuq/core/tensor.hpp"
 #include "npuq/ops/output_stage.hpp"
 #include "npuq/ops/softmax_params.hpp"
+#include "npuq/ops/softmax_qlinear.hpp"
 
 namespace npuq {
 
@@ -51,6 +54,19 @@ status validate_softmax_output_quant(const Quant& q, const char* name) {
                                             std::to_string(zp)};
   return {};
 }
+
+// QLinearSoftmax: y_zero_point must be a value of O, and an output view's quantization must be it.
+template <class O>
+status validate_qlinear_softmax_output(const softmax_params& p, const Quant& q, const char* name) {
+  if (p.output_zero_point < element_traits<O>::min || p.output_zero_point > element_traits<O>::max)
+    return {errc::invalid_quantization, std::string(name) + ": QLinearSoftmax y_zero_point " + std::to_string(p.output_zero_point) +
+                                            " is outside the output type's range"};
+  if (q.present() && (q.granularity != quant_granularity::per_tensor || q.scale() != p.output_scale ||
+                      q.zero_point() != p.output_zero_point))
+    return {errc::invalid_quantization, std::string(name) + ": quantization differs from the QLinearSoftmax parameters (y_scale " +
+                                            std::to_string(p.output_scale) + ", y_zero_point " + std::to_string(p.output_zero_point) + ")"};
+  return {};
+}
 }  // namespace detail
 
 template <class I, class O>
@@ -64,7 +80,12 @@ status make_softmax_problem(const softmax_params& p, const TensorView<const I>& 
   for (int d = 0; d < in.rank(); ++d)
     if (out.dim(d) != in.dim(d))
       return {errc::invalid_shape, "output: shape " + out.layout().shape_string() + ", expected " + in.layout().shape_string()};
-  NPUQ_RETURN_IF_ERROR(detail::validate_softmax_output_quant<O>(out.quant(), "output"));
+  if (p.contract == softmax_contract::onnxruntime_qlinear) {
+    NPUQ_RETURN_IF_ERROR(detail::validate_qlinear_softmax_output<O>(p, out.quant(), "output"));
+    NPUQ_RETURN_IF_ERROR(softmax_math::qlinear::check_row_length(p, in.dim(in.rank() - 1)));
+  } else {
+    NPUQ_RETURN_IF_ERROR(detail::validate_softmax_output_quant<O>(out.quant(), "output"));
+  }
   NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, in));
   pb->in = in;
   pb->out = out;

@@ -5,7 +5,9 @@
 // The integers do not depend on which (the table holds exactly the fixed-point exponentials), so
 // the emulator computes them with the simd backend's row kernels and charges the rows to the
 // profile's `softmax` unit (emulator::charge_softmax): three passes per row, DMA of the 8-bit
-// rows in and out, and the unit's energy per element.
+// rows in and out, and the unit's energy per element. ONNX Runtime's QLinearSoftmax contract
+// (softmax_qlinear.hpp) is modelled the same way, as a 256-entry table the unit looks up; its
+// integers come from the scalar specification, through the simd backend.
 #pragma once
 
 #include <string>

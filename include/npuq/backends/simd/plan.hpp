@@ -457,6 +457,8 @@ class softmax_plan {
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "softmax_plan: output element type differs from the plan's O");
     auto s = std::make_unique<state>();
     NPUQ_RETURN_IF_ERROR(make_softmax_problem(params, input_view(input), output_view(out), &s->p));
+    if (params.contract != softmax_contract::tflite)
+      return {errc::unsupported, "softmax_plan: the onnxruntime_qlinear contract has no plan; call npuq::softmax"};
     s->tables = simd_detail::softmax_tables::make(s->p.params, be.level());
     s->threads = be.thread_count();
     const std::size_t rows = static_cast<std::size_t>(simd_detail::softmax_parts(s->threads, s->p.rows, s->p.depth) * s->p.depth);

@@ -7,7 +7,8 @@
 // per-row output table over the row's own range of differences (built only when the row is
 // longer than that range). The results are the reference's integers by construction; the tests
 // compare them with the scalar backend and with TFLite's reference on gemmlowp. Attention reuses
-// `softmax_row_s8` on its score tiles.
+// `softmax_row_s8` on its score tiles. The onnxruntime_qlinear contract (ONNX Runtime's float
+// table) runs the scalar specification ("softmax_8bit_qlinear_reference").
 #pragma once
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "npuq/backends/scalar/softmax.hpp"
 #include "npuq/backends/simd/backend.hpp"
 #include "npuq/backends/simd/x86/softmax_avx2.hpp"
 #include "npuq/backends/simd/x86/softmax_avx512.hpp"
@@ -269,6 +271,11 @@ inline std::string softmax_kernel_name(const softmax_tables& t, bool contiguous)
 
 template <class I, class O>
 status execute(const simd_backend& be, const softmax_problem<I, O>& p) {
+  if (p.params.contract == softmax_contract::onnxruntime_qlinear) {
+    NPUQ_RETURN_IF_ERROR(execute(scalar_backend{}, p));
+    detail::simd_last_kernel_storage() = "softmax_8bit_qlinear_reference";
+    return {};
+  }
   const auto& tables = simd_detail::softmax_tables::cached(p.params, be.level());
   const bool contiguous = p.in_step() == 1 && p.out_step() == 1;
   const std::size_t row_space =
