@@ -20,8 +20,9 @@ channel in [-63, 63] (7 bits, ORT's reduce_range, so x86 u8s8 kernels without VN
 saturate), activations per tensor asymmetric int8 from the calibration min/max (ranges include
 0; a ReLU output gets zero point -128, so the clamp at -128 is the ReLU), bias int32 at
 x_scale * w_scale[c]. The graph is QOperator form (QLinearConv, QLinearMatMul) in the default
-ONNX domain; the CNN ends with DequantizeLinear -> Softmax -> QuantizeLinear (scale 1/256, zero
-point -128), the int8 softmax convention of TFLite and npuq.
+ONNX domain; both models end with DequantizeLinear -> Softmax -> QuantizeLinear (scale 1/256, zero
+point -128), which ONNX Runtime's default optimizer fuses into com.microsoft QLinearSoftmax; the
+transformer's attention softmax is that QLinearSoftmax node itself.
 
 Prints and writes into <out>/accuracy.txt the float accuracy (PyTorch) and the int8 accuracy of an
 integer simulation of the graph written here (numpy, float32 requantization with ties to even).
@@ -235,7 +236,7 @@ def write_cnn(torch, model, calib_x, test_x, test_y, out_dir, float_acc):
 # Tiny transformer encoder: 2x2 patches -> 16 tokens of 16 dims, one attention layer (2 heads of
 # 8), an MLP, a classifier over the flattened tokens. No LayerNorm and no residual adds: ONNX has
 # no integer op for either (ONNX Runtime runs them in float or as com.microsoft contrib ops), so
-# every node stays an exact integer contract except the softmaxes (see docs/onnx-models.md).
+# every node stays an exact integer contract (see docs/onnx-models.md).
 
 T, D, H, DH, HID = 16, 16, 2, 8, 32
 
@@ -339,10 +340,12 @@ def write_transformer(torch, model, calib_x, test_x, test_y, out_dir, float_acc)
     nodes.append(helper.make_node("Transpose", ["v_split"], ["v_heads"], name="v_heads", perm=[0, 2, 1, 3]))
     nodes.append(helper.make_node("QLinearMatMul", ["q_heads", *qp("q"), "k_heads_t", *qp("k"), *qp("scores")], ["scores"],
                                   name="scores"))
-    nodes.append(helper.make_node("DequantizeLinear", ["scores", *qp("scores")], ["scores_f"], name="dequantize_scores"))
-    nodes.append(helper.make_node("Softmax", ["scores_f"], ["attn_probs_f"], name="attention_softmax", axis=-1))
-    nodes.append(helper.make_node("QuantizeLinear", ["attn_probs_f", "probs_scale", "probs_zero_point"], ["attn_probs"],
-                                  name="quantize_attn_probs"))
+    # ONNX Runtime's integer softmax, the contract npuq implements (softmax_qlinear.hpp); ORT's
+    # optimizer would fuse DequantizeLinear -> Softmax -> QuantizeLinear into it anyway, but only
+    # when the float intermediates are not graph outputs, so the explicit node keeps every session
+    # (and the debug copy of tools/digits/ort_reference.sh) on the same arithmetic.
+    nodes.append(helper.make_node("QLinearSoftmax", ["scores", *qp("scores"), "probs_scale", "probs_zero_point"], ["attn_probs"],
+                                  name="attention_softmax", domain="com.microsoft", axis=-1, opset=13))
     nodes.append(helper.make_node("QLinearMatMul", ["attn_probs", "probs_scale", "probs_zero_point", "v_heads", *qp("v"),
                                                     *qp("attn")], ["attn_heads"], name="attention_values"))
     nodes.append(helper.make_node("Transpose", ["attn_heads"], ["attn_merge"], name="attn_merge", perm=[0, 2, 1, 3]))
@@ -366,8 +369,8 @@ def write_transformer(torch, model, calib_x, test_x, test_y, out_dir, float_acc)
         inits)
     doc = ("digits transformer encoder (scikit-learn load_digits), seed %d: float accuracy %.4f on the %d-image test split "
            "(tools/digits/make_digits_models.py); int8 accuracy: tests/data/digits/accuracy.txt" % (SEED, float_acc, len(test_y)))
-    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="npuq tools/digits",
-                                    doc_string=doc)
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)],
+                                    producer_name="npuq tools/digits", doc_string=doc)
     model_proto.ir_version = 8
     onnx.checker.check_model(model_proto)
     onnx.save(model_proto, os.path.join(out_dir, "digits_transformer.onnx"))

@@ -5,7 +5,7 @@
 // layer's int8 output with ONNX Runtime's. It is a tool, not part of the library: it maps
 // ONNX nodes onto npuq's public ops and nothing else.
 //
-// Supported nodes (int8 activations and weights, default ONNX domain):
+// Supported nodes (int8 activations and weights, default ONNX domain unless named):
 //   QLinearConv        -> npuq::conv2d, or npuq::depthwise_conv2d when group == channels and
 //                         each group has one input channel (weights per tensor or per channel)
 //   QLinearMatMul      -> npuq::gemm (a [M, K] row-major, b [K, N] per tensor or per column)
@@ -13,9 +13,12 @@
 //                         a [..., M, K], b [K, N] constant or [..., K, N] with a's batch dims
 //   Reshape            -> a new shape over the same bytes (NCHW row-major data is contiguous)
 //   Transpose          -> the runner permutes the int8 bytes (data movement, no npuq op)
-//   DequantizeLinear -> Softmax (last axis) -> QuantizeLinear with scale 1/256, zero point -128
-//                      -> npuq::softmax (TFLite's integer softmax, beta 1; ONNX Runtime computes
-//                         this chain in float, so its bits can differ: see docs/onnx-models.md)
+//   com.microsoft QLinearSoftmax (last axis)
+//                      -> npuq::softmax with softmax_params::onnxruntime_qlinear (ONNX Runtime's
+//                         integer softmax, include/npuq/ops/softmax_qlinear.hpp)
+//   DequantizeLinear -> Softmax (last axis) -> QuantizeLinear
+//                      -> the same: ONNX Runtime's default graph optimizer fuses this chain into
+//                         QLinearSoftmax, so that is what it computes (docs/onnx-models.md)
 // Anything else is refused when the model is loaded, with the node's name and op type. The
 // protobuf decoding is tests/support/onnx_pb.hpp.
 #pragma once
@@ -266,9 +269,27 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
   const std::vector<pb::node_proto>& nodes = m.graph.node;
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     const pb::node_proto& n = nodes[i];
-    if (!n.domain.empty() && n.domain != "ai.onnx")
-      throw unsupported_model(gi.where(n) + ": domain '" + n.domain + "' is not supported (default ONNX domain only)");
-    if (n.op_type == "QLinearConv") {
+    const bool microsoft = n.domain == "com.microsoft";
+    if (!n.domain.empty() && n.domain != "ai.onnx" && !(microsoft && n.op_type == "QLinearSoftmax"))
+      throw unsupported_model(gi.where(n) + ": domain '" + n.domain +
+                              "' is not supported (default ONNX domain, and com.microsoft QLinearSoftmax)");
+    if (microsoft) {
+      // QLinearSoftmax(X, x_scale, x_zero_point, y_scale, y_zero_point); ORT requires 'opset',
+      // whose value sets the default axis (1 below 13, else -1).
+      const pb::attribute_proto* opset = n.find_attribute("opset");
+      if (opset == nullptr) throw unsupported_model(gi.where(n) + ": QLinearSoftmax without the 'opset' attribute ONNX Runtime requires");
+      const pb::attribute_proto* axis = n.find_attribute("axis");
+      layer l;
+      l.name = n.name;
+      l.onnx_op = "QLinearSoftmax";
+      l.kind = layer_kind::softmax;
+      l.input = n.input.at(0);
+      l.output = n.output.at(0);
+      l.in_q = gi.per_tensor(n, 1, 2, "x");
+      l.out_q = gi.per_tensor(n, 3, 4, "y");
+      l.softmax_axis = axis != nullptr ? axis->i : (opset->i < 13 ? 1 : -1);
+      out.layers.push_back(l);
+    } else if (n.op_type == "QLinearConv") {
       out.layers.push_back(detail::load_qlinear_conv(gi, n));
     } else if (n.op_type == "QLinearMatMul") {
       out.layers.push_back(detail::load_qlinear_matmul(gi, n));
@@ -306,13 +327,11 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
       l.out_q = gi.per_tensor(q, 1, 2, "y");
       const pb::attribute_proto* axis = sm.find_attribute("axis");
       l.softmax_axis = axis != nullptr ? axis->i : -1;  // opset 13 default; checked against the rank when run
-      if (l.out_q.scale() != 1.0f / 256.0f || l.out_q.zero_point() != -128)
-        throw unsupported_model(gi.where(q) + ": npuq's int8 softmax output is quantized with scale 1/256 and zero point -128");
       out.layers.push_back(l);
       i += 2;
     } else {
       throw unsupported_model(gi.where(n) + ": npuq has no mapping for this node (supported: QLinearConv, QLinearMatMul, Reshape, "
-                              "DequantizeLinear -> Softmax -> QuantizeLinear)");
+                              "Transpose, com.microsoft QLinearSoftmax, DequantizeLinear -> Softmax -> QuantizeLinear)");
     }
   }
   return out;
@@ -492,8 +511,8 @@ layer_record run_layer(const Backend& backend, const layer& l, std::map<std::str
       y.data.assign(x.data.size(), 0);
       const npuq::TensorView<const std::int8_t> xv(x.data.data(), detail::row_major(x.dims), l.in_q, x_size);
       const npuq::TensorView<std::int8_t> yv(y.data.data(), detail::row_major(y.dims), l.out_q, x_size);
-      npuq::softmax_params p;
-      detail::check(npuq::softmax_params::from_beta(1.0f, l.in_q.scale(), &p), l);
+      npuq::softmax_params p;  // ONNX Runtime's QLinearSoftmax, also for the chain it fuses
+      detail::check(npuq::softmax_params::from_qlinear(l.in_q.scale(), l.out_q.scale(), l.out_q.zero_point(), &p), l);
       detail::check(npuq::try_softmax(backend, p, xv, yv), l);
       break;
     }
@@ -510,25 +529,13 @@ layer_record run_layer(const Backend& backend, const layer& l, std::map<std::str
 
 // Runs the model on a batch; returns every value (graph input included) and fills `records`
 // (one per layer) when given.
-// `substitute` (optional): values that replace what a layer computed, right after it runs (used
-// to feed ONNX Runtime's softmax output to the rest of the graph, see docs/onnx-models.md).
 template <class Backend>
-std::map<std::string, value> run(const Backend& backend, const model& m, value input, std::vector<layer_record>* records = nullptr,
-                                 const std::map<std::string, value>* substitute = nullptr) {
+std::map<std::string, value> run(const Backend& backend, const model& m, value input, std::vector<layer_record>* records = nullptr) {
   std::map<std::string, value> values;
   values[m.input] = std::move(input);
   for (const layer& l : m.layers) {
     layer_record r = run_layer(backend, l, values);
     if (records) records->push_back(std::move(r));
-    if (substitute != nullptr) {
-      auto it = substitute->find(l.output);
-      if (it != substitute->end()) {
-        if (it->second.dims != values[l.output].dims)
-          throw std::runtime_error("substitute for '" + l.output + "' has shape " + shape_string(it->second.dims) + ", the layer computed " +
-                                   shape_string(values[l.output].dims));
-        values[l.output] = it->second;
-      }
-    }
   }
   return values;
 }
