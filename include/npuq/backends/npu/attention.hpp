@@ -4,7 +4,7 @@
 // scores to DRAM, the softmax unit over them (mask and causal rule applied there), and a GEMM of
 // the int8 probabilities with V. The emulator runs exactly that: the two GEMMs go through its
 // GEMM path (tiling, buffers, array passes, PPU, statistics; the profile's numerics must be the
-// op's), the softmax through emulator::charge_softmax with the profile's softmax unit, and the
+// op's), the softmax through emulator_hooks::charge_softmax with the profile's softmax unit, and the
 // three records of the whole call are fused into one "attention" record whose statistics include
 // the softmax elements and the score traffic (scores written and read back, probabilities
 // written and read back: 4 bytes per score). Queries go in blocks of 64, so the scores in flight
@@ -26,8 +26,8 @@ namespace npu {
 
 template <class Q, class KV, class O>
 status execute(const emulator& emu, const attention_problem<Q, KV, O>& p) {
-  NPUQ_RETURN_IF_ERROR(emu.check_stage("attention", p.score_stage));
-  NPUQ_RETURN_IF_ERROR(emu.check_stage("attention", p.out_stage));
+  NPUQ_RETURN_IF_ERROR(emu.hooks().check_stage("attention", p.score_stage));
+  NPUQ_RETURN_IF_ERROR(emu.hooks().check_stage("attention", p.out_stage));
   if (p.T == 0) {  // no key: every output is the output zero point, nothing runs on the NPU
     for (std::int64_t h = 0; h < p.heads; ++h)
       for (std::int64_t s = 0; s < p.S; ++s)
@@ -51,7 +51,7 @@ status execute(const emulator& emu, const attention_problem<Q, KV, O>& p) {
   std::vector<std::int32_t> key(static_cast<std::size_t>(T));
   std::int64_t score_bytes = 0;
   auto fail = [&](const status& s) {
-    emu.discard_from(first);
+    emu.hooks().discard_from(first);
     return s;
   };
   for (std::int64_t h = 0; h < p.heads; ++h) {
@@ -66,7 +66,7 @@ status execute(const emulator& emu, const attention_problem<Q, KV, O>& p) {
       for (std::int64_t r = 0; r < b; ++r)
         simd_detail::softmax_scores(p, tables, h, s0 + r, score.data() + r * T, p.visible_keys(s0 + r), prob.data() + r * T,
                                     packed.data(), packed_prob.data(), key.data());
-      emu.charge_softmax(b, T, "rows=" + std::to_string(b) + " depth=" + std::to_string(T));
+      emu.hooks().charge_softmax(b, T, "rows=" + std::to_string(b) + " depth=" + std::to_string(T));
       const TensorView<O> oh(result.data(), h * p.S * p.dv + s0 * p.dv, Layout::matrix(b, p.dv), p.out.quant(), result.size());
       st = try_gemm(emu, out_params, prob.cview().slice(0, 0, b), vh.view, no_bias, oh);
       if (!st.ok()) return fail(st);
@@ -80,7 +80,7 @@ status execute(const emulator& emu, const attention_problem<Q, KV, O>& p) {
   const std::string shape = "H=" + std::to_string(p.heads) + " S=" + std::to_string(p.S) + " T=" + std::to_string(T) +
                             " d=" + std::to_string(p.d) + " dv=" + std::to_string(p.dv) + (p.causal ? " causal" : "") +
                             (p.has_mask() ? " masked" : "");
-  emu.fuse_from(first, "attention", shape,
+  emu.hooks().fuse_from(first, "attention", shape,
                 "per head and block of " + std::to_string(B) + " queries: scores GEMM, " + to_string(sm.exp) + " softmax unit, P.V GEMM",
                 score_bytes);
   return {};

@@ -270,7 +270,7 @@ status execute(const emulator& emu, const conv2d_problem<I, W, O>& p) {
   s.instances = p.g.N * p.groups;
   s.N = p.out_per_group;
   s.k_units = p.in_per_group;
-  return emu.run(s, detail::conv2d_operands<I, W, O>(p), p.stage);
+  return emu.hooks().run(s, detail::conv2d_operands<I, W, O>(p), p.stage);
 }
 
 template <class I, class W, class O>
@@ -282,7 +282,7 @@ status execute(const emulator& emu, const depthwise_problem<I, W, O>& p) {
   s.k_units = 1;
   s.n_step = p.multiplier;
   s.depthwise = true;
-  return emu.run(s, detail::depthwise_operands<I, W, O>(p), p.stage);
+  return emu.hooks().run(s, detail::depthwise_operands<I, W, O>(p), p.stage);
 }
 
 }  // namespace npu

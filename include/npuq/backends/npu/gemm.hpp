@@ -182,7 +182,7 @@ status execute(const emulator& emu, const gemm_problem<A, B, O>& p) {
   s.k_units = p.K;
   s.out_bits = 8 * static_cast<int>(sizeof(O));
   s.w_bits = std::is_same<B, int4>::value ? 4 : 8;  // int4 weights move and store half the bytes
-  return emu.run(s, detail::gemm_operands<A, B, O>(p), p.stage);
+  return emu.hooks().run(s, detail::gemm_operands<A, B, O>(p), p.stage);
 }
 
 }  // namespace npu

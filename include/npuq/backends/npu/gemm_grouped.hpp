@@ -70,13 +70,13 @@ status execute(const emulator& emu, const gemm_grouped_problem<A, O>& p) {
   output_stage raw;  // int32 group sums leave the array; the grouped epilogue is charged below
   raw.numerics = emu.config().fixed_numerics ? emu.config().numerics : numerics_profile::tflite();
   const std::size_t first = emu.ops().size();
-  NPUQ_RETURN_IF_ERROR(emu.run(s, detail::grouped_cost_operands<A, O>{p}, raw));
+  NPUQ_RETURN_IF_ERROR(emu.hooks().run(s, detail::grouped_cost_operands<A, O>{p}, raw));
   const status values = execute(npuq::simd, p);
   if (!values.ok()) {
-    emu.discard_from(first);
+    emu.hooks().discard_from(first);
     return values;
   }
-  emu.charge_group_epilogue(4 * p.N * p.groups, p.M * p.N * p.groups);
+  emu.hooks().charge_group_epilogue(4 * p.N * p.groups, p.M * p.N * p.groups);
   return {};
 }
 

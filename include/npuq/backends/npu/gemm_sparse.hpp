@@ -183,7 +183,7 @@ status execute(const emulator& emu, const gemm_sparse_problem<A, S, O>& p) {
   s.k_units = p.K;
   s.out_bits = 8 * static_cast<int>(sizeof(O));
   s.w_bits = std::is_same<S, sparse_2_4_matrix<int4>>::value ? 4 : 8;  // dense-equivalent tile sizing
-  return emu.run(s, detail::gemm_sparse_operands<A, S, O>(p), p.stage);
+  return emu.hooks().run(s, detail::gemm_sparse_operands<A, S, O>(p), p.stage);
 }
 
 }  // namespace npu

@@ -4,7 +4,7 @@
 // Vela generates, NVDLA in the SDP's lookup table, others in a vector unit or on the host core.
 // The integers do not depend on which (the table holds exactly the fixed-point exponentials), so
 // the emulator computes them with the simd backend's row kernels and charges the rows to the
-// profile's `softmax` unit (emulator::charge_softmax): three passes per row, DMA of the 8-bit
+// profile's `softmax` unit (emulator_hooks::charge_softmax): three passes per row, DMA of the 8-bit
 // rows in and out, and the unit's energy per element. ONNX Runtime's QLinearSoftmax contract
 // (softmax_qlinear.hpp) is modelled the same way, as a 256-entry table the unit looks up; its
 // integers come from the scalar specification, through the simd backend.
@@ -26,7 +26,7 @@ status execute(const emulator& emu, const softmax_problem<I, O>& p) {
   softmax_problem<I, O> q = p;
   q.params.exp = emu.config().softmax.exp;
   NPUQ_RETURN_IF_ERROR(execute(simd_backend{}, q));
-  emu.charge_softmax(p.rows, p.depth, "rows=" + std::to_string(p.rows) + " depth=" + std::to_string(p.depth));
+  emu.hooks().charge_softmax(p.rows, p.depth, "rows=" + std::to_string(p.rows) + " depth=" + std::to_string(p.depth));
   return {};
 }
 

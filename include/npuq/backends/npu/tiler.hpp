@@ -176,6 +176,48 @@ struct tile_ref {
   std::int64_t mt() const { return th * tw; }
 };
 
+// K tiles per output tile: at least one, so K = 0 still produces bias-only outputs.
+inline std::int64_t k_tile_count(const op_shape& s, const tile_plan& p) { return s.k_units > 0 ? ceil_div(s.k_units, p.kc) : 1; }
+
+// The tile of `p` at an origin, clipped to the op; K range [kc0, kc0 + p.kc) clipped to K.
+inline tile_ref tile_at(const op_shape& s, const tile_plan& p, std::int64_t inst, std::int64_t oy0, std::int64_t ox0, std::int64_t n0,
+                        std::int64_t kc0) {
+  tile_ref t;
+  t.inst = inst;
+  t.oy0 = oy0;
+  t.th = s.OH - oy0 < p.th ? s.OH - oy0 : p.th;
+  t.ox0 = ox0;
+  t.tw = s.OW - ox0 < p.tw ? s.OW - ox0 : p.tw;
+  t.n0 = n0;
+  t.nt = s.N - n0 < p.nt ? s.N - n0 : p.nt;
+  t.kc0 = kc0;
+  t.kcn = s.k_units - kc0 < p.kc ? s.k_units - kc0 : p.kc;
+  return t;
+}
+
+// Visits the tiles of instance `inst` in the plan's loop order (p.n_outer), the K tiles of each
+// output tile innermost and at least one: fn(tile, first_k, last_k). The numerics engine and the
+// cost accountant walk the same tiles in the same order through this one loop.
+template <class Fn>
+void for_each_tile(const op_shape& s, const tile_plan& p, std::int64_t inst, Fn&& fn) {
+  const auto output_tile = [&](std::int64_t oy0, std::int64_t ox0, std::int64_t n0) {
+    std::int64_t kc0 = 0;
+    do {
+      fn(tile_at(s, p, inst, oy0, ox0, n0, kc0), kc0 == 0, kc0 + p.kc >= s.k_units);
+      kc0 += p.kc;
+    } while (kc0 < s.k_units);
+  };
+  if (p.n_outer) {
+    for (std::int64_t n0 = 0; n0 < s.N; n0 += p.nt)
+      for (std::int64_t oy0 = 0; oy0 < s.OH; oy0 += p.th)
+        for (std::int64_t ox0 = 0; ox0 < s.OW; ox0 += p.tw) output_tile(oy0, ox0, n0);
+  } else {
+    for (std::int64_t oy0 = 0; oy0 < s.OH; oy0 += p.th)
+      for (std::int64_t ox0 = 0; ox0 < s.OW; ox0 += p.tw)
+        for (std::int64_t n0 = 0; n0 < s.N; n0 += p.nt) output_tile(oy0, ox0, n0);
+  }
+}
+
 // Input pixels along one axis an output range [o0, o0 + t) reads, clipped to the image.
 inline std::int64_t clipped_extent(std::int64_t o0, std::int64_t t, std::int64_t stride, std::int64_t pad, std::int64_t k,
                                    std::int64_t dil, std::int64_t image) {
