@@ -19,6 +19,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace npuq;
@@ -296,4 +297,25 @@ TEST_CASE("emulator outputs and statistics equal the recorded values on every pr
     REQUIRE(it != expected.end());
     CHECK(h == it->second);
   }
+}
+
+TEST_CASE("the engine's int64 rounding shift equals round_shift wherever it is used", "[npu][ppu]") {
+  rng r(77);
+  const auto check = [&](auto mode) {
+    constexpr rounding R = decltype(mode)::value;
+    for (int i = 0; i < 200000; ++i) {
+      const int s = r.uniform(1, 62);
+      std::int64_t v = (static_cast<std::int64_t>(r.uniform(0, INT32_MAX)) << 31) ^ r.uniform(0, INT32_MAX);  // < 2^62
+      if (i % 3 == 1) v >>= r.uniform(0, 61);
+      if (i % 3 == 2 && s < 50) v = (static_cast<std::int64_t>(r.uniform(-500, 500)) << s) + (r.uniform(0, 1) ? std::int64_t{1} << (s - 1) : 0);
+      if (r.uniform(0, 1)) v = -v;
+      INFO(to_string(R) << " v=" << v << " s=" << s);
+      REQUIRE(npu::detail::round_shift_int64<R>(v, s) == npuq::detail::round_shift<std::int64_t>(v, s, R));
+    }
+  };
+  check(std::integral_constant<rounding, rounding::floor>{});
+  check(std::integral_constant<rounding, rounding::half_up>{});
+  check(std::integral_constant<rounding, rounding::half_away>{});
+  check(std::integral_constant<rounding, rounding::truncate>{});
+  check(std::integral_constant<rounding, rounding::half_even>{});
 }

@@ -60,8 +60,13 @@ struct window_operands {
     const Layout& l = p.out.layout();
     const std::int64_t cs = l.stride(3), th = t.th, tw = t.tw, nt = t.nt;
     O* const base = p.out.data() + p.out.offset() + l(image, t.oy0, t.ox0, oc0);
-    for (std::int64_t y = 0; y < th; ++y)
+    for (std::int64_t y = 0; y < th; ++y) {
+      if (cs == 1 && l.stride(2) == nt) {  // the row's pixels are contiguous
+        store_values(base + y * l.stride(1), 1, v + y * tw * nt, tw * nt);
+        continue;
+      }
       for (std::int64_t x = 0; x < tw; ++x) store_values(base + y * l.stride(1) + x * l.stride(2), cs, v + (y * tw + x) * nt, nt);
+    }
   }
 
   // The input patch a tile's output rectangle reads, clipped to the image, with the padding that

@@ -40,10 +40,32 @@ std::int64_t max_abs_offset(const std::vector<std::int32_t>& zps) {
 
 // Writes n values to dst with element stride `step` (8-bit or int32 outputs; unit stride is a
 // plain loop the compiler vectorizes).
+#if defined(NPUQ_NPU_PPU_AVX2)
+// 32 values a step narrowed to 8 bits (the PPU clamped them to the output type's range, so the
+// saturating packs equal the casts); returns how many it wrote.
+template <class O>
+NPUQ_TARGET_AVX2 std::int64_t narrow_8bit_avx2(O* dst, const std::int32_t* v, std::int64_t n) {
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  std::int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    const auto* p = reinterpret_cast<const __m256i*>(v + j);
+    const __m256i ab = _mm256_packs_epi32(_mm256_loadu_si256(p), _mm256_loadu_si256(p + 1));
+    const __m256i cd = _mm256_packs_epi32(_mm256_loadu_si256(p + 2), _mm256_loadu_si256(p + 3));
+    const __m256i r = std::is_signed<O>::value ? _mm256_packs_epi16(ab, cd) : _mm256_packus_epi16(ab, cd);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j), _mm256_permutevar8x32_epi32(r, order));
+  }
+  return j;
+}
+#endif
+
 template <class O>
 void store_values(O* __restrict dst, std::int64_t step, const std::int32_t* __restrict v, std::int64_t n) {
   if (step == 1) {
-    for (std::int64_t j = 0; j < n; ++j) dst[j] = static_cast<O>(v[j]);
+    std::int64_t j0 = 0;
+#if defined(NPUQ_NPU_PPU_AVX2)
+    if (sizeof(O) == 1 && n >= 32 && ppu_avx2_available()) j0 = narrow_8bit_avx2(dst, v, n);
+#endif
+    for (std::int64_t j = j0; j < n; ++j) dst[j] = static_cast<O>(v[j]);
   } else {
     for (std::int64_t j = 0; j < n; ++j) dst[j * step] = static_cast<O>(v[j]);
   }
@@ -166,6 +188,7 @@ struct gemm_operands {
     const std::int64_t sm = l.stride(l.rank() - 2), sn = l.stride(l.rank() - 1);
     const std::int64_t tw = t.tw, nt = t.nt;
     O* const base = p.out.data() + p.out.offset() + oo + t.ox0 * sm + t.n0 * sn;
+    if (sn == 1 && sm == nt) return store_values(base, 1, v, tw * nt);  // the tile's rows are contiguous
     for (std::int64_t i = 0; i < tw; ++i) store_values(base + i * sm, sn, v + i * nt, nt);
   }
 };

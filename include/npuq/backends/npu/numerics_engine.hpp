@@ -49,6 +49,21 @@ struct scratch {
   ppu_lanes lanes;
 };
 
+// npuq::detail::round_shift(v, s, R) for |v| < 2^62 and 1 <= s <= 62, without branches on the
+// data for the roundings the NPU presets use (v + 2^(s-1) cannot overflow here).
+template <rounding R>
+inline std::int64_t round_shift_int64(std::int64_t v, int s) {
+  const std::int64_t half = std::int64_t{1} << (s - 1);
+  if (R == rounding::floor) return v >> s;
+  if (R == rounding::half_up) return (v + half) >> s;
+  if (R == rounding::half_away || R == rounding::truncate) {  // on |v|, sign restored: no branch to mispredict
+    const std::int64_t sign = v >> 63, mag = (v ^ sign) - sign;
+    const std::int64_t q = (mag + (R == rounding::half_away ? half : 0)) >> s;
+    return (q ^ sign) - sign;
+  }
+  return npuq::detail::round_shift<std::int64_t>(v, s, R);
+}
+
 // Requantizes rows of accumulators (already reduced to the accumulator width) for one profile
 // format and rounding fixed at compile time, then clamps to [st.lo, st.hi] counting the clamps.
 template <multiplier_format F, rounding R>
@@ -63,7 +78,15 @@ void requantize_tile(const output_stage& st, const std::int64_t* v, std::int64_t
     const std::int64_t* vi = v + i * nt;
     std::int32_t* oi = out + i * nt;
     for (std::int64_t j = 0; j < nt; ++j) {
-      std::int32_t o = requantize(num, vi[j], rq[j], zp, INT32_MIN, INT32_MAX);
+      std::int32_t o;
+      if (F == multiplier_format::q31 && R != rounding::tflite_double && vi[j] >= INT32_MIN && vi[j] <= INT32_MAX) {
+        // requantize's Q31 step in int64: |acc * multiplier| < 2^62, so no 128-bit product or
+        // cap is needed and the rounding shift gives the same integer.
+        const std::int64_t q = round_shift_int64<R>(vi[j] * rq[j].multiplier, 31 - rq[j].shift) + zp;
+        o = static_cast<std::int32_t>(q < INT32_MIN ? INT32_MIN : (q > INT32_MAX ? INT32_MAX : q));
+      } else {
+        o = requantize(num, vi[j], rq[j], zp, INT32_MIN, INT32_MAX);
+      }
       low += o < lo;
       high += o > hi;
       o = o < lo ? lo : o;
