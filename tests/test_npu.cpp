@@ -269,8 +269,9 @@ TEST_CASE("the vector PPU equals requantize element by element, clamps and max |
     WARN("no AVX2 PPU on this machine: the emulator runs the scalar PPU, nothing to compare");
     return;
   }
-  const numerics_profile contracts[] = {numerics_profile::tflite(), numerics_profile::fp32(rounding::half_even)};
-  REQUIRE(npu::detail::ppu_kind_of(false, numerics_profile::q31(rounding::half_away)) == npu::detail::ppu_kind::other);
+  const numerics_profile contracts[] = {numerics_profile::tflite(), numerics_profile::fp32(rounding::half_even),
+                                        numerics_profile::q31(rounding::half_away), numerics_profile::q31(rounding::truncate)};
+  REQUIRE(npu::detail::ppu_kind_of(false, numerics_profile::q31(rounding::half_even)) == npu::detail::ppu_kind::other);
   for (const numerics_profile& num : contracts) {
     for (int round = 0; round < 200; ++round) {
       const std::int64_t rows = r.uniform(1, 5), nt = r.uniform(1, 40);

@@ -143,6 +143,7 @@ struct tile_rules {
   std::int64_t chunk = 0;     // K elements summed exactly at a time
   bool host_packed = false;   // compute_tile on host-packed operands (chunk < kt_max)
   bool acc_safe = false;      // no sum of K products plus bias can leave the accumulator
+  bool int32_safe = false;    // nor int32 (the vector PPU adds the bias to the int32 sums)
   bool sat_each = false;      // saturate at each add, and it can matter
   bool spill_narrow = false;  // partial sums spilled narrower than the accumulator
   bool banded = false;        // outputs computed per band of `band`
@@ -168,6 +169,8 @@ tile_rules tile_rules_of(const profile& P, const op_shape& s, const tile_plan& p
   // changes a sum: a saturating accumulator adds exactly, and the PPU skips the rule.
   r.acc_safe = static_cast<double>(s.K()) * static_cast<double>(max_product) + static_cast<double>(src.max_abs_bias()) <
                static_cast<double>(std::int64_t{1} << (num.acc.bits - 1));
+  r.int32_safe = static_cast<double>(s.K()) * static_cast<double>(max_product) + static_cast<double>(src.max_abs_bias()) <
+                 static_cast<double>(std::int64_t{1} << 31);
   r.sat_each = num.acc.overflow == overflow_rule::saturate_each_add && !r.acc_safe;
   r.spill_narrow = P.memory.psums == psum_mode::spill && P.memory.spill_bits < num.acc.bits;
   r.banded = !r.host_packed && s.K() <= max_tile_k && (r.k_blocks == 1 || (!r.psum_checked && !r.sat_each && !r.spill_narrow));
@@ -277,7 +280,7 @@ class numerics_engine {
     if (!r.host_packed) {  // one chunk: the whole K tile
       const status ok = c.src.tile_sums(t, part);
       if (!ok.ok() && c.failed.ok()) c.failed = ok;
-      direct = first_k && last_k && !r.psum_checked && !r.sat_each && r.acc_safe && ppu_direct(t, c.st, c.src, c.nc);
+      direct = first_k && last_k && !r.psum_checked && !r.sat_each && r.acc_safe && r.int32_safe && ppu_direct(t, c.st, c.src, c.nc);
       if (!direct && !r.psum_checked && !r.sat_each) {
         if (first_k) {
           for (std::int64_t e = 0; e < mt * nt; ++e) acc[e] = part[e];

@@ -30,19 +30,23 @@ namespace npu {
 namespace detail {
 
 // The PPU contracts with a vector path.
-enum class ppu_kind : std::uint8_t { raw, q31_double, fp32_half_even, other };
+// q31_symmetric: a Q31 multiplier whose rounding shift is symmetric about zero (half away from
+// zero, NVDLA's; or truncation), computed on |acc * multiplier| with the sign restored.
+enum class ppu_kind : std::uint8_t { raw, q31_double, fp32_half_even, q31_symmetric, other };
 
 inline ppu_kind ppu_kind_of(bool raw, const numerics_profile& num) {
   if (raw) return ppu_kind::raw;
   if (num.format == multiplier_format::q31 && num.mode == rounding::tflite_double) return ppu_kind::q31_double;
   if (num.format == multiplier_format::fp32 && num.mode == rounding::half_even) return ppu_kind::fp32_half_even;
+  if (num.format == multiplier_format::q31 && (num.mode == rounding::half_away || num.mode == rounding::truncate))
+    return ppu_kind::q31_symmetric;
   return ppu_kind::other;
 }
 
 // Per-channel requantization constants as lanes (Q31 multiplier split into shifts, fp32 scale),
 // and the channel itself for the scalar tail.
 struct ppu_lanes {
-  std::vector<std::int32_t> mult, left, right, mask, half;
+  std::vector<std::int32_t> mult, left, right, mask, half, total_shift;
   std::vector<float> scale;
   std::vector<requant_channel> rq;
   void resize(std::size_t n) {
@@ -51,6 +55,7 @@ struct ppu_lanes {
     right.resize(n);
     mask.resize(n);
     half.resize(n);
+    total_shift.resize(n);
     scale.resize(n);
     rq.resize(n);
   }
@@ -60,6 +65,7 @@ struct ppu_lanes {
     right[j] = r.shift > 0 ? 0 : -r.shift;
     mask[j] = static_cast<std::int32_t>((std::int64_t{1} << right[j]) - 1);
     half[j] = mask[j] >> 1;
+    total_shift[j] = 31 - r.shift;  // requantize's Q31 rounding shift (1..62)
     scale[j] = r.scale;
     rq[j] = r;
   }
@@ -91,6 +97,33 @@ NPUQ_TARGET_AVX2 inline __m256i q31_double_avx2(__m256i v, const ppu_lanes& c, s
   return _mm256_sub_epi32(q, _mm256_cmpgt_epi32(rem, thr));
 }
 
+// requantize's Q31 step for rounding::half_away (Half) or truncate on 8 lanes from column j, |v|
+// < 2^31: the 64-bit products (|p| < 2^62) of the even and odd lanes rounded on |p| with the sign
+// restored (as round_shift_int64), clamped to [qlo, qhi] in 64 bits; `below` / `above` flag the
+// clamped lanes.
+template <bool Half>
+NPUQ_TARGET_AVX2 inline __m256i q31_symmetric_avx2(__m256i v, const ppu_lanes& c, std::int64_t j, __m256i qlo, __m256i qhi,
+                                                   __m256i* below, __m256i* above) {
+  const __m256i zero = _mm256_setzero_si256(), one = _mm256_set1_epi64x(1), low32 = _mm256_set1_epi64x(0xFFFFFFFF);
+  const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.mult.data() + j));
+  const __m256i ts = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c.total_shift.data() + j));
+  __m256i q[2], lo[2], hi[2];
+  for (int odd = 0; odd < 2; ++odd) {
+    const __m256i p = odd ? _mm256_mul_epi32(_mm256_srli_epi64(v, 32), _mm256_srli_epi64(m, 32)) : _mm256_mul_epi32(v, m);
+    const __m256i s = odd ? _mm256_srli_epi64(ts, 32) : _mm256_and_si256(ts, low32);
+    const __m256i sign = _mm256_cmpgt_epi64(zero, p);
+    __m256i mag = _mm256_sub_epi64(_mm256_xor_si256(p, sign), sign);
+    if (Half) mag = _mm256_add_epi64(mag, _mm256_sllv_epi64(one, _mm256_sub_epi64(s, one)));
+    const __m256i r = _mm256_sub_epi64(_mm256_xor_si256(_mm256_srlv_epi64(mag, s), sign), sign);
+    lo[odd] = _mm256_cmpgt_epi64(qlo, r);
+    hi[odd] = _mm256_cmpgt_epi64(r, qhi);
+    q[odd] = _mm256_blendv_epi8(_mm256_blendv_epi8(r, qlo, lo[odd]), qhi, hi[odd]);
+  }
+  *below = _mm256_blend_epi32(lo[0], lo[1], 0xAA);
+  *above = _mm256_blend_epi32(hi[0], hi[1], 0xAA);
+  return _mm256_blend_epi32(q[0], _mm256_slli_epi64(q[1], 32), 0xAA);
+}
+
 // v = sums + bias (exact in int32: the caller checked the accumulator cannot overflow), then
 // out = clamp(requantize(v)) (K != raw) or v; rows x nt, channel j uses lane constants [j].
 template <ppu_kind K>
@@ -102,6 +135,8 @@ NPUQ_TARGET_AVX2 inline void ppu_tile_avx2(const std::int32_t* sums, const std::
   const __m256i vqlo = _mm256_set1_epi32(qlo), vqhi = _mm256_set1_epi32(qhi), vzp = _mm256_set1_epi32(zp);
   const __m256 fqlo = _mm256_set1_ps(static_cast<float>(qlo)), fqhi = _mm256_set1_ps(static_cast<float>(qhi));
   const __m256i zero = _mm256_setzero_si256();
+  const __m256i qlo64 = _mm256_set1_epi64x(qlo), qhi64 = _mm256_set1_epi64x(qhi);
+  const bool half_away = num.mode == rounding::half_away;
   __m256i vmax = zero, vlow = zero, vhigh = zero;
   std::int64_t smax = 0, slow = 0, shigh = 0;
   for (std::int64_t i = 0; i < rows; ++i) {
@@ -124,6 +159,9 @@ NPUQ_TARGET_AVX2 inline void ppu_tile_avx2(const std::int32_t* sums, const std::
         below = _mm256_castps_si256(_mm256_cmp_ps(f, fqlo, _CMP_LT_OQ));
         above = _mm256_castps_si256(_mm256_cmp_ps(f, fqhi, _CMP_GT_OQ));
         q = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(f, fqlo), fqhi));
+      } else if (K == ppu_kind::q31_symmetric) {
+        q = half_away ? q31_symmetric_avx2<true>(v, c, j, qlo64, qhi64, &below, &above)
+                      : q31_symmetric_avx2<false>(v, c, j, qlo64, qhi64, &below, &above);
       } else {
         q = q31_double_avx2(v, c, j);
         below = _mm256_cmpgt_epi32(vqlo, q);
@@ -190,6 +228,9 @@ inline bool ppu_tile(ppu_kind kind, const std::int32_t* sums, const std::int32_t
       return true;
     case ppu_kind::fp32_half_even:
       ppu_tile_avx2<ppu_kind::fp32_half_even>(sums, bias, c, rows, nt, num, zp, lo, hi, out, max_abs, n_low, n_high);
+      return true;
+    case ppu_kind::q31_symmetric:
+      ppu_tile_avx2<ppu_kind::q31_symmetric>(sums, bias, c, rows, nt, num, zp, lo, hi, out, max_abs, n_low, n_high);
       return true;
     case ppu_kind::other: break;
   }
