@@ -7,6 +7,7 @@
 #include "support/levels.hpp"
 #include "support/random.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
@@ -446,6 +447,87 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
   CHECK(fused_checked >= fused_levels * 200);
   (void)fused_checked;
 }
+
+#if defined(__x86_64__)
+namespace {
+
+// One whole tile (8 rows x 16 * np columns) through a kernel with the stage inside against the
+// same tile through the int32-tile kernel and the portable stage, over random stages of `prof`.
+template <class B>
+int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
+  using AB = simd_detail::dot_a_t<B>;
+  const simd_detail::gemm_kernel_set<B> kern = simd_detail::gemm_kernels<B>(level);
+  int ran = 0;
+  for (int trial = 0; trial < 40; ++trial) {
+    const int np = 1 + trial % 2, N = 16 * np;
+    const std::int64_t K = trial % 7 == 0 ? r.uniform(200, 300) : r.uniform(1, 40);
+    Tensor<B> b(Layout::matrix(K, N), Quant::per_tensor(0.1f, 0));
+    fill(b, r);
+    packed_gemm_weights<B> w;
+    REQUIRE(w.pack(b.cview(), level).ok());
+    const std::int64_t kg = w.k_groups(), lda = (kg * 4 + 63) / 64 * 64;
+    std::vector<AB> a(static_cast<std::size_t>(8 * lda + 16));
+    for (AB& v : a) v = static_cast<AB>(r.uniform(element_traits<AB>::min, element_traits<AB>::max));
+    const bool is_unsigned = trial % 3 == 0;
+    output_stage st;
+    st.numerics = prof;
+    st.raw = false;
+    st.lo = is_unsigned ? r.uniform(0, 100) : r.uniform(-128, 0);
+    st.hi = is_unsigned ? r.uniform(150, 255) : r.uniform(0, 127);
+    st.zero_point = r.uniform(st.lo, st.hi);
+    for (int c = 0; c < N; ++c) {
+      requant_channel ch;
+      ch.multiplier = trial % 5 == 0 ? (1 << 30) : r.uniform(1 << 30, INT32_MAX);
+      ch.shift = trial % 4 == 0 ? r.uniform(-31, 30) : r.uniform(-14, 0);
+      if (prof.mode != rounding::tflite_double && ch.shift > 30) ch.shift = 30;
+      ch.scale = std::ldexp(r.uniform_real(1.0f, 2.0f), trial % 4 == 0 ? r.uniform(-40, 10) : r.uniform(-14, -6));
+      st.channel.push_back(ch);
+    }
+    Tensor<std::int32_t> bias(Layout::row_major({N}));
+    fill(bias, r, trial % 6 == 0 ? INT32_MIN : -100000, trial % 6 == 0 ? INT32_MAX : 100000);
+    const simd_detail::tile_output_stage t(st, bias.cview(), N);
+    const int kind = simd_detail::stage_kernel_index(t.kind);
+    REQUIRE(kind >= 0);
+    REQUIRE(kern.x86_stage[kind][np - 1] != nullptr);
+    // Expected: the int32 tile, then the portable stage, as bytes.
+    alignas(64) std::int32_t c[8 * 2 * 16], e[8 * 16];
+    kern.x86[7][np - 1](kg, a.data(), lda, w.panel(0), w.panel_stride(), c);
+    const std::int64_t ldo = N + 7;  // rows apart, with bytes between them that must stay untouched
+    std::vector<unsigned char> expect(static_cast<std::size_t>(8 * ldo), 0xA5), got = expect;
+    for (int q = 0; q < np; ++q) {
+      simd_detail::apply_tile_portable(t, c + q * 8 * 16, 8, 16 * q, 0, 16, e);
+      for (int m = 0; m < 8; ++m)
+        for (int j = 0; j < 16; ++j) expect[static_cast<std::size_t>(m * ldo + 16 * q + j)] = static_cast<unsigned char>(e[m * 16 + j]);
+    }
+    const std::int64_t rows[8] = {0, ldo, 2 * ldo, 3 * ldo, 4 * ldo, 5 * ldo, 6 * ldo, 7 * ldo};
+    kern.x86_stage[kind][np - 1](kg, a.data(), lda, w.panel(0), w.panel_stride(), t, 0,
+                                  simd_detail::stage_tile_out{got.data(), rows, is_unsigned});
+    INFO(prof.describe() << " K=" << K << " np=" << np << (is_unsigned ? " uint8" : " int8") << " zp " << st.zero_point);
+    REQUIRE(got == expect);
+    ++ran;
+  }
+  return ran;
+}
+
+}  // namespace
+
+TEST_CASE("AVX-512 kernels with the stage inside equal the int32 tile and the portable stage", "[simd][gemm][requant]") {
+  rng r(24);
+  const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
+                                       numerics_profile::tflite().with_accumulator(20, overflow_rule::wrap)};
+  int ran = 0, levels_with = 0;
+  for (isa level : cpu().levels()) {
+    if (simd_detail::gemm_kernels<std::int8_t>(level).x86_stage[0][0] == nullptr) continue;
+    ++levels_with;
+    for (const auto& prof : profiles) ran += check_stage_kernels<std::int8_t>(r, level, prof) + check_stage_kernels<std::uint8_t>(r, level, prof);
+  }
+  // Every level whose table has them ran them (avx512_vnni where the CPU has it; every level in
+  // the emulated build).
+  const bool avx512 = std::find(cpu().levels().begin(), cpu().levels().end(), isa::avx512_vnni) != cpu().levels().end();
+  CHECK(levels_with == (avx512 ? 1 : 0));
+  CHECK(ran == levels_with * 4 * 2 * 40);
+}
+#endif
 
 TEST_CASE("packed conv2d weights are reusable and validated like unpacked ones", "[simd][conv2d][pack]") {
   rng r(20);

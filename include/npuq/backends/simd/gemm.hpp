@@ -37,6 +37,8 @@
 #include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_amx.hpp"
+#include "npuq/backends/simd/x86/copy_avx512.hpp"
+#include "npuq/backends/simd/x86/gemm_c4_avx512_stage.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_vnni.hpp"
 #include "npuq/backends/simd/x86/output_stage_avx512.hpp"
 #include "npuq/ops/gemm_problem.hpp"
@@ -82,6 +84,11 @@ using dot_kernel = void (*)(std::int64_t, const B*, const B*, std::int32_t*);
 // [panel][row][16].
 template <class B>
 using x86_dot_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, std::int32_t*);
+// x86 c4 kernels with the output stage inside (x86/gemm_c4_avx512_stage.hpp): the operands of
+// x86_dot_kernel, then the stage, the tile's first column and where its 8-bit outputs go.
+template <class B>
+using x86_stage_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, const tile_output_stage&,
+                                  std::int64_t, const stage_tile_out&);
 
 // The output stage for a tile of sums.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
@@ -100,6 +107,8 @@ struct gemm_kernel_set {
   c2_kernel<B> rows[max_c2_rows] = {};
   dot_kernel<B> dot_rows[mr] = {};
   x86_dot_kernel<B> x86[max_mr][2] = {};
+  // Whole tiles of tile_rows x (16 x [panels - 1]) with the stage inside, by stage_kernel_index.
+  x86_stage_kernel<B> x86_stage[3][2] = {};
   tile_apply_fn apply = apply_tile_portable;
   kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
   const char* suffix() const { return to_string(family); }
@@ -109,6 +118,12 @@ struct gemm_kernel_set {
 template <class B, std::size_t... I>
 void set_avx512_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
   ((k.x86[I][0] = gemm_c4_avx512_vnni<I + 1, 1, B>, k.x86[I][1] = gemm_c4_avx512_vnni<I + 1, 2, B>), ...);
+}
+template <class B, int NP>
+void set_avx512_vnni_stage(gemm_kernel_set<B>& k) {
+  k.x86_stage[0][NP - 1] = gemm_c4_8x16np_stage_avx512_vnni<NP, B, tile_requant::q31_double>;
+  k.x86_stage[1][NP - 1] = gemm_c4_8x16np_stage_avx512_vnni<NP, B, tile_requant::q31_half_up>;
+  k.x86_stage[2][NP - 1] = gemm_c4_8x16np_stage_avx512_vnni<NP, B, tile_requant::fp32_half_even>;
 }
 template <class B, std::size_t... I>
 void set_avx_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
@@ -138,6 +153,7 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
     case kernel_family::avx512_vnni:
       k.format = gemm_pack_format::c4, k.tile = "8x32c4", k.tile_rows = 8, k.np = 2;
       set_avx512_vnni(k, std::make_index_sequence<8>());
+      set_avx512_vnni_stage<B, 1>(k), set_avx512_vnni_stage<B, 2>(k);
       return k;
     case kernel_family::avx_vnni:
       k.format = gemm_pack_format::c4, k.tile = "6x16c4", k.tile_rows = 6, k.np = 1;
@@ -530,6 +546,12 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
   fused = !element_traits<O>::packed && col_stride == 1 && kern.output == kernel_family::avx512_vnni && avx512_stage_supported(st);
 #endif
   const bool zero_points = w.has_zero_points();
+  // Whole 8-bit tiles without weight zero points: the kernels with the stage inside.
+  const x86_stage_kernel<B>* stage_kernels = nullptr;
+  if constexpr (sizeof(O) == 1 && !element_traits<O>::packed) {
+    const int kind = stage_kernel_index(st.kind);
+    if (fused && !zero_points && kind >= 0 && kern.x86_stage[kind][0] != nullptr) stage_kernels = kern.x86_stage[kind];
+  }
   scratch.reserve(split.parts, plan.part_bytes);
   detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
     std::decay_t<FillFn> fill_bytes = fill_rows;  // per part: the functions may keep a cursor
@@ -560,10 +582,18 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
       }
       for (std::int64_t p0 = p_lo; p0 < p_hi; p0 += kern.np) {
         const int np = static_cast<int>(std::min<std::int64_t>(kern.np, p_hi - p0));
+        const bool whole_panels = (p0 + np) * nr <= N;
         for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
           const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
-          kern.x86[rows - 1][np - 1](kg, buf.a_block + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
           const std::int64_t* offs = buf.row_off + t0;
+          if constexpr (sizeof(O) == 1 && !element_traits<O>::packed) {
+            if (stage_kernels != nullptr && rows == 8 && whole_panels) {
+              const stage_tile_out to{reinterpret_cast<unsigned char*>(out.data()) + p0 * nr, offs, std::is_unsigned<O>::value};
+              stage_kernels[np - 1](kg, buf.a_block + t0 * lda, lda, w.panel(p0), w.panel_stride(), st, p0 * nr, to);
+              continue;
+            }
+          }
+          kern.x86[rows - 1][np - 1](kg, buf.a_block + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
           for (int q = 0; q < np; ++q)
             if (zero_points) add_dot_compensation(c + q * rows * nr, rows, w.panel_compensation(p0 + q), no_offset, buf.v_sum + t0);
 #if defined(NPUQ_ARCH_X86_64)
@@ -620,12 +650,19 @@ void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
   if (is_x86_dot(kern)) {
     using AB = dot_a_t<B>;
     constexpr int shift = dot_shift<A, B>();
+    [[maybe_unused]] const bool wide = kern.output == kernel_family::avx512_vnni;  // AVX-512 copies
     run_x86_dot_on(
         threads, kern, p.M, w, st, 0, dot_offset<A, B>(p.a_zero_point),
         [&](std::int64_t m0, std::int64_t rows, AB* dst, std::int64_t lda) {
           for (std::int64_t m = 0; m < rows; ++m, dst += lda) {
             const A* row = p.a.data() + a0 + (m0 + m) * sm;
             if (sk == 1) {
+#if defined(NPUQ_ARCH_X86_64)
+              if (wide && p.K <= 64) {
+                copy_short_shifted_avx512<shift>(row, dst, p.K);  // lda is a multiple of 64
+                continue;
+              }
+#endif
               copy_shifted<shift>(row, dst, p.K);
             } else {
               for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);

@@ -62,6 +62,19 @@ struct tile_output_stage {
   }
 };
 
+// Where a kernel with the stage inside writes a tile of 8-bit outputs: row m's first byte is
+// base + rows[m], its columns contiguous.
+struct stage_tile_out {
+  unsigned char* base;
+  const std::int64_t* rows;
+  bool is_unsigned;  // uint8 outputs (else int8)
+};
+
+// The kinds a kernel with the stage inside takes, as an index (-1: none).
+inline int stage_kernel_index(tile_requant k) {
+  return k == tile_requant::q31_double ? 0 : k == tile_requant::q31_half_up ? 1 : k == tile_requant::fp32_half_even ? 2 : -1;
+}
+
 // One element through the reference's finish step, for a sum already reduced modulo 2^32:
 // bias (int32 wrap-around), accumulator width, output stage.
 inline std::int32_t finish_wrapped(std::int32_t sum, const output_stage& st, const TensorView<const std::int32_t>& bias,

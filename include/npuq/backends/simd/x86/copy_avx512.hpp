@@ -1,4 +1,5 @@
-// A byte copy with the sign bit flipped (or not), 64 bytes a step, for the conv2d gather.
+// A byte copy with the sign bit flipped (or not), 64 bytes a step, for the conv2d gather and
+// the GEMM rows of the x86 driver.
 //
 // The x86 c4 kernels read activation bytes of the other signedness than the weights, so an
 // implicit-GEMM conv copies every tap run of the input with an XOR of 0x80. In plain -O2 code
@@ -30,6 +31,15 @@ NPUQ_TARGET_AVX512_VNNI void copy_shifted_avx512(const void* src, void* dst, std
   for (; k + 16 <= n; k += 16)
     _mm_storeu_si128(reinterpret_cast<__m128i*>(d + k), _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k)), flip16));
   for (; k < n; ++k) d[k] = static_cast<char>(s[k] ^ Shift);
+}
+
+// dst[k] = src[k] ^ Shift for k in [0, n), n <= 64, as one masked load and one 64-byte store:
+// dst must have 64 bytes of room (the x86 GEMM driver's rows do; what lands past n is garbage
+// the kernels never sum, see run_x86_dot_on).
+template <int Shift>
+NPUQ_TARGET_AVX512_VNNI inline void copy_short_shifted_avx512(const void* src, void* dst, std::int64_t n) {
+  const __mmask64 keep = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+  _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, src), _mm512_set1_epi8(static_cast<char>(Shift))));
 }
 
 }  // namespace simd_detail

@@ -45,7 +45,7 @@ NPUQ_TARGET_AVX512_VNNI inline __m512i dpbusd512(__m512i acc, __m512i bv, __m512
 }
 
 template <int MR, int NP, class B>
-NPUQ_TARGET_AVX512_VNNI void gemm_c4_avx512_vnni(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp,
+NPUQ_TARGET_AVX512_VNNI __attribute__((noinline)) void gemm_c4_avx512_vnni(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp,
                                                  std::int32_t* c) {
   static_assert(MR >= 1 && MR <= 8 && NP >= 1 && NP <= 2, "gemm_c4_avx512_vnni: 1-8 rows, 1-2 panels");
   constexpr int CH = vnni_chains(MR * NP);

@@ -10,6 +10,7 @@
 // Other profiles take the portable path; tests compare every path with the reference.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -89,39 +90,52 @@ struct avx512_stage_consts {
   }
 };
 
+// One panel's per-channel parameters (16 channels from `ch`), loaded once per tile.
+struct avx512_panel_consts {
+  __m512i mult, shift, left, right;
+  __m512 scale;
+  NPUQ_TARGET_AVX512_VNNI avx512_panel_consts(const tile_output_stage& t, std::size_t ch) {
+    const __m512i zero = _mm512_setzero_si512();
+    mult = _mm512_loadu_si512(&t.multiplier[ch]);
+    shift = _mm512_loadu_si512(&t.shift[ch]);
+    scale = _mm512_loadu_ps(&t.scale[ch]);
+    left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+  }
+};
+
+// 16 sums with the bias already added (modulo 2^32) to stored values: accumulator width
+// (wrap), requantization, clamp, zero point; raw: the sums themselves.
+template <tile_requant Kind>
+NPUQ_TARGET_AVX512_VNNI inline __m512i requant_avx512(__m512i v, const avx512_panel_consts& pc, const avx512_stage_consts& k) {
+  if (k.narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, k.vdrop), k.vdrop);
+  if (Kind == tile_requant::q31_double) {
+    const __m512i r = rdbpot_avx512(srdhm_avx512(_mm512_sllv_epi32(v, pc.left), pc.mult), pc.right);
+    return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, k.vlo), k.vhi), k.zp);
+  } else if (Kind == tile_requant::q31_half_up) {
+    return _mm512_add_epi32(single_round_avx512(v, pc.mult, pc.shift, k.lo64, k.hi64), k.zp);
+  } else if (Kind == tile_requant::fp32_half_even) {
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), pc.scale);
+    f = _mm512_min_ps(_mm512_max_ps(f, k.flo), k.fhi);
+    return _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), k.zp);
+  }
+  return v;
+}
+
 // Rows x panels of 16 sums (panel q's row m at c[(q * rows + m) * 16]) for the stage's channels
 // [n0, n0 + cols), stored at row(m) + q * 16 (columns contiguous in the output).
 template <tile_requant Kind, class O, class RowFn>
 NPUQ_TARGET_AVX512_VNNI void store_tile_avx512_kind(const tile_output_stage& t, const std::int32_t* c, int rows, int panels,
                                                     std::int64_t n0, std::int64_t cols, const RowFn& row) {
   const avx512_stage_consts k(*t.st);
-  const __m512i zero = _mm512_setzero_si512();
   for (int q = 0; q < panels; ++q) {
     const auto ch = static_cast<std::size_t>(n0 + 16 * q);
     const std::int64_t left_cols = cols - 16 * q;
     const __m512i bias = _mm512_loadu_si512(&t.bias[ch]);
-    const __m512i mult = _mm512_loadu_si512(&t.multiplier[ch]);
-    const __m512i shift = _mm512_loadu_si512(&t.shift[ch]);
-    const __m512 scale = _mm512_loadu_ps(&t.scale[ch]);
-    const __m512i left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    const avx512_panel_consts pc(t, ch);
     const __mmask16 keep = left_cols >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << left_cols) - 1);
     const std::int32_t* cq = c + q * rows * 16;
-    for (int m = 0; m < rows; ++m) {
-      __m512i v = _mm512_add_epi32(_mm512_loadu_si512(cq + m * 16), bias);
-      if (k.narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, k.vdrop), k.vdrop);  // accumulator width (wrap)
-      __m512i r = v;
-      if (Kind == tile_requant::q31_double) {
-        r = rdbpot_avx512(srdhm_avx512(_mm512_sllv_epi32(v, left), mult), right);
-        r = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(r, k.vlo), k.vhi), k.zp);
-      } else if (Kind == tile_requant::q31_half_up) {
-        r = _mm512_add_epi32(single_round_avx512(v, mult, shift, k.lo64, k.hi64), k.zp);
-      } else if (Kind == tile_requant::fp32_half_even) {
-        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
-        f = _mm512_min_ps(_mm512_max_ps(f, k.flo), k.fhi);
-        r = _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), k.zp);
-      }
-      store_lanes_avx512(row(m) + 16 * q, r, keep);
-    }
+    for (int m = 0; m < rows; ++m)
+      store_lanes_avx512(row(m) + 16 * q, requant_avx512<Kind>(_mm512_add_epi32(_mm512_loadu_si512(cq + m * 16), bias), pc, k), keep);
   }
 }
 
