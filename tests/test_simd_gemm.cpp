@@ -460,21 +460,25 @@ int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
   int ran = 0;
   for (int trial = 0; trial < 40; ++trial) {
     const int np = 1 + trial % 2, N = 16 * np;
+    const int cols = trial % 4 == 3 ? r.uniform(16 * np - 15, 16 * np) : 16 * np;  // partial last panel: masked stores
     const std::int64_t K = trial % 7 == 0 ? r.uniform(200, 300) : r.uniform(1, 40);
     Tensor<B> b(Layout::matrix(K, N), Quant::per_tensor(0.1f, 0));
     fill(b, r);
     packed_gemm_weights<B> w;
     REQUIRE(w.pack(b.cview(), level).ok());
     const std::int64_t kg = w.k_groups(), lda = (kg * 4 + 63) / 64 * 64;
-    std::vector<AB> a(static_cast<std::size_t>(8 * lda + 16));
+    const int tiles = 1 + trial % 3, R = 8 * tiles;
+    std::vector<AB> a(static_cast<std::size_t>(R * lda + 16));
     for (AB& v : a) v = static_cast<AB>(r.uniform(element_traits<AB>::min, element_traits<AB>::max));
-    const bool is_unsigned = trial % 3 == 0;
+    const bool is_unsigned = (trial / 3) % 2 == 0;
     output_stage st;
     st.numerics = prof;
     st.raw = false;
     st.lo = is_unsigned ? r.uniform(0, 100) : r.uniform(-128, 0);
     st.hi = is_unsigned ? r.uniform(150, 255) : r.uniform(0, 127);
-    st.zero_point = r.uniform(st.lo, st.hi);
+    // Zero points inside the output range, and (fp32) up to the kernels' bound outside it.
+    st.zero_point = trial % 5 == 1 ? r.uniform(-simd_detail::stage_kernel_max_zero_point, simd_detail::stage_kernel_max_zero_point)
+                                   : r.uniform(st.lo, st.hi);
     for (int c = 0; c < N; ++c) {
       requant_channel ch;
       ch.multiplier = trial % 5 == 0 ? (1 << 30) : r.uniform(1 << 30, INT32_MAX);
@@ -489,20 +493,25 @@ int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
     const int kind = simd_detail::stage_kernel_index(t.kind);
     REQUIRE(kind >= 0);
     REQUIRE(kern.x86_stage[kind][np - 1] != nullptr);
-    // Expected: the int32 tile, then the portable stage, as bytes.
+    // Expected: each tile's int32 sums, then the portable stage, as bytes; rows ldo apart with
+    // bytes between them that must stay untouched.
+    const std::int64_t ldo = N + 7;
+    std::vector<unsigned char> expect(static_cast<std::size_t>(R * ldo), 0xA5), got = expect;
+    std::vector<std::int64_t> rows;
+    for (int m = 0; m < R; ++m) rows.push_back((trial % 2 == 0 ? m : R - 1 - m) * ldo);  // any row order
     alignas(64) std::int32_t c[8 * 2 * 16], e[8 * 16];
-    kern.x86[7][np - 1](kg, a.data(), lda, w.panel(0), w.panel_stride(), c);
-    const std::int64_t ldo = N + 7;  // rows apart, with bytes between them that must stay untouched
-    std::vector<unsigned char> expect(static_cast<std::size_t>(8 * ldo), 0xA5), got = expect;
-    for (int q = 0; q < np; ++q) {
-      simd_detail::apply_tile_portable(t, c + q * 8 * 16, 8, 16 * q, 0, 16, e);
-      for (int m = 0; m < 8; ++m)
-        for (int j = 0; j < 16; ++j) expect[static_cast<std::size_t>(m * ldo + 16 * q + j)] = static_cast<unsigned char>(e[m * 16 + j]);
+    for (int i = 0; i < tiles; ++i) {
+      kern.x86[7][np - 1](kg, a.data() + 8 * i * lda, lda, w.panel(0), w.panel_stride(), c);
+      for (int q = 0; q < np; ++q) {
+        simd_detail::apply_tile_portable(t, c + q * 8 * 16, 8, 16 * q, 0, 16, e);
+        for (int m = 0; m < 8; ++m)
+          for (int j = 0; j < 16 && 16 * q + j < cols; ++j)
+            expect[static_cast<std::size_t>(rows[static_cast<std::size_t>(8 * i + m)] + 16 * q + j)] = static_cast<unsigned char>(e[m * 16 + j]);
+      }
     }
-    const std::int64_t rows[8] = {0, ldo, 2 * ldo, 3 * ldo, 4 * ldo, 5 * ldo, 6 * ldo, 7 * ldo};
-    kern.x86_stage[kind][np - 1](kg, a.data(), lda, w.panel(0), w.panel_stride(), t, 0,
-                                  simd_detail::stage_tile_out{got.data(), rows, is_unsigned});
-    INFO(prof.describe() << " K=" << K << " np=" << np << (is_unsigned ? " uint8" : " int8") << " zp " << st.zero_point);
+    kern.x86_stage[kind][np - 1](kg, a.data(), lda, w.panel(0), w.panel_stride(), t, 0, cols,
+                                  simd_detail::stage_tile_out{got.data(), rows.data(), is_unsigned}, tiles);
+    INFO(prof.describe() << " K=" << K << " np=" << np << " cols=" << cols << (is_unsigned ? " uint8" : " int8") << " zp " << st.zero_point);
     REQUIRE(got == expect);
     ++ran;
   }

@@ -85,10 +85,11 @@ using dot_kernel = void (*)(std::int64_t, const B*, const B*, std::int32_t*);
 template <class B>
 using x86_dot_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, std::int32_t*);
 // x86 c4 kernels with the output stage inside (x86/gemm_c4_avx512_stage.hpp): the operands of
-// x86_dot_kernel, then the stage, the tile's first column and where its 8-bit outputs go.
+// x86_dot_kernel, then the stage, the first column, the columns to write, where the 8-bit
+// outputs go, and the number of whole row tiles.
 template <class B>
 using x86_stage_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, const tile_output_stage&,
-                                  std::int64_t, const stage_tile_out&);
+                                  std::int64_t, std::int64_t, const stage_tile_out&, std::int64_t);
 
 // The output stage for a tile of sums.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
@@ -107,7 +108,8 @@ struct gemm_kernel_set {
   c2_kernel<B> rows[max_c2_rows] = {};
   dot_kernel<B> dot_rows[mr] = {};
   x86_dot_kernel<B> x86[max_mr][2] = {};
-  // Whole tiles of tile_rows x (16 x [panels - 1]) with the stage inside, by stage_kernel_index.
+  // Runs of whole tiles of tile_rows x (16 x [panels - 1]) with the stage inside, by
+  // stage_kernel_index.
   x86_stage_kernel<B> x86_stage[3][2] = {};
   tile_apply_fn apply = apply_tile_portable;
   kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
@@ -548,10 +550,15 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
   const bool zero_points = w.has_zero_points();
   // Whole 8-bit tiles without weight zero points: the kernels with the stage inside.
   const x86_stage_kernel<B>* stage_kernels = nullptr;
+#if defined(NPUQ_ARCH_X86_64)
   if constexpr (sizeof(O) == 1 && !element_traits<O>::packed) {
     const int kind = stage_kernel_index(st.kind);
-    if (fused && !zero_points && kind >= 0 && kern.x86_stage[kind][0] != nullptr) stage_kernels = kern.x86_stage[kind];
+    const std::int32_t zp = st.st->zero_point;
+    if (fused && !zero_points && kind >= 0 && kern.tile_rows == 8 && kern.x86_stage[kind][0] != nullptr && zp >= -stage_kernel_max_zero_point &&
+        zp <= stage_kernel_max_zero_point)
+      stage_kernels = kern.x86_stage[kind];
   }
+#endif
   scratch.reserve(split.parts, plan.part_bytes);
   detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
     std::decay_t<FillFn> fill_bytes = fill_rows;  // per part: the functions may keep a cursor
@@ -582,17 +589,20 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
       }
       for (std::int64_t p0 = p_lo; p0 < p_hi; p0 += kern.np) {
         const int np = static_cast<int>(std::min<std::int64_t>(kern.np, p_hi - p0));
-        const bool whole_panels = (p0 + np) * nr <= N;
-        for (std::int64_t t0 = 0; t0 < rows_in_block; t0 += tr) {
+        // Whole row tiles: the kernels with the stage inside; a partial last tile: the int32 tile
+        // and the stage.
+        std::int64_t t0 = 0;
+        if constexpr (sizeof(O) == 1 && !element_traits<O>::packed) {
+          if (stage_kernels != nullptr && rows_in_block >= tr) {
+            t0 = rows_in_block / tr * tr;
+            const stage_tile_out to{reinterpret_cast<unsigned char*>(out.data()) + p0 * nr, buf.row_off, std::is_unsigned<O>::value};
+            stage_kernels[np - 1](kg, buf.a_block, lda, w.panel(p0), w.panel_stride(), st, p0 * nr,
+                                  std::min<std::int64_t>(np * nr, N - p0 * nr), to, t0 / tr);
+          }
+        }
+        for (; t0 < rows_in_block; t0 += tr) {
           const int rows = static_cast<int>(std::min(tr, rows_in_block - t0));
           const std::int64_t* offs = buf.row_off + t0;
-          if constexpr (sizeof(O) == 1 && !element_traits<O>::packed) {
-            if (stage_kernels != nullptr && rows == 8 && whole_panels) {
-              const stage_tile_out to{reinterpret_cast<unsigned char*>(out.data()) + p0 * nr, offs, std::is_unsigned<O>::value};
-              stage_kernels[np - 1](kg, buf.a_block + t0 * lda, lda, w.panel(p0), w.panel_stride(), st, p0 * nr, to);
-              continue;
-            }
-          }
           kern.x86[rows - 1][np - 1](kg, buf.a_block + t0 * lda, lda, w.panel(p0), w.panel_stride(), c);
           for (int q = 0; q < np; ++q)
             if (zero_points) add_dot_compensation(c + q * rows * nr, rows, w.panel_compensation(p0 + q), no_offset, buf.v_sum + t0);
@@ -654,15 +664,13 @@ void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
     run_x86_dot_on(
         threads, kern, p.M, w, st, 0, dot_offset<A, B>(p.a_zero_point),
         [&](std::int64_t m0, std::int64_t rows, AB* dst, std::int64_t lda) {
+#if defined(NPUQ_ARCH_X86_64)
+          if (wide && sk == 1 && p.K <= 64)  // lda is a multiple of 64
+            return copy_short_rows_shifted_avx512<shift>(p.a.data() + a0 + m0 * sm, sm, dst, lda, rows, p.K);
+#endif
           for (std::int64_t m = 0; m < rows; ++m, dst += lda) {
             const A* row = p.a.data() + a0 + (m0 + m) * sm;
             if (sk == 1) {
-#if defined(NPUQ_ARCH_X86_64)
-              if (wide && p.K <= 64) {
-                copy_short_shifted_avx512<shift>(row, dst, p.K);  // lda is a multiple of 64
-                continue;
-              }
-#endif
               copy_shifted<shift>(row, dst, p.K);
             } else {
               for (std::int64_t k = 0; k < p.K; ++k) dst[k] = static_cast<AB>(static_cast<std::uint8_t>(row[k * sk]) ^ shift);

@@ -33,13 +33,19 @@ NPUQ_TARGET_AVX512_VNNI void copy_shifted_avx512(const void* src, void* dst, std
   for (; k < n; ++k) d[k] = static_cast<char>(s[k] ^ Shift);
 }
 
-// dst[k] = src[k] ^ Shift for k in [0, n), n <= 64, as one masked load and one 64-byte store:
-// dst must have 64 bytes of room (the x86 GEMM driver's rows do; what lands past n is garbage
-// the kernels never sum, see run_x86_dot_on).
+// `rows` rows of n <= 64 bytes, src_stride apart, to rows dst_stride apart with the sign bit
+// flipped (or not): one masked load, XOR and 64-byte store per row. Every destination row must
+// have 64 bytes of room (the x86 GEMM driver's rows do: its lda is a multiple of 64); what lands
+// past n is garbage the kernels never sum (see run_x86_dot_on).
 template <int Shift>
-NPUQ_TARGET_AVX512_VNNI inline void copy_short_shifted_avx512(const void* src, void* dst, std::int64_t n) {
+NPUQ_TARGET_AVX512_VNNI void copy_short_rows_shifted_avx512(const void* src, std::int64_t src_stride, void* dst, std::int64_t dst_stride,
+                                                            std::int64_t rows, std::int64_t n) {
   const __mmask64 keep = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
-  _mm512_storeu_si512(dst, _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, src), _mm512_set1_epi8(static_cast<char>(Shift))));
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(Shift));
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  for (std::int64_t m = 0; m < rows; ++m, s += src_stride, d += dst_stride)
+    _mm512_storeu_si512(d, _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, s), flip));
 }
 
 }  // namespace simd_detail

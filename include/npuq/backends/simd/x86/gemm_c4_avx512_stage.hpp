@@ -1,13 +1,20 @@
-// AVX-512 VNNI GEMM microkernel with the output stage in registers: 8 rows x 1 or 2 panels.
+// AVX-512 VNNI GEMM kernel with the output stage inside: runs of whole 8-row tiles x 1 or 2
+// panels, 8-bit outputs.
 //
 // With a short reduction (a 1x1 convolution with K = 24, a first layer with K = 27) an output
-// costs a handful of vpdpbusd, and what follows them decides the speed: storing the int32 tile,
-// calling the stage, reloading the tile and narrowing each 16-lane row with its own vpmovdb cost
-// more than the dot products. This kernel runs the K loop of gemm_c4_avx512_vnni, requantizes the accumulators where
-// they are (requant_avx512: the arithmetic of the stage every other path uses) and narrows four
-// of them at once with saturating packs, which are exact here because the stage has already
-// clamped every value into the output's range. It writes 8-bit outputs only, for whole tiles
-// (8 rows, 16 * NP columns); the driver (gemm.hpp) sends every other tile through the
+// costs a handful of vpdpbusd, and what follows them decides the speed: calling the stage per
+// tile, reloading its constants and narrowing each 16-lane row with its own vpmovdb cost more
+// than the dot products. This kernel takes a run of row tiles against one group of panels: the
+// stage's constants are loaded once, each tile's sums come from gemm_c4_avx512_vnni (not
+// inlined: with the stage's constants live in the same function, GCC 12 copies every
+// accumulator on every K step) through L1, and four rows are narrowed at once with saturating
+// packs and one vpermd. The q31 kinds requantize with requant_avx512, the arithmetic of the
+// stage every other path uses, which clamps into the output's range before the packs. The fp32
+// kind (the onnx profile) clamps after them instead, on 64 bytes at once: round(v * scale)
+// saturates to int16, adds the zero point with int16 saturation and saturates to 8 bits, then
+// the bytes are clamped to [lo, hi]. That equals clamp(round(v * scale), lo - zp, hi - zp) + zp
+// whenever |zp| <= 511 (a value that saturates is more than 32000 beyond any 8-bit bound), and
+// the driver (gemm.hpp) sends other zero points, partial tiles and other outputs through the
 // int32-tile path.
 #pragma once
 
@@ -23,55 +30,113 @@ NPUQ_AVX512_WARNINGS_OFF
 namespace npuq {
 namespace simd_detail {
 
-// Four rows of 16 requantized lanes (each already in the output's range) as 64 bytes, row i in
-// 128-bit lane i. The packs interleave 4-byte groups across lanes; vpermd puts them back.
-NPUQ_TARGET_AVX512_VNNI inline __m512i narrow4_avx512(__m512i r0, __m512i r1, __m512i r2, __m512i r3, bool is_unsigned) {
-  const __m512i w01 = _mm512_packs_epi32(r0, r1), w23 = _mm512_packs_epi32(r2, r3);
-  const __m512i bytes = is_unsigned ? _mm512_packus_epi16(w01, w23) : _mm512_packs_epi16(w01, w23);
+// The largest zero point (in magnitude) the fp32 narrowing below is exact for.
+constexpr std::int32_t stage_kernel_max_zero_point = 511;
+
+// What the fp32 kind needs after the packs: the zero point (int16 lanes), the clamp (bytes).
+struct stage_narrow_consts {
+  __m512i zp16, lo8, hi8;
+  NPUQ_TARGET_AVX512_VNNI explicit stage_narrow_consts(const output_stage& st) {
+    zp16 = _mm512_set1_epi16(static_cast<short>(st.zero_point));
+    lo8 = _mm512_set1_epi8(static_cast<char>(st.lo)), hi8 = _mm512_set1_epi8(static_cast<char>(st.hi));
+  }
+};
+
+// round(v * scale) to nearest even, saturated to int32 (vcvtps2dq gives INT32_MIN for anything
+// out of range, which is right below and wrong above: hence the min).
+NPUQ_TARGET_AVX512_VNNI inline __m512i scale_round_avx512(__m512i v, __m512 scale) {
+  const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale), _mm512_set1_ps(2147483520.0f));
+  return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// Four rows of 16 lanes as 64 bytes, row i in 128-bit lane i. The packs interleave 4-byte groups
+// across lanes; vpermd puts them back. Clamp: the fp32 kind's zero point and clamp (above).
+template <bool Clamp>
+NPUQ_TARGET_AVX512_VNNI inline __m512i narrow4_avx512(__m512i r0, __m512i r1, __m512i r2, __m512i r3, bool is_unsigned,
+                                                      const stage_narrow_consts& n) {
+  __m512i w01 = _mm512_packs_epi32(r0, r1), w23 = _mm512_packs_epi32(r2, r3);
+  if (Clamp) w01 = _mm512_adds_epi16(w01, n.zp16), w23 = _mm512_adds_epi16(w23, n.zp16);
+  __m512i bytes;
+  if (is_unsigned) {
+    bytes = _mm512_packus_epi16(w01, w23);
+    if (Clamp) bytes = _mm512_min_epu8(_mm512_max_epu8(bytes, n.lo8), n.hi8);
+  } else {
+    bytes = _mm512_packs_epi16(w01, w23);
+    if (Clamp) bytes = _mm512_min_epi8(_mm512_max_epi8(bytes, n.lo8), n.hi8);
+  }
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   return _mm512_permutexvar_epi32(order, bytes);
 }
 
-// C = A x B for 8 rows and NP whole panels (columns [n0, n0 + 16 * NP) of the stage) with the
-// output stage of kind Kind, written through `out`. Operands as gemm_c4_avx512_vnni's.
+// One row's 16 or 32 output bytes, the first bits of `keep` of them unless `full`.
+NPUQ_TARGET_AVX512_VNNI inline void store_row_bytes(unsigned char* dst, __m128i v, bool full, std::uint32_t keep) {
+  if (full) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
+  else _mm_mask_storeu_epi8(dst, static_cast<__mmask16>(keep), v);
+}
+NPUQ_TARGET_AVX512_VNNI inline void store_row_bytes(unsigned char* dst, __m256i v, bool full, std::uint32_t keep) {
+  if (full) _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v);
+  else _mm256_mask_storeu_epi8(dst, static_cast<__mmask32>(keep), v);
+}
+
+// C = A x B for `tiles` tiles of 8 rows (tile i's A rows from a + 8 * i * lda, its output rows
+// out.rows[8 * i ...]) and NP panels, of which the first `cols` columns are written (columns
+// [n0, n0 + cols) of the stage, 16 * (NP - 1) < cols <= 16 * NP), with the output stage of
+// kind Kind. Operands as gemm_c4_avx512_vnni's.
 template <int NP, class B, tile_requant Kind>
 NPUQ_TARGET_AVX512_VNNI void gemm_c4_8x16np_stage_avx512_vnni(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b,
                                                              std::int64_t ldp, const tile_output_stage& t, std::int64_t n0,
-                                                             const stage_tile_out& out) {
+                                                             std::int64_t cols, const stage_tile_out& out, std::int64_t tiles) {
   static_assert(NP == 1 || NP == 2, "gemm_c4_8x16np_stage_avx512_vnni: 1 or 2 panels");
   constexpr int MR = 8;
-  // The sums through the plain kernel (not inlined: with the stage's constants live in the same
-  // function, GCC 12 copies every accumulator on every K step), then the stage from L1.
-  alignas(64) std::int32_t c[NP * MR * 16];
-  gemm_c4_avx512_vnni<MR, NP, B>(kg, a, lda, b, ldp, c);
-  __m512i acc[MR][NP];
-  const avx512_stage_consts k(*t.st);
-#pragma GCC unroll 2
-  for (int p = 0; p < NP; ++p) {
-    const avx512_panel_consts pc(t, static_cast<std::size_t>(n0 + 16 * p));
-    const __m512i bias = _mm512_loadu_si512(&t.bias[static_cast<std::size_t>(n0 + 16 * p)]);
-#pragma GCC unroll 8
-    for (int m = 0; m < MR; ++m) acc[m][p] = requant_avx512<Kind>(_mm512_add_epi32(_mm512_load_si512(c + (p * MR + m) * 16), bias), pc, k);
-  }
-  // Locals: the stores below may alias `out`, which would reload it for every row.
+  constexpr bool fp32 = Kind == tile_requant::fp32_half_even;
+  // Locals: the stores below may alias `out` and `t`, which would reload them for every row.
   unsigned char* const base = out.base;
-  const std::int64_t* const rows = out.rows;
   const bool is_unsigned = out.is_unsigned;
-  if constexpr (NP == 2) {
-#pragma GCC unroll 4
-    for (int m = 0; m < MR; m += 2) {  // rows m and m + 1, 32 bytes each
-      const __m512i v = narrow4_avx512(acc[m][0], acc[m][1], acc[m + 1][0], acc[m + 1][1], is_unsigned);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + rows[m]), _mm512_castsi512_si256(v));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(base + rows[m + 1]), _mm512_extracti64x4_epi64(v, 1));
-    }
-  } else {
+  const avx512_stage_consts k(*t.st);
+  const stage_narrow_consts nc(*t.st);
+  const bool narrow = k.narrow;
+  const bool full = cols >= 16 * NP;
+  const auto keep = static_cast<std::uint32_t>(full ? ~std::uint64_t{0} : (std::uint64_t{1} << cols) - 1);  // bytes of a row
+  __m512i bias[NP];
+  const avx512_panel_consts pc0(t, static_cast<std::size_t>(n0));
+  const avx512_panel_consts pc1(t, static_cast<std::size_t>(n0 + 16 * (NP - 1)));
 #pragma GCC unroll 2
-    for (int m = 0; m < MR; m += 4) {  // rows m .. m + 3, 16 bytes each
-      const __m512i v = narrow4_avx512(acc[m][0], acc[m + 1][0], acc[m + 2][0], acc[m + 3][0], is_unsigned);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(base + rows[m]), _mm512_castsi512_si128(v));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(base + rows[m + 1]), _mm512_extracti32x4_epi32(v, 1));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(base + rows[m + 2]), _mm512_extracti32x4_epi32(v, 2));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(base + rows[m + 3]), _mm512_extracti32x4_epi32(v, 3));
+  for (int p = 0; p < NP; ++p) bias[p] = _mm512_loadu_si512(&t.bias[static_cast<std::size_t>(n0 + 16 * p)]);
+  alignas(64) std::int32_t c[NP * MR * 16];
+  for (std::int64_t i = 0; i < tiles; ++i, a += MR * lda) {
+    const std::int64_t* rows = out.rows + MR * i;
+    gemm_c4_avx512_vnni<MR, NP, B>(kg, a, lda, b, ldp, c);
+    __m512i r[MR][NP];
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p) {
+      const avx512_panel_consts& pc = p == 0 ? pc0 : pc1;
+#pragma GCC unroll 8
+      for (int m = 0; m < MR; ++m) {
+        __m512i v = _mm512_add_epi32(_mm512_load_si512(c + (p * MR + m) * 16), bias[p]);
+        if (fp32) {
+          if (narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, k.vdrop), k.vdrop);
+          r[m][p] = scale_round_avx512(v, pc.scale);
+        } else {
+          r[m][p] = requant_avx512<Kind>(v, pc, k);
+        }
+      }
+    }
+    if constexpr (NP == 2) {
+#pragma GCC unroll 4
+      for (int m = 0; m < MR; m += 2) {  // rows m and m + 1, 32 bytes each
+        const __m512i v = narrow4_avx512<fp32>(r[m][0], r[m][1], r[m + 1][0], r[m + 1][1], is_unsigned, nc);
+        store_row_bytes(base + rows[m], _mm512_castsi512_si256(v), full, keep);
+        store_row_bytes(base + rows[m + 1], _mm512_extracti64x4_epi64(v, 1), full, keep);
+      }
+    } else {
+#pragma GCC unroll 2
+      for (int m = 0; m < MR; m += 4) {  // rows m .. m + 3, 16 bytes each
+        const __m512i v = narrow4_avx512<fp32>(r[m][0], r[m + 1][0], r[m + 2][0], r[m + 3][0], is_unsigned, nc);
+        store_row_bytes(base + rows[m], _mm512_castsi512_si128(v), full, keep);
+        store_row_bytes(base + rows[m + 1], _mm512_extracti32x4_epi32(v, 1), full, keep);
+        store_row_bytes(base + rows[m + 2], _mm512_extracti32x4_epi32(v, 2), full, keep);
+        store_row_bytes(base + rows[m + 3], _mm512_extracti32x4_epi32(v, 3), full, keep);
+      }
     }
   }
 }

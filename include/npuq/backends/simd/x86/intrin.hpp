@@ -102,6 +102,11 @@ inline void mask_storeu_epi32(void* p, u16 k, simde__m512i a) {
   for (int i = 0; i < 16; ++i)
     if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &v.i32[i], 4);
 }
+inline void mask_storeu_epi8_256(void* p, std::uint32_t k, simde__m256i a) {
+  const simde__m256i_private v = simde__m256i_to_private(a);
+  for (int i = 0; i < 32; ++i)
+    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + i, &v.i8[i], 1);
+}
 inline simde__m512i maskz_loadu_epi8(std::uint64_t k, const void* p) {
   simde__m512i_private r = simde__m512i_to_private(simde_mm512_setzero_si512());
   for (int i = 0; i < 64; ++i)
@@ -111,6 +116,7 @@ inline simde__m512i maskz_loadu_epi8(std::uint64_t k, const void* p) {
 }  // namespace simde_gap
 }  // namespace npuq
 typedef simde__mmask16 __mmask16;
+typedef simde__mmask32 __mmask32;
 typedef simde__mmask64 __mmask64;
 #define _mm512_srai_epi32(a, imm) npuq::simde_gap::srai_epi32((a), (imm))
 #define _mm512_srav_epi32(a, c) npuq::simde_gap::srav_epi32((a), (c))
@@ -121,6 +127,7 @@ typedef simde__mmask64 __mmask64;
 #define _mm512_cvt_roundps_epi32(a, r) npuq::simde_gap::cvt_nearest_ps_epi32(a)
 #define _mm_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8((p), (k), (a))
 #define _mm512_mask_storeu_epi32(p, k, a) npuq::simde_gap::mask_storeu_epi32((p), (k), (a))
+#define _mm256_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8_256((p), (k), (a))
 #define _mm512_maskz_loadu_epi8(k, p) npuq::simde_gap::maskz_loadu_epi8((k), (p))
 // An optimization barrier on a vector value (SIMDe's vectors live in memory).
 #define NPUQ_VECTOR_BARRIER(v) __asm__("" : "+m"(v))
