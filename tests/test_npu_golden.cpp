@@ -307,7 +307,7 @@ TEST_CASE("the engine's int64 rounding shift equals round_shift wherever it is u
       const int s = r.uniform(1, 62);
       std::int64_t v = (static_cast<std::int64_t>(r.uniform(0, INT32_MAX)) << 31) ^ r.uniform(0, INT32_MAX);  // < 2^62
       if (i % 3 == 1) v >>= r.uniform(0, 61);
-      if (i % 3 == 2 && s < 50) v = (static_cast<std::int64_t>(r.uniform(-500, 500)) << s) + (r.uniform(0, 1) ? std::int64_t{1} << (s - 1) : 0);
+      if (i % 3 == 2 && s < 50) v = static_cast<std::int64_t>(r.uniform(-500, 500)) * (std::int64_t{1} << s) + (r.uniform(0, 1) ? std::int64_t{1} << (s - 1) : 0);
       if (r.uniform(0, 1)) v = -v;
       INFO(to_string(R) << " v=" << v << " s=" << s);
       REQUIRE(npu::detail::round_shift_int64<R>(v, s) == npuq::detail::round_shift<std::int64_t>(v, s, R));
