@@ -126,6 +126,13 @@ class pixel_gather {
       const std::int64_t step = j_hi - j_lo > 1 ? stride_w * sx : 0;
       AB* di = d + j_lo * lda;
       if (span <= 16) {
+#if defined(NPUQ_ARCH_X86_64)
+        if (wide_) {  // masked loads: no read past the input's end, no test for it
+          copy_short_rows_shifted_avx512<Shift, 16>(src, step * static_cast<std::int64_t>(sizeof(I)), di, lda * static_cast<std::int64_t>(sizeof(AB)),
+                                                    j_hi - j_lo, span);
+          continue;
+        }
+#endif
         for (std::int64_t j = j_lo; j < j_hi; ++j, src += step, di += lda) {
           if (end - src >= 16) copy16_shifted(src, di);
           else copy_run(src, di, span);

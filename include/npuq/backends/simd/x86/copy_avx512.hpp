@@ -33,19 +33,28 @@ NPUQ_TARGET_AVX512_VNNI void copy_shifted_avx512(const void* src, void* dst, std
   for (; k < n; ++k) d[k] = static_cast<char>(s[k] ^ Shift);
 }
 
-// `rows` rows of n <= 64 bytes, src_stride apart, to rows dst_stride apart with the sign bit
-// flipped (or not): one masked load, XOR and 64-byte store per row. Every destination row must
-// have 64 bytes of room (the x86 GEMM driver's rows do: its lda is a multiple of 64); what lands
-// past n is garbage the kernels never sum (see run_x86_dot_on).
-template <int Shift>
+// `rows` rows of n <= Width bytes (Width 16 or 64), src_stride apart, to rows dst_stride apart
+// with the sign bit flipped (or not): one masked load, XOR and Width-byte store per row. Every
+// destination row must have Width bytes of room (the x86 GEMM driver's rows have 64: its lda is
+// a multiple of 64; the conv gather's tap runs have 16); what lands past n is garbage the kernels
+// never sum (see run_x86_dot_on).
+template <int Shift, int Width>
 NPUQ_TARGET_AVX512_VNNI void copy_short_rows_shifted_avx512(const void* src, std::int64_t src_stride, void* dst, std::int64_t dst_stride,
                                                             std::int64_t rows, std::int64_t n) {
-  const __mmask64 keep = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(Shift));
+  static_assert(Width == 16 || Width == 64, "copy_short_rows_shifted_avx512: 16 or 64 bytes");
   const auto* s = static_cast<const char*>(src);
   auto* d = static_cast<char*>(dst);
-  for (std::int64_t m = 0; m < rows; ++m, s += src_stride, d += dst_stride)
-    _mm512_storeu_si512(d, _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, s), flip));
+  if constexpr (Width == 64) {
+    const __mmask64 keep = n >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(Shift));
+    for (std::int64_t m = 0; m < rows; ++m, s += src_stride, d += dst_stride)
+      _mm512_storeu_si512(d, _mm512_xor_si512(_mm512_maskz_loadu_epi8(keep, s), flip));
+  } else {
+    const auto keep = static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1);
+    const __m128i flip = _mm_set1_epi8(static_cast<char>(Shift));
+    for (std::int64_t m = 0; m < rows; ++m, s += src_stride, d += dst_stride)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm_xor_si128(_mm_maskz_loadu_epi8(keep, s), flip));
+  }
 }
 
 }  // namespace simd_detail

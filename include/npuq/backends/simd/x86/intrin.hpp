@@ -107,6 +107,12 @@ inline void mask_storeu_epi8_256(void* p, std::uint32_t k, simde__m256i a) {
   for (int i = 0; i < 32; ++i)
     if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + i, &v.i8[i], 1);
 }
+inline simde__m128i maskz_loadu_epi8_128(std::uint16_t k, const void* p) {
+  simde__m128i_private r = simde__m128i_to_private(simde_mm_setzero_si128());
+  for (int i = 0; i < 16; ++i)
+    if ((k >> i) & 1) std::memcpy(&r.i8[i], static_cast<const char*>(p) + i, 1);
+  return simde__m128i_from_private(r);
+}
 inline simde__m512i maskz_loadu_epi8(std::uint64_t k, const void* p) {
   simde__m512i_private r = simde__m512i_to_private(simde_mm512_setzero_si512());
   for (int i = 0; i < 64; ++i)
@@ -128,6 +134,7 @@ typedef simde__mmask64 __mmask64;
 #define _mm_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8((p), (k), (a))
 #define _mm512_mask_storeu_epi32(p, k, a) npuq::simde_gap::mask_storeu_epi32((p), (k), (a))
 #define _mm256_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8_256((p), (k), (a))
+#define _mm_maskz_loadu_epi8(k, p) npuq::simde_gap::maskz_loadu_epi8_128((k), (p))
 #define _mm512_maskz_loadu_epi8(k, p) npuq::simde_gap::maskz_loadu_epi8((k), (p))
 // An optimization barrier on a vector value (SIMDe's vectors live in memory).
 #define NPUQ_VECTOR_BARRIER(v) __asm__("" : "+m"(v))
