@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -241,7 +242,7 @@ struct gemm_split {
   // Part i's row tiles [*t0, *t1) and panel groups [*g0, *g1).
   void range(std::int64_t i, std::int64_t* t0, std::int64_t* t1, std::int64_t* g0, std::int64_t* g1) const {
     const std::int64_t n = by_rows ? row_tiles : groups;
-    const std::int64_t lo = n * i / parts, hi = n * (i + 1) / parts;
+    const std::int64_t lo = parts == 1 ? 0 : n * i / parts, hi = parts == 1 ? n : n * (i + 1) / parts;
     *t0 = by_rows ? lo : 0, *t1 = by_rows ? hi : row_tiles;
     *g0 = by_rows ? 0 : lo, *g1 = by_rows ? groups : hi;
   }
@@ -501,14 +502,16 @@ struct x86_dot_buffers {
 };
 
 // How run_x86_dot_on splits and blocks a product: its parts and each part's scratch bytes.
+// Every part packs blocks of up to mc rows (sized for the largest part: the blocks only group
+// rows, so their size never changes a result).
 template <class B>
 struct x86_dot_plan {
   gemm_split split;
-  std::int64_t lda;
+  std::int64_t lda, mc;
   std::size_t part_bytes = 0;
   x86_dot_plan(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w)
       : split(threads, M, kern.tile_rows, w.N(), (w.panels() + kern.np - 1) / kern.np), lda((w.k_groups() * 4 + 63) / 64 * 64) {
-    const std::int64_t mc = block_rows(kern.tile_rows, x86_a_block_bytes, lda, split.max_part_rows(M, kern.tile_rows));
+    mc = block_rows(kern.tile_rows, x86_a_block_bytes, lda, split.max_part_rows(M, kern.tile_rows));
     part_bytes = x86_dot_buffers<dot_a_t<B>>(scratch_carver{}, lda, mc, w.has_zero_points()).bytes;
   }
 };
@@ -531,16 +534,18 @@ tile_output_stage x86_dot_stage(const tile_output_stage& stage, const packed_gem
 // rows [m0, m0 + rows) lda apart), then
 // each group of np panels (in L1 for K up to ~1.5k) meets every tile_rows-row tile of the block.
 // `w` is in the c4 format, `o` is the constant offset of the bytes (see dot_offset) and `st`
-// is x86_dot_stage(stage, w, o). Output row m starts at element
+// is x86_dot_stage(stage, w, o). `prepared`, if given, is x86_dot_plan(threads, kern, M, w)
+// made beforehand (a plan's, which saves its divisions on tiny products). Output row m starts at element
 // row_at(m) of `out` (column 0 of this product), its columns `col_stride` apart.
 template <class B, class O, class FillFn, class RowFn>
 void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w,
                     const tile_output_stage& st, std::int64_t first_channel, std::int32_t o, FillFn&& fill_rows, const TensorView<O>& out, RowFn&& row_of,
-                    std::int64_t col_stride, driver_scratch& scratch) {
+                    std::int64_t col_stride, driver_scratch& scratch, const x86_dot_plan<B>* prepared = nullptr) {
   using AB = dot_a_t<B>;
   const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), panels = w.panels();
   const std::int64_t tr = kern.tile_rows;
-  const x86_dot_plan<B> plan(threads, kern, M, w);
+  std::optional<x86_dot_plan<B>> own;
+  const x86_dot_plan<B>& plan = prepared != nullptr ? *prepared : own.emplace(threads, kern, M, w);
   const gemm_split& split = plan.split;
   const std::int64_t lda = plan.lda;
   [[maybe_unused]] bool fused = false;  // the AVX-512 fused store (x86 only)
@@ -568,7 +573,7 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
     const std::int64_t m_lo = t_lo * tr, m_hi = std::min(M, t_hi * tr), rows_here = m_hi - m_lo;
     const std::int64_t p_lo = g_lo * kern.np, p_hi = std::min(panels, g_hi * kern.np);
     if (rows_here <= 0 || p_lo >= p_hi) return;
-    const std::int64_t mc = block_rows(tr, x86_a_block_bytes, lda, rows_here);
+    const std::int64_t mc = plan.mc;
     const x86_dot_buffers<AB> buf(scratch_carver{scratch.part(part)}, lda, mc, zero_points);
     alignas(64) std::int32_t c[max_mr * 2 * nr];
     alignas(64) std::int32_t values[max_mr * nr];
@@ -649,7 +654,8 @@ std::string gemm_kernel_name(const char* op, dtype a, dtype b, const gemm_kernel
 // x86_dot_stage(stage, w, dot_offset)).
 template <class A, class B, class O>
 void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, std::int64_t batch,
-                    const packed_gemm_weights<B>& w, const tile_output_stage& st, driver_scratch& scratch) {
+                    const packed_gemm_weights<B>& w, const tile_output_stage& st, driver_scratch& scratch,
+                    const x86_dot_plan<B>* prepared = nullptr) {
   const Layout& al = p.a.layout();
   const Layout& ol = p.out.layout();
   const int ar = al.rank(), orr = ol.rank();
@@ -677,7 +683,7 @@ void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
             }
           }
         },
-        p.out, [&](std::int64_t m) { return o0 + m * om; }, on, scratch);
+        p.out, [&](std::int64_t m) { return o0 + m * om; }, on, scratch, prepared);
     return;
   }
   run_c2_on(

@@ -183,7 +183,7 @@ class gemm_plan {
       s_->p.out = ov;
     }
     for (std::int64_t batch = 0; batch < s_->p.batch_count(); ++batch)
-      simd_detail::run_gemm_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->st, s_->scratch);
+      simd_detail::run_gemm_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->st, s_->scratch, s_->x86 ? &*s_->x86 : nullptr);
     return {};
   }
   template <class XA, class XO>
@@ -203,6 +203,7 @@ class gemm_plan {
     packed_gemm_weights<B> w;
     std::optional<simd_detail::tile_output_stage> st;
     simd_detail::driver_scratch scratch;
+    std::optional<simd_detail::x86_dot_plan<B>> x86;  // the x86 driver's split and blocks, made once
     Layout a_shape, out_shape;
     Quant a_quant, out_quant;
     detail::run_memo memo;
@@ -211,7 +212,7 @@ class gemm_plan {
   };
   static void size_scratch(state& s) {
     if (simd_detail::is_x86_dot(s.kern)) {
-      const simd_detail::x86_dot_plan<B> plan(s.threads, s.kern, s.p.M, s.w);
+      const simd_detail::x86_dot_plan<B>& plan = s.x86.emplace(s.threads, s.kern, s.p.M, s.w);
       s.scratch.reserve(plan.split.parts, plan.part_bytes);
     } else {
       const simd_detail::c2_plan<B> plan(s.threads, s.kern, s.p.M, s.w);
