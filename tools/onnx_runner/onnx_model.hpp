@@ -90,6 +90,18 @@ struct layer {
   std::int64_t softmax_axis = -1;
 };
 
+// A layer's identity: node name, ONNX op, kind, and the value it reads and writes.
+inline layer new_layer(const std::string& name, const std::string& onnx_op, layer_kind kind, const std::string& input,
+                       const std::string& output) {
+  layer l;
+  l.name = name;
+  l.onnx_op = onnx_op;
+  l.kind = kind;
+  l.input = input;
+  l.output = output;
+  return l;
+}
+
 struct model {
   std::string path, doc;
   std::string input;                      // graph input name
@@ -177,11 +189,7 @@ inline layer load_qlinear_conv(const graph_index& gi, const pb::node_proto& n) {
     if (a.name != "kernel_shape" && a.name != "pads" && a.name != "strides" && a.name != "group" && a.name != "dilations" &&
         !(a.name == "auto_pad" && a.s == "NOTSET"))
       throw unsupported_model(gi.where(n) + ": attribute '" + a.name + "' is not supported by the runner");
-  layer l;
-  l.name = n.name;
-  l.onnx_op = n.op_type;
-  l.input = n.input.at(0);
-  l.output = n.output.at(0);
+  layer l = new_layer(n.name, n.op_type, layer_kind::conv2d, n.input.at(0), n.output.at(0));  // kind: set below
   l.in_q = gi.per_tensor(n, 1, 2, "x");
   l.w = gi.int8_weights(n, 3, "w");
   l.w_dims = gi.constant(n, 3, "w").dims;
@@ -228,12 +236,7 @@ inline layer load_qlinear_conv(const graph_index& gi, const pb::node_proto& n) {
 
 inline layer load_qlinear_matmul(const graph_index& gi, const pb::node_proto& n) {
   if (!n.attribute.empty()) throw unsupported_model(gi.where(n) + ": attribute '" + n.attribute[0].name + "' is not supported");
-  layer l;
-  l.name = n.name;
-  l.onnx_op = n.op_type;
-  l.kind = layer_kind::gemm;
-  l.input = n.input.at(0);
-  l.output = n.output.at(0);
+  layer l = new_layer(n.name, n.op_type, layer_kind::gemm, n.input.at(0), n.output.at(0));
   l.in_q = gi.per_tensor(n, 1, 2, "a");
   if (n.input.size() > 3 && gi.init.count(n.input[3]) == 0) {  // b is computed by the graph
     l.b_input = n.input.at(3);
@@ -279,12 +282,7 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
       const pb::attribute_proto* opset = n.find_attribute("opset");
       if (opset == nullptr) throw unsupported_model(gi.where(n) + ": QLinearSoftmax without the 'opset' attribute ONNX Runtime requires");
       const pb::attribute_proto* axis = n.find_attribute("axis");
-      layer l;
-      l.name = n.name;
-      l.onnx_op = "QLinearSoftmax";
-      l.kind = layer_kind::softmax;
-      l.input = n.input.at(0);
-      l.output = n.output.at(0);
+      layer l = new_layer(n.name, "QLinearSoftmax", layer_kind::softmax, n.input.at(0), n.output.at(0));
       l.in_q = gi.per_tensor(n, 1, 2, "x");
       l.out_q = gi.per_tensor(n, 3, 4, "y");
       l.softmax_axis = axis != nullptr ? axis->i : (opset->i < 13 ? 1 : -1);
@@ -294,21 +292,11 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
     } else if (n.op_type == "QLinearMatMul") {
       out.layers.push_back(detail::load_qlinear_matmul(gi, n));
     } else if (n.op_type == "Reshape") {
-      layer l;
-      l.name = n.name;
-      l.onnx_op = n.op_type;
-      l.kind = layer_kind::reshape;
-      l.input = n.input.at(0);
-      l.output = n.output.at(0);
+      layer l = new_layer(n.name, n.op_type, layer_kind::reshape, n.input.at(0), n.output.at(0));
       l.reshape_to = pb::tensor_values<std::int64_t>(gi.constant(n, 1, "shape"));
       out.layers.push_back(l);
     } else if (n.op_type == "Transpose") {
-      layer l;
-      l.name = n.name;
-      l.onnx_op = n.op_type;
-      l.kind = layer_kind::transpose;
-      l.input = n.input.at(0);
-      l.output = n.output.at(0);
+      layer l = new_layer(n.name, n.op_type, layer_kind::transpose, n.input.at(0), n.output.at(0));
       l.perm = detail::ints_attr(gi, n, "perm", {});
       if (l.perm.empty()) throw unsupported_model(gi.where(n) + ": Transpose without 'perm' is not supported");
       out.layers.push_back(l);
@@ -317,12 +305,7 @@ inline model load_model_bytes(const std::string& bytes, const std::string& path)
                nodes[i + 2].input.at(0) == nodes[i + 1].output.at(0)) {
       const pb::node_proto& sm = nodes[i + 1];
       const pb::node_proto& q = nodes[i + 2];
-      layer l;
-      l.name = sm.name;
-      l.onnx_op = "DequantizeLinear+Softmax+QuantizeLinear";
-      l.kind = layer_kind::softmax;
-      l.input = n.input.at(0);
-      l.output = q.output.at(0);
+      layer l = new_layer(sm.name, "DequantizeLinear+Softmax+QuantizeLinear", layer_kind::softmax, n.input.at(0), q.output.at(0));
       l.in_q = gi.per_tensor(n, 1, 2, "x");
       l.out_q = gi.per_tensor(q, 1, 2, "y");
       const pb::attribute_proto* axis = sm.find_attribute("axis");
