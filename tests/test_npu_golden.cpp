@@ -212,8 +212,12 @@ std::uint64_t run_ops(const npu::profile& prof) {
     const std::int64_t M = 5, K = 256, N = 19, gs = 64, G = K / gs;
     Tensor<std::int8_t> a(Layout::matrix(M, K), Quant::per_tensor(0.02f, 0));
     fill(a, r);
-    Tensor<int4> w(Layout::col_major(K, N),
-                   Quant::per_group(1, 0, gs, npuq_test::random_scales(r, N * G), npuq_test::random_zero_points(r, N * G, -8, 7)));
+    // Drawn one after the other: as two arguments of one call their order is the compiler's
+    // (GCC evaluates them right to left on x86-64, left to right on aarch64), and the digests
+    // were recorded with the zero points drawn first.
+    const std::vector<std::int32_t> zero_points = npuq_test::random_zero_points(r, N * G, -8, 7);
+    const std::vector<float> scales = npuq_test::random_scales(r, N * G);
+    Tensor<int4> w(Layout::col_major(K, N), Quant::per_group(1, 0, gs, scales, zero_points));
     Tensor<std::int8_t> w8(Layout::col_major(K, N));
     fill(w8, r, -8, 7);
     REQUIRE(pack_int4(w8.cview(), w.view()).ok());
