@@ -164,7 +164,9 @@ TEST_CASE("packed weights are reusable and validated like unpacked ones", "[simd
   packed_gemm_weights<std::int8_t> packed;
   REQUIRE(pack_gemm_weights(simd, b, &packed).ok());
   CHECK(packed.format() == pack_format_for(simd.level()));
-  CHECK(packed.packed_bytes() == 2 * packed.k_groups() * packed.kr() * 16);  // bytes unchanged, K padded to KR
+  // bytes unchanged, K padded to KR (and c4 panels to whole 16-group AMX steps)
+  CHECK(packed.panel_groups() == (packed.format() == gemm_pack_format::c4 ? 16 : packed.k_groups()));
+  CHECK(packed.packed_bytes() == 2 * packed.panel_groups() * packed.kr() * 16);
   CHECK(packed.k_groups() * packed.kr() >= 50);
   CHECK(packed.k_groups() * packed.kr() < 50 + packed.kr());
   for (isa level : cpu().levels()) {

@@ -44,7 +44,7 @@ TEST_CASE("simd gemm gives the same bytes on 1-4 threads", "[threads][gemm]") {
   };
   // Row splits (tall A), panel splits (one row tile, many panels), and shapes with too little
   // work for every thread (the parts are fewer than the threads).
-  const shape shapes[] = {{203, 40, 37}, {64, 96, 300}, {3, 300, 64}, {1, 517, 129}, {17, 33, 8}};
+  const shape shapes[] = {{203, 40, 37}, {128, 96, 300}, {3, 300, 64}, {1, 517, 129}, {17, 33, 8}};
   for (isa level : cpu().levels())
     for (const shape& s : shapes)
       for (const numerics_profile& prof : kProfiles) {
@@ -63,7 +63,7 @@ TEST_CASE("simd gemm gives the same bytes on 1-4 threads", "[threads][gemm]") {
           Tensor<std::int8_t> got(Layout::matrix(s.M, s.N), Quant::per_tensor(0.05f, 7));
           REQUIRE(try_gemm(simd_backend{level, threads}, p, a, b, bias, got).ok());
           REQUIRE(values(got) == values(expect));
-          if (s.M >= 64 || s.N >= 300) require_threads(threads);
+          if (s.M >= 128 || s.N >= 300) require_threads(threads);  // 4 row tiles of 32 (AMX) or panel groups
         }
       }
 }
@@ -73,7 +73,8 @@ TEST_CASE("simd conv2d gives the same bytes on 1-4 threads", "[threads][conv2d]"
   struct cfg {
     std::int64_t N, H, W, C, OC, K, stride, groups;
   };
-  const cfg cases[] = {{1, 17, 19, 3, 16, 3, 2, 1}, {2, 9, 9, 16, 40, 3, 1, 2}, {1, 12, 12, 8, 24, 1, 1, 1}};
+  // At least 4 row tiles of 32 output pixels (AMX's tile) per group, so every thread gets work.
+  const cfg cases[] = {{1, 23, 21, 3, 16, 3, 2, 1}, {2, 9, 9, 16, 40, 3, 1, 2}, {1, 12, 12, 8, 24, 1, 1, 1}};
   for (isa level : cpu().levels())
     for (const cfg& c : cases)
       for (const numerics_profile& prof : kProfiles) {

@@ -48,7 +48,7 @@ namespace npuq {
 namespace simd_detail {
 
 constexpr int mr = 4;  // rows per tile of the portable c2 and NEON kernels
-constexpr int max_mr = 16;  // rows per tile of any x86 c4 kernel (AMX: 16)
+constexpr int max_mr = 32;  // rows per tile of any x86 c4 kernel (AMX: 32)
 
 inline const char* type_code(dtype t) { return t == dtype::u8 ? "u8" : "s8"; }
 
@@ -112,6 +112,9 @@ struct gemm_kernel_set {
   // Runs of whole tiles of tile_rows x (16 x [panels - 1]) with the stage inside, by
   // stage_kernel_index.
   x86_stage_kernel<B> x86_stage[3][2] = {};
+  // Called by each thread after its last x86 kernel call of a product (AMX: releases the tiles
+  // the kernels keep configured between calls); null when the kernels keep no state.
+  void (*x86_done)() = nullptr;
   tile_apply_fn apply = apply_tile_portable;
   kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
   const char* suffix() const { return to_string(family); }
@@ -163,8 +166,9 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
       set_avx_vnni(k, std::make_index_sequence<6>());
       return k;
     case kernel_family::amx_int8:
-      k.format = gemm_pack_format::c4, k.tile = "16x32c4", k.tile_rows = 16, k.np = 2;
-      set_amx_int8(k, std::make_index_sequence<16>());
+      k.format = gemm_pack_format::c4, k.tile = "32x32c4", k.tile_rows = amx_tile_rows, k.np = 2;
+      set_amx_int8(k, std::make_index_sequence<amx_tile_rows>());
+      k.x86_done = amx_release_tiles;
       return k;
     default: break;
   }
@@ -226,7 +230,7 @@ const packed_gemm_weights<B>& weights_in_format(const packed_gemm_weights<B>& pa
 
 // How a GEMM's work is cut for threads: into blocks of row tiles when A has enough of them and is
 // at least as large as B (every part streams all of B), else into groups of column panels (every
-// part gathers all of A). Parts write disjoint outputs and run the same kernels on the same
+// part gathers all of A); when both are fewer than the threads, along the one with more. Parts write disjoint outputs and run the same kernels on the same
 // tiles as one thread would, modulo where a part's last row tile ends (exact either way: the
 // sums wrap modulo 2^32 in any order).
 struct gemm_split {
@@ -236,7 +240,8 @@ struct gemm_split {
   gemm_split(int threads, std::int64_t M, std::int64_t tile_rows, std::int64_t N, std::int64_t panel_groups)
       : row_tiles((M + tile_rows - 1) / tile_rows), groups(panel_groups) {
     if (threads <= 1) return;
-    by_rows = row_tiles >= threads && (M >= N || panel_groups < threads);
+    // Too few of both for every thread: the larger count.
+    by_rows = row_tiles >= threads ? M >= N || panel_groups < threads : panel_groups < threads && row_tiles > panel_groups;
     parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, by_rows ? row_tiles : panel_groups));
   }
   // Part i's row tiles [*t0, *t1) and panel groups [*g0, *g1).
@@ -629,6 +634,7 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
         }
       }
     }
+    if (kern.x86_done != nullptr) kern.x86_done();
   });
 }
 

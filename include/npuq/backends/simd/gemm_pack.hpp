@@ -45,13 +45,14 @@ constexpr std::int64_t nr = 16;  // columns per B panel
 
 // Packing copies every (k, n) weight, padded to whole 16-column panels and K groups, plus 32
 // side entries (int32 at most) per panel. Weights whose elements are distinct addresses pack
-// into at most 256 times their span in any format (a 1 x 1 matrix fills a 16 x 8 panel); weights
+// into at most 256 times their span in any format, plus at most 1 KiB a panel (c4 panels hold
+// whole 64-byte K steps: a 1 x 1 matrix fills a 16 x 64 panel); weights
 // that repeat elements through zero or overlapping strides may stand for far more values than
 // memory holds (2^40 rows of one byte), so packing is bounded by 16 MiB plus 256 times what
 // the weights address. True when K x N weights of `span` elements pack within that bound.
 inline bool gemm_packable(std::int64_t K, std::int64_t N, std::int64_t span) {
   constexpr std::int64_t kr_max = 8, slack = std::int64_t{1} << 24;
-  const std::int64_t np = ceil_div(N, nr), kg = ceil_div(K, kr_max);
+  const std::int64_t np = ceil_div(N, nr), kg = ceil_div(K, 64) * (64 / kr_max);  // whole c4 steps: the most any format holds
   std::int64_t data = 0, side = 0, total = 0, bound = 0;
   return checked_mul(np, kg, &data) && checked_mul(data, nr * kr_max, &data) && checked_mul(np, 2 * nr * 4, &side) &&
          checked_add(data, side, &total) && checked_mul_add(span, 256, slack, &bound) && total <= bound;
@@ -90,6 +91,16 @@ inline gemm_pack_format pack_format_for(isa level) {
   }
 }
 
+namespace simd_detail {
+// K groups a panel of format f holds for kg groups of weights: c4 panels are padded with zero
+// groups to whole 16-group AMX B tiles (x86/gemm_c4_amx.hpp), so the AMX kernel runs whole K
+// steps with no tail; the other kernels read kg groups and step over the padding.
+constexpr std::int64_t c4_group_multiple = 16;
+inline std::int64_t panel_groups(gemm_pack_format f, std::int64_t kg) {
+  return f == gemm_pack_format::c4 ? (kg + c4_group_multiple - 1) / c4_group_multiple * c4_group_multiple : kg;
+}
+}  // namespace simd_detail
+
 template <class B>
 class packed_gemm_weights {
   static_assert(is_8bit_v<B>, "packed_gemm_weights: B must be int8_t or uint8_t");
@@ -105,7 +116,9 @@ class packed_gemm_weights {
   std::int64_t panels() const { return (N_ + simd_detail::nr - 1) / simd_detail::nr; }
   const Quant& quant() const { return quant_; }
   bool has_zero_points() const { return has_zp_; }
-  // Panel p: k_groups() x 16 x kr() bytes.
+  // K groups a panel holds: k_groups(), and for c4 rounded up to whole AMX tiles (zero groups).
+  std::int64_t panel_groups() const { return simd_detail::panel_groups(format_, k_groups()); }
+  // Panel p: panel_groups() x 16 x kr() bytes.
   const B* panel(std::int64_t p) const { return data_.data() + p * panel_bytes(); }
   // Bytes from one panel to the next.
   std::int64_t panel_stride() const { return panel_bytes(); }
@@ -117,7 +130,7 @@ class packed_gemm_weights {
   // A view describing the logical [K, N] weights (no data), for validation and messages.
   TensorView<const B> descriptor() const { return {nullptr, Layout::matrix(K_, N_), quant_}; }
   // Weight (k, n) as packed (the original byte).
-  B value(std::int64_t k, std::int64_t n) const { return data_.data()[offset(k, n, kr(), k_groups())]; }
+  B value(std::int64_t k, std::int64_t n) const { return data_.data()[offset(k, n, kr(), panel_groups())]; }
 
   // Packs logical [K, N] weights (any strides) for the kernels of `level`. Validates like the
   // ops do; on failure *this is left unchanged.
@@ -152,16 +165,17 @@ class packed_gemm_weights {
   }
 
  private:
-  static std::int64_t offset(std::int64_t k, std::int64_t n, std::int64_t kr, std::int64_t kg) {
+  // Weight (k, n) in panels of pg K groups.
+  static std::int64_t offset(std::int64_t k, std::int64_t n, std::int64_t kr, std::int64_t pg) {
     const std::int64_t p = n / simd_detail::nr, j = n % simd_detail::nr;
-    return p * kg * simd_detail::nr * kr + (k / kr) * simd_detail::nr * kr + j * kr + k % kr;
+    return p * pg * simd_detail::nr * kr + (k / kr) * simd_detail::nr * kr + j * kr + k % kr;
   }
-  std::int64_t panel_bytes() const { return k_groups() * simd_detail::nr * kr(); }
+  std::int64_t panel_bytes() const { return panel_groups() * simd_detail::nr * kr(); }
 
   template <class ValueFn>
   void pack_as(gemm_pack_format f, std::int64_t K, std::int64_t N, const Quant& quant, ValueFn&& value) {
-    const std::int64_t kr = pack_kr(f), kg = (K + kr - 1) / kr, np = (N + simd_detail::nr - 1) / simd_detail::nr;
-    Tensor<B> data(Layout::row_major({np * kg * simd_detail::nr * kr}));
+    const std::int64_t kr = pack_kr(f), kg = simd_detail::panel_groups(f, (K + kr - 1) / kr), np = (N + simd_detail::nr - 1) / simd_detail::nr;
+    Tensor<B> data(Layout::row_major({np * kg * simd_detail::nr * kr}));  // zeroed: the K padding adds 0
     const std::size_t side = static_cast<std::size_t>(np * 2 * simd_detail::nr);
     std::vector<std::int16_t> zp(f == gemm_pack_format::c2 ? side : 0, 0);
     std::vector<std::int32_t> comp(f == gemm_pack_format::c2 ? 0 : side, 0);

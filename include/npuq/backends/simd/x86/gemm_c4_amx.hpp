@@ -8,15 +8,22 @@
 // signedness than B's (dot_a_t): int8 weights use tdpbusd (A unsigned), uint8 weights tdpbsud
 // (A signed). The int32 sums wrap modulo 2^32; the driver adds the zero-point compensation.
 //
-// Tile use, fixed: C panels in tmm0/tmm1, the A step in tmm2, the B steps in tmm3/tmm4, and the
-// K tail (kg % 16 groups) in tmm5 (A, 4 * tail bytes a row) and tmm6/tmm7 (B, tail rows), so a
-// tail needs no padded copy and reads exactly the panel's bytes. The configuration depends on
-// MR, NP and the tail only: it is loaded once per call, the inner loop is tile loads and dot
-// products, and the tiles are released at the end (the state is clean for other code and for
-// context switches). The caller has asked Linux for the AMX state (request_amx_permission).
+// The tile is up to 32 rows x 2 panels: C in tmm0-3 (rows 0-15 and 16-31 of panel 0 and 1), A
+// in tmm4/tmm5, B in tmm6/tmm7, so each K step loads four tiles for four dot products (a 16-row
+// tile would load three for two). Every step is a whole 1 KiB B tile: the c4 format pads each
+// panel with zero K groups to a multiple of 16 (c4_panel_groups), so the last step's extra
+// groups add 0 whatever A holds there, and A rows are at least that long (lda >= the groups'
+// bytes rounded up to 64, which the driver's blocks are).
+//
+// Loading a tile configuration (ldtilecfg) costs about as much as a short K loop, so a thread
+// keeps its configuration from call to call (amx_configure loads it only when the shape
+// changes) and the driver releases the tiles once at the end of its work (amx_release_tiles),
+// which leaves the state clean for other code and cheap for context switches. The caller has
+// asked Linux for the AMX state (request_amx_permission).
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "npuq/backends/simd/gemm_pack.hpp"
@@ -27,6 +34,30 @@
 namespace npuq {
 namespace simd_detail {
 
+constexpr int amx_tile_rows = 2 * amx_max_rows;  // rows of the largest AMX GEMM tile
+
+// The configuration this thread's tiles hold (palette 0: none, as after amx_release_tiles).
+inline amx_tile_config& amx_loaded_config() {
+  static thread_local amx_tile_config cfg;
+  return cfg;
+}
+
+// Loads `cfg` unless the thread's tiles already hold it (ldtilecfg also zeroes every tile).
+NPUQ_TARGET_AMX inline void amx_configure(const amx_tile_config& cfg) {
+  amx_tile_config& loaded = amx_loaded_config();
+  if (std::memcmp(&loaded, &cfg, sizeof cfg) == 0) return;
+  amx_load_config(cfg);
+  loaded = cfg;
+}
+
+// Returns the thread's tiles to the init state; the next kernel call configures them again.
+NPUQ_TARGET_AMX inline void amx_release_tiles() {
+  amx_tile_config& loaded = amx_loaded_config();
+  if (loaded.palette_id == 0) return;
+  amx_tile_release();
+  loaded = amx_tile_config{};
+}
+
 // acc tile D += A tile S1 x B tile S2, in the instruction that matches B's signedness.
 template <class B, int D, int S1, int S2>
 NPUQ_TARGET_AMX inline void amx_dot() {
@@ -34,58 +65,73 @@ NPUQ_TARGET_AMX inline void amx_dot() {
   else amx_dpbsud<D, S1, S2>();
 }
 
-// c[p*MR*16 + m*16 + j] = sum over k < 4*kg of a[m*lda + k] * b[p*ldp + (k/4)*64 + j*4 + k%4],
-// for m < MR, p < NP, j < 16; c is written, not accumulated into.
-template <int MR, int NP, class B>
-NPUQ_TARGET_AMX void gemm_c4_amx(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp,
-                                 std::int32_t* c) {
-  static_assert(MR >= 1 && MR <= 16 && (NP == 1 || NP == 2), "gemm_c4_amx: 1-16 rows, 1-2 panels");
-  static_assert(std::is_same<B, std::int8_t>::value || std::is_same<B, std::uint8_t>::value, "gemm_c4_amx: int8 or uint8 B");
-  constexpr int c0 = 0, c1 = 1, ta = 2, tb0 = 3, tb1 = 4, ta_tail = 5, tb0_tail = 6, tb1_tail = 7;
-  const std::int64_t steps = kg / 16;
-  const int tail = static_cast<int>(kg % 16);
-
+// The tile shapes for `rows` (1-32) rows against NP panels: C tiles 0-3 (0/1: rows 0-15 of panel
+// 0/1; 2/3: rows 16-31), A tiles 4/5, B tiles 6/7.
+template <int NP>
+inline amx_tile_config amx_gemm_config(int rows) {
   amx_tile_config cfg;
   cfg.palette_id = 1;
-  const auto shape = [&cfg](int t, int rows, int colsb) {
-    cfg.rows[t] = static_cast<std::uint8_t>(rows);
+  const auto shape = [&cfg](int t, int r, int colsb) {
+    cfg.rows[t] = static_cast<std::uint8_t>(r);
     cfg.colsb[t] = static_cast<std::uint16_t>(colsb);
   };
-  shape(c0, MR, 64);
-  shape(ta, MR, 64);
-  shape(tb0, 16, 64);
-  if constexpr (NP == 2) {
-    shape(c1, MR, 64);
-    shape(tb1, 16, 64);
+  const int top = rows < amx_max_rows ? rows : amx_max_rows, bottom = rows - top;
+  shape(0, top, 64);
+  shape(4, top, 64);
+  shape(6, amx_max_rows, 64);
+  if (NP == 2) shape(1, top, 64), shape(7, amx_max_rows, 64);
+  if (bottom > 0) {
+    shape(2, bottom, 64);
+    shape(5, bottom, 64);
+    if (NP == 2) shape(3, bottom, 64);
   }
-  if (tail) {
-    shape(ta_tail, MR, 4 * tail);
-    shape(tb0_tail, tail, 64);
-    if constexpr (NP == 2) shape(tb1_tail, tail, 64);
-  }
-  amx_load_config(cfg);
+  return cfg;
+}
 
-  const B* b0 = b;
-  const B* b1 = NP == 2 ? b + ldp : b;  // panel 1 (unused with one panel)
-  amx_tile_zero<c0>();
-  if constexpr (NP == 2) amx_tile_zero<c1>();
+// The K loop and the stores for 1-16 rows (Two = false) or 17-32 rows (Two = true).
+template <int NP, bool Two, class B>
+NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b,
+                                                               std::int64_t ldp, std::int32_t* c) {
+  amx_configure(amx_gemm_config<NP>(rows));
+  const std::int64_t steps = (kg + amx_max_rows - 1) / amx_max_rows;
+  const dot_a_t<B>* a1 = a + amx_max_rows * lda;  // rows 16-31 (Two only)
+  const B* b1 = b + ldp;                            // panel 1 (NP == 2 only)
+  amx_tile_zero<0>();
+  if constexpr (NP == 2) amx_tile_zero<1>();
+  if constexpr (Two) {
+    amx_tile_zero<2>();
+    if constexpr (NP == 2) amx_tile_zero<3>();
+  }
   for (std::int64_t s = 0; s < steps; ++s) {
-    amx_tile_load<ta>(a + s * 64, lda);
-    amx_tile_load<tb0>(b0 + s * 1024, 64);
-    if constexpr (NP == 2) amx_tile_load<tb1>(b1 + s * 1024, 64);
-    amx_dot<B, c0, ta, tb0>();
-    if constexpr (NP == 2) amx_dot<B, c1, ta, tb1>();
+    amx_tile_load<6>(b + s * 1024, 64);
+    if constexpr (NP == 2) amx_tile_load<7>(b1 + s * 1024, 64);
+    amx_tile_load<4>(a + s * 64, lda);
+    amx_dot<B, 0, 4, 6>();
+    if constexpr (NP == 2) amx_dot<B, 1, 4, 7>();
+    if constexpr (Two) {
+      amx_tile_load<5>(a1 + s * 64, lda);
+      amx_dot<B, 2, 5, 6>();
+      if constexpr (NP == 2) amx_dot<B, 3, 5, 7>();
+    }
   }
-  if (tail) {
-    amx_tile_load<ta_tail>(a + steps * 64, lda);
-    amx_tile_load<tb0_tail>(b0 + steps * 1024, 64);
-    if constexpr (NP == 2) amx_tile_load<tb1_tail>(b1 + steps * 1024, 64);
-    amx_dot<B, c0, ta_tail, tb0_tail>();
-    if constexpr (NP == 2) amx_dot<B, c1, ta_tail, tb1_tail>();
+  // c is [panel][row][16]: panel q's rows 16-31 follow its rows 0-15.
+  amx_tile_store<0>(c, 64);
+  if constexpr (NP == 2) amx_tile_store<1>(c + rows * 16, 64);
+  if constexpr (Two) {
+    amx_tile_store<2>(c + amx_max_rows * 16, 64);
+    if constexpr (NP == 2) amx_tile_store<3>(c + rows * 16 + amx_max_rows * 16, 64);
   }
-  amx_tile_store<c0>(c, 64);
-  if constexpr (NP == 2) amx_tile_store<c1>(c + MR * 16, 64);
-  amx_tile_release();
+}
+
+// c[p*MR*16 + m*16 + j] = sum over k < 4*kg of a[m*lda + k] * b[p*ldp + (k/4)*64 + j*4 + k%4],
+// for m < MR, p < NP, j < 16; c is written, not accumulated into. b's panels hold
+// c4_panel_groups(kg) groups (zero past kg) and a's rows at least 64 * ceil(kg / 16) bytes. The
+// tiles stay configured after the call (amx_release_tiles).
+template <int MR, int NP, class B>
+void gemm_c4_amx(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp, std::int32_t* c) {
+  static_assert(MR >= 1 && MR <= amx_tile_rows && (NP == 1 || NP == 2), "gemm_c4_amx: 1-32 rows, 1-2 panels");
+  static_assert(std::is_same<B, std::int8_t>::value || std::is_same<B, std::uint8_t>::value, "gemm_c4_amx: int8 or uint8 B");
+  gemm_c4_amx_tile<NP, (MR > amx_max_rows), B>(MR, kg, a, lda, b, ldp, c);
 }
 
 }  // namespace simd_detail
