@@ -453,8 +453,8 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
 #if defined(__x86_64__)
 namespace {
 
-// One whole tile (8 rows x 16 * np columns) through a kernel with the stage inside against the
-// same tile through the int32-tile kernel and the portable stage, over random stages of `prof`.
+// Whole tiles (tile_rows x 16 * np columns) through a kernel with the stage inside against the
+// same tiles through the int32-tile kernel and the portable stage, over random stages of `prof`.
 template <class B>
 int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
   using AB = simd_detail::dot_a_t<B>;
@@ -469,7 +469,7 @@ int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
     packed_gemm_weights<B> w;
     REQUIRE(w.pack(b.cview(), level).ok());
     const std::int64_t kg = w.k_groups(), lda = (kg * 4 + 63) / 64 * 64;
-    const int tiles = 1 + trial % 3, R = 8 * tiles;
+    const int tr = kern.tile_rows, tiles = 1 + trial % 3, R = tr * tiles;
     std::vector<AB> a(static_cast<std::size_t>(R * lda + 16));
     for (AB& v : a) v = static_cast<AB>(r.uniform(element_traits<AB>::min, element_traits<AB>::max));
     const bool is_unsigned = (trial / 3) % 2 == 0;
@@ -501,18 +501,19 @@ int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
     std::vector<unsigned char> expect(static_cast<std::size_t>(R * ldo), 0xA5), got = expect;
     std::vector<std::int64_t> rows;
     for (int m = 0; m < R; ++m) rows.push_back((trial % 2 == 0 ? m : R - 1 - m) * ldo);  // any row order
-    alignas(64) std::int32_t c[8 * 2 * 16], e[8 * 16];
+    alignas(64) std::int32_t c[simd_detail::max_mr * 2 * 16], e[simd_detail::max_mr * 16];
     for (int i = 0; i < tiles; ++i) {
-      kern.x86[7][np - 1](kg, a.data() + 8 * i * lda, lda, w.panel(0), w.panel_stride(), c);
+      kern.x86[tr - 1][np - 1](kg, a.data() + tr * i * lda, lda, w.panel(0), w.panel_stride(), c);
       for (int q = 0; q < np; ++q) {
-        simd_detail::apply_tile_portable(t, c + q * 8 * 16, 8, 16 * q, 0, 16, e);
-        for (int m = 0; m < 8; ++m)
+        simd_detail::apply_tile_portable(t, c + q * tr * 16, tr, 16 * q, 0, 16, e);
+        for (int m = 0; m < tr; ++m)
           for (int j = 0; j < 16 && 16 * q + j < cols; ++j)
-            expect[static_cast<std::size_t>(rows[static_cast<std::size_t>(8 * i + m)] + 16 * q + j)] = static_cast<unsigned char>(e[m * 16 + j]);
+            expect[static_cast<std::size_t>(rows[static_cast<std::size_t>(tr * i + m)] + 16 * q + j)] = static_cast<unsigned char>(e[m * 16 + j]);
       }
     }
     kern.x86_stage[kind][np - 1](kg, a.data(), lda, w.panel(0), w.panel_stride(), t, 0, cols,
                                   simd_detail::stage_tile_out{got.data(), rows.data(), is_unsigned}, tiles);
+    if (kern.x86_done != nullptr) kern.x86_done();
     INFO(prof.describe() << " K=" << K << " np=" << np << " cols=" << cols << (is_unsigned ? " uint8" : " int8") << " zp " << st.zero_point);
     REQUIRE(got == expect);
     ++ran;
@@ -522,7 +523,7 @@ int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
 
 }  // namespace
 
-TEST_CASE("AVX-512 kernels with the stage inside equal the int32 tile and the portable stage", "[simd][gemm][requant]") {
+TEST_CASE("AVX-512 and AMX kernels with the stage inside equal the int32 tile and the portable stage", "[simd][gemm][requant]") {
   rng r(24);
   const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
                                        numerics_profile::tflite().with_accumulator(20, overflow_rule::wrap)};
@@ -532,10 +533,10 @@ TEST_CASE("AVX-512 kernels with the stage inside equal the int32 tile and the po
     ++levels_with;
     for (const auto& prof : profiles) ran += check_stage_kernels<std::int8_t>(r, level, prof) + check_stage_kernels<std::uint8_t>(r, level, prof);
   }
-  // Every level whose table has them ran them (avx512_vnni where the CPU has it; every level in
-  // the emulated build).
-  const bool avx512 = std::find(cpu().levels().begin(), cpu().levels().end(), isa::avx512_vnni) != cpu().levels().end();
-  CHECK(levels_with == (avx512 ? 1 : 0));
+  // Every level whose table has them ran them (avx512_vnni and amx_int8 where the CPU has them;
+  // every level in the emulated build).
+  const auto has = [](isa l) { return std::find(cpu().levels().begin(), cpu().levels().end(), l) != cpu().levels().end(); };
+  CHECK(levels_with == (has(isa::avx512_vnni) ? 1 : 0) + (has(isa::amx_int8) ? 1 : 0));
   CHECK(ran == levels_with * 4 * 2 * 40);
 }
 #endif

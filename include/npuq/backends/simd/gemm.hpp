@@ -125,12 +125,21 @@ template <class B, std::size_t... I>
 void set_avx512_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
   ((k.x86[I][0] = gemm_c4_avx512_vnni<I + 1, 1, B>, k.x86[I][1] = gemm_c4_avx512_vnni<I + 1, 2, B>), ...);
 }
-template <class B, int NP>
-void set_avx512_vnni_stage(gemm_kernel_set<B>& k) {
-  k.x86_stage[0][NP - 1] = gemm_c4_8x16np_stage_avx512_vnni<NP, B, tile_requant::q31_double>;
-  k.x86_stage[1][NP - 1] = gemm_c4_8x16np_stage_avx512_vnni<NP, B, tile_requant::q31_half_up>;
-  k.x86_stage[2][NP - 1] = gemm_c4_8x16np_stage_avx512_vnni<NP, B, tile_requant::fp32_half_even>;
+// The kernels with the stage inside around the int32-tile kernel Dot<MR, NP, B>, one per kind.
+template <class B, int MR, int NP, template <int, int, class> class Dot>
+void set_stage_avx512(gemm_kernel_set<B>& k) {
+  k.x86_stage[0][NP - 1] = gemm_c4_stage_avx512<MR, NP, B, tile_requant::q31_double, Dot<MR, NP, B>::run>;
+  k.x86_stage[1][NP - 1] = gemm_c4_stage_avx512<MR, NP, B, tile_requant::q31_half_up, Dot<MR, NP, B>::run>;
+  k.x86_stage[2][NP - 1] = gemm_c4_stage_avx512<MR, NP, B, tile_requant::fp32_half_even, Dot<MR, NP, B>::run>;
 }
+template <int MR, int NP, class B>
+struct avx512_vnni_dot {
+  static constexpr x86_dot_kernel<B> run = gemm_c4_avx512_vnni<MR, NP, B>;
+};
+template <int MR, int NP, class B>
+struct amx_dot_kernel {
+  static constexpr x86_dot_kernel<B> run = gemm_c4_amx<MR, NP, B>;
+};
 template <class B, std::size_t... I>
 void set_avx_vnni(gemm_kernel_set<B>& k, std::index_sequence<I...>) {
   ((k.x86[I][0] = gemm_c4_avx_vnni<I + 1, 1, B>), ...);
@@ -159,7 +168,7 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
     case kernel_family::avx512_vnni:
       k.format = gemm_pack_format::c4, k.tile = "8x32c4", k.tile_rows = 8, k.np = 2;
       set_avx512_vnni(k, std::make_index_sequence<8>());
-      set_avx512_vnni_stage<B, 1>(k), set_avx512_vnni_stage<B, 2>(k);
+      set_stage_avx512<B, 8, 1, avx512_vnni_dot>(k), set_stage_avx512<B, 8, 2, avx512_vnni_dot>(k);
       return k;
     case kernel_family::avx_vnni:
       k.format = gemm_pack_format::c4, k.tile = "6x16c4", k.tile_rows = 6, k.np = 1;
@@ -168,6 +177,7 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
     case kernel_family::amx_int8:
       k.format = gemm_pack_format::c4, k.tile = "32x32c4", k.tile_rows = amx_tile_rows, k.np = 2;
       set_amx_int8(k, std::make_index_sequence<amx_tile_rows>());
+      set_stage_avx512<B, amx_tile_rows, 1, amx_dot_kernel>(k), set_stage_avx512<B, amx_tile_rows, 2, amx_dot_kernel>(k);
       k.x86_done = amx_release_tiles;
       return k;
     default: break;
@@ -564,7 +574,7 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
   if constexpr (sizeof(O) == 1 && !element_traits<O>::packed) {
     const int kind = stage_kernel_index(st.kind);
     const std::int32_t zp = st.st->zero_point;
-    if (fused && !zero_points && kind >= 0 && kern.tile_rows == 8 && kern.x86_stage[kind][0] != nullptr && zp >= -stage_kernel_max_zero_point &&
+    if (fused && !zero_points && kind >= 0 && kern.x86_stage[kind][0] != nullptr && zp >= -stage_kernel_max_zero_point &&
         zp <= stage_kernel_max_zero_point)
       stage_kernels = kern.x86_stage[kind];
   }

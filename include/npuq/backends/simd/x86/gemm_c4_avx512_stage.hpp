@@ -1,14 +1,14 @@
-// AVX-512 VNNI GEMM kernel with the output stage inside: runs of whole 8-row tiles x 1 or 2
-// panels, 8-bit outputs.
+// x86 c4 GEMM kernels with the output stage inside (AVX-512 VNNI's 8-row and AMX's 32-row tiles):
+// runs of whole row tiles x 1 or 2 panels, 8-bit outputs.
 //
 // With a short reduction (a 1x1 convolution with K = 24, a first layer with K = 27) an output
 // costs a handful of vpdpbusd, and what follows them decides the speed: calling the stage per
 // tile, reloading its constants and narrowing each 16-lane row with its own vpmovdb cost more
 // than the dot products. This kernel takes a run of row tiles against one group of panels: the
-// stage's constants are loaded once, each tile's sums come from gemm_c4_avx512_vnni (not
-// inlined: with the stage's constants live in the same function, GCC 12 copies every
-// accumulator on every K step) through L1, and four rows are narrowed at once with saturating
-// packs and one vpermd. The q31 kinds requantize with requant_avx512, the arithmetic of the
+// stage's constants are loaded once, each tile's sums come from the int32-tile kernel through L1
+// (gemm_c4_avx512_vnni not inlined: with the stage's constants live in the same function, GCC 12
+// copies every accumulator on every K step; AMX tiles are stored there anyway), and four rows
+// are narrowed at once with saturating packs and one vpermd. The q31 kinds requantize with requant_avx512, the arithmetic of the
 // stage every other path uses, which clamps into the output's range before the packs. The fp32
 // kind (the onnx profile) clamps after them instead, on 64 bytes at once: round(v * scale)
 // saturates to int16, adds the zero point with int16 saturation and saturates to 8 bits, then
@@ -20,7 +20,7 @@
 
 #include <cstdint>
 
-#include "npuq/backends/simd/x86/gemm_c4_vnni.hpp"
+#include "npuq/backends/simd/gemm_pack.hpp"
 #include "npuq/backends/simd/x86/output_stage_avx512.hpp"
 
 #if defined(NPUQ_ARCH_X86_64)
@@ -78,17 +78,20 @@ NPUQ_TARGET_AVX512_VNNI inline void store_row_bytes(unsigned char* dst, __m256i 
   else _mm256_mask_storeu_epi8(dst, static_cast<__mmask32>(keep), v);
 }
 
-// C = A x B for `tiles` tiles of 8 rows (tile i's A rows from a + 8 * i * lda, its output rows
-// out.rows[8 * i ...]) and NP panels, of which the first `cols` columns are written (columns
+// C = A x B for `tiles` tiles of MR rows (tile i's A rows from a + MR * i * lda, its output rows
+// out.rows[MR * i ...]) and NP panels, of which the first `cols` columns are written (columns
 // [n0, n0 + cols) of the stage, 16 * (NP - 1) < cols <= 16 * NP), with the output stage of
-// kind Kind. Operands as gemm_c4_avx512_vnni's.
-template <int NP, class B, tile_requant Kind>
-NPUQ_TARGET_AVX512_VNNI void gemm_c4_8x16np_stage_avx512_vnni(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b,
-                                                             std::int64_t ldp, const tile_output_stage& t, std::int64_t n0,
-                                                             std::int64_t cols, const stage_tile_out& out, std::int64_t tiles) {
-  static_assert(NP == 1 || NP == 2, "gemm_c4_8x16np_stage_avx512_vnni: 1 or 2 panels");
-  constexpr int MR = 8;
+// kind Kind. Dot computes a tile's int32 sums (an x86 c4 kernel of MR rows: AVX-512 VNNI's 8,
+// AMX's 32) into L1; its operands are the ones passed here.
+template <int MR, int NP, class B, tile_requant Kind,
+          void (*Dot)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, std::int32_t*)>
+NPUQ_TARGET_AVX512_VNNI void gemm_c4_stage_avx512(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp,
+                                                  const tile_output_stage& t, std::int64_t n0, std::int64_t cols, const stage_tile_out& out,
+                                                  std::int64_t tiles) {
+  static_assert(NP == 1 || NP == 2, "gemm_c4_stage_avx512: 1 or 2 panels");
+  static_assert(MR % 4 == 0, "gemm_c4_stage_avx512: whole groups of four rows");
   constexpr bool fp32 = Kind == tile_requant::fp32_half_even;
+  constexpr int step = NP == 2 ? 2 : 4;  // rows narrowed together: four 16-lane vectors
   // Locals: the stores below may alias `out` and `t`, which would reload them for every row.
   unsigned char* const base = out.base;
   const bool is_unsigned = out.is_unsigned;
@@ -105,33 +108,27 @@ NPUQ_TARGET_AVX512_VNNI void gemm_c4_8x16np_stage_avx512_vnni(std::int64_t kg, c
   alignas(64) std::int32_t c[NP * MR * 16];
   for (std::int64_t i = 0; i < tiles; ++i, a += MR * lda) {
     const std::int64_t* rows = out.rows + MR * i;
-    gemm_c4_avx512_vnni<MR, NP, B>(kg, a, lda, b, ldp, c);
-    __m512i r[MR][NP];
-#pragma GCC unroll 2
-    for (int p = 0; p < NP; ++p) {
-      const avx512_panel_consts& pc = p == 0 ? pc0 : pc1;
-#pragma GCC unroll 8
-      for (int m = 0; m < MR; ++m) {
-        __m512i v = _mm512_add_epi32(_mm512_load_si512(c + (p * MR + m) * 16), bias[p]);
+    Dot(kg, a, lda, b, ldp, c);
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; m += step) {
+      __m512i r[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {  // two panels: (m, 0), (m, 1), (m + 1, 0), (m + 1, 1); one: rows m .. m + 3
+        const int p = NP == 2 ? j % 2 : 0, row = NP == 2 ? m + j / 2 : m + j;
+        __m512i v = _mm512_add_epi32(_mm512_load_si512(c + (p * MR + row) * 16), bias[p]);
+        const avx512_panel_consts& pc = p == 0 ? pc0 : pc1;
         if (fp32) {
           if (narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, k.vdrop), k.vdrop);
-          r[m][p] = scale_round_avx512(v, pc.scale);
+          r[j] = scale_round_avx512(v, pc.scale);
         } else {
-          r[m][p] = requant_avx512<Kind>(v, pc, k);
+          r[j] = requant_avx512<Kind>(v, pc, k);
         }
       }
-    }
-    if constexpr (NP == 2) {
-#pragma GCC unroll 4
-      for (int m = 0; m < MR; m += 2) {  // rows m and m + 1, 32 bytes each
-        const __m512i v = narrow4_avx512<fp32>(r[m][0], r[m][1], r[m + 1][0], r[m + 1][1], is_unsigned, nc);
+      const __m512i v = narrow4_avx512<fp32>(r[0], r[1], r[2], r[3], is_unsigned, nc);
+      if constexpr (NP == 2) {  // rows m and m + 1, 32 bytes each
         store_row_bytes(base + rows[m], _mm512_castsi512_si256(v), full, keep);
         store_row_bytes(base + rows[m + 1], _mm512_extracti64x4_epi64(v, 1), full, keep);
-      }
-    } else {
-#pragma GCC unroll 2
-      for (int m = 0; m < MR; m += 4) {  // rows m .. m + 3, 16 bytes each
-        const __m512i v = narrow4_avx512<fp32>(r[m][0], r[m + 1][0], r[m + 2][0], r[m + 3][0], is_unsigned, nc);
+      } else {  // rows m .. m + 3, 16 bytes each
         store_row_bytes(base + rows[m], _mm512_castsi512_si128(v), full, keep);
         store_row_bytes(base + rows[m + 1], _mm512_extracti32x4_epi32(v, 1), full, keep);
         store_row_bytes(base + rows[m + 2], _mm512_extracti32x4_epi32(v, 2), full, keep);
