@@ -138,6 +138,13 @@ class pixel_gather {
           else copy_run(src, di, span);
         }
       } else {
+#if defined(NPUQ_ARCH_X86_64)
+        if (wide_) {  // the run's kernel rows in one call
+          copy_rows_shifted_avx512<Shift>(src, step * static_cast<std::int64_t>(sizeof(I)), di, lda * static_cast<std::int64_t>(sizeof(AB)),
+                                          j_hi - j_lo, span);
+          continue;
+        }
+#endif
         for (std::int64_t j = j_lo; j < j_hi; ++j, src += step, di += lda) copy_run(src, di, span);
       }
     }

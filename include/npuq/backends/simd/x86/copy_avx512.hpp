@@ -33,6 +33,23 @@ NPUQ_TARGET_AVX512_VNNI void copy_shifted_avx512(const void* src, void* dst, std
   for (; k < n; ++k) d[k] = static_cast<char>(s[k] ^ Shift);
 }
 
+// `rows` rows of n bytes, src_stride and dst_stride bytes apart, with the sign bit flipped (or
+// not): whole 64-byte chunks, then one masked chunk, so exactly n bytes are read and written. One
+// call for a run of pixels' kernel rows (the conv gather), instead of a call per row.
+template <int Shift>
+NPUQ_TARGET_AVX512_VNNI void copy_rows_shifted_avx512(const void* src, std::int64_t src_stride, void* dst, std::int64_t dst_stride,
+                                                      std::int64_t rows, std::int64_t n) {
+  const auto* s = static_cast<const char*>(src);
+  auto* d = static_cast<char*>(dst);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(Shift));
+  const std::int64_t whole = n / 64 * 64;
+  const __mmask64 tail = (std::uint64_t{1} << (n % 64)) - 1;
+  for (std::int64_t m = 0; m < rows; ++m, s += src_stride, d += dst_stride) {
+    for (std::int64_t k = 0; k < whole; k += 64) _mm512_storeu_si512(d + k, _mm512_xor_si512(_mm512_loadu_si512(s + k), flip));
+    if (tail != 0) _mm512_mask_storeu_epi8(d + whole, tail, _mm512_xor_si512(_mm512_maskz_loadu_epi8(tail, s + whole), flip));
+  }
+}
+
 // `rows` rows of n <= Width bytes (Width 16 or 64), src_stride apart, to rows dst_stride apart
 // with the sign bit flipped (or not): one masked load, XOR and Width-byte store per row. Every
 // destination row must have Width bytes of room (the x86 GEMM driver's rows have 64: its lda is

@@ -92,21 +92,15 @@ inline simde__m512i cvttps_epi32(simde__m512 a) {
 inline simde__m512i cvt_nearest_ps_epi32(simde__m512 a) {
   return cvttps_epi32(simde_mm512_roundscale_ps(a, SIMDE_MM_FROUND_TO_NEAREST_INT | SIMDE_MM_FROUND_NO_EXC));
 }
-inline void mask_storeu_epi8(void* p, u16 k, simde__m128i a) {
-  const simde__m128i_private v = simde__m128i_to_private(a);
-  for (int i = 0; i < 16; ++i)
-    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + i, &v.i8[i], 1);
+// The lanes i < count of v (`size` bytes each) whose bit of k is set, to p.
+inline void mask_store_lanes(void* p, std::uint64_t k, const void* v, int count, int size) {
+  for (int i = 0; i < count; ++i)
+    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + size * i, static_cast<const char*>(v) + size * i, static_cast<std::size_t>(size));
 }
-inline void mask_storeu_epi32(void* p, u16 k, simde__m512i a) {
-  const simde__m512i_private v = simde__m512i_to_private(a);
-  for (int i = 0; i < 16; ++i)
-    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + 4 * i, &v.i32[i], 4);
-}
-inline void mask_storeu_epi8_256(void* p, std::uint32_t k, simde__m256i a) {
-  const simde__m256i_private v = simde__m256i_to_private(a);
-  for (int i = 0; i < 32; ++i)
-    if ((k >> i) & 1) std::memcpy(static_cast<char*>(p) + i, &v.i8[i], 1);
-}
+inline void mask_storeu_epi8(void* p, u16 k, simde__m128i a) { mask_store_lanes(p, k, &a, 16, 1); }
+inline void mask_storeu_epi32(void* p, u16 k, simde__m512i a) { mask_store_lanes(p, k, &a, 16, 4); }
+inline void mask_storeu_epi8_256(void* p, std::uint32_t k, simde__m256i a) { mask_store_lanes(p, k, &a, 32, 1); }
+inline void mask_storeu_epi8_512(void* p, std::uint64_t k, simde__m512i a) { mask_store_lanes(p, k, &a, 64, 1); }
 inline simde__m128i maskz_loadu_epi8_128(std::uint16_t k, const void* p) {
   simde__m128i_private r = simde__m128i_to_private(simde_mm_setzero_si128());
   for (int i = 0; i < 16; ++i)
@@ -134,6 +128,7 @@ typedef simde__mmask64 __mmask64;
 #define _mm_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8((p), (k), (a))
 #define _mm512_mask_storeu_epi32(p, k, a) npuq::simde_gap::mask_storeu_epi32((p), (k), (a))
 #define _mm256_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8_256((p), (k), (a))
+#define _mm512_mask_storeu_epi8(p, k, a) npuq::simde_gap::mask_storeu_epi8_512((p), (k), (a))
 #define _mm_maskz_loadu_epi8(k, p) npuq::simde_gap::maskz_loadu_epi8_128((k), (p))
 #define _mm512_maskz_loadu_epi8(k, p) npuq::simde_gap::maskz_loadu_epi8((k), (p))
 // An optimization barrier on a vector value (SIMDe's vectors live in memory).
