@@ -144,9 +144,9 @@ TEST_CASE("calls of other shapes in between reconfigure the tiles; release retur
     check_kernel<17, 2, std::uint8_t>(3, 0, 0, fill::random, rng, true);
     check_kernel<17, 2, std::uint8_t>(40, 0, 0, fill::random, rng, true);  // the same shape again: no reload
   }
-  CHECK(simd_detail::amx_loaded_config().palette_id == 1);
+  CHECK(simd_detail::amx_loaded_rows() == 17);
   simd_detail::amx_release_tiles();
-  CHECK(simd_detail::amx_loaded_config().palette_id == 0);
+  CHECK(simd_detail::amx_loaded_rows() == 0);
   if (emulated) {
 #if NPUQ_X86_EMULATED
     const auto& s = simd_detail::amx_state();

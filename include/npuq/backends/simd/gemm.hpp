@@ -482,9 +482,15 @@ void copy_shifted(const S* src, D* dst, std::int64_t n) {
   }
 }
 
-// Bytes of A rows per block of the x86 driver: the packed block stays in L2 while every panel
-// pair of B passes over it.
+// Bytes of A rows per block of the x86 driver. Every block meets all of B, so with large weights
+// the block is large (it stays in L2 while every panel pair of B passes over it: B is read from
+// memory once per 192 KiB of A); with weights that stay in L2 anyway it is small, so the block
+// is written and read in L1 (on Sapphire Rapids with AMX: resnet 3x3 140 -> 115 us, the
+// MobileNet 1x1 expand layer 105 -> 80 us; docs/benchmarks.md).
 constexpr std::int64_t x86_a_block_bytes = 192 * 1024;
+constexpr std::int64_t x86_a_block_bytes_l1 = 32 * 1024;
+constexpr std::int64_t x86_b_l2_bytes = 512 * 1024;  // weights up to this size count as staying in L2
+inline std::int64_t x86_block_bytes(std::int64_t b_bytes) { return b_bytes <= x86_b_l2_bytes ? x86_a_block_bytes_l1 : x86_a_block_bytes; }
 
 // Writes `cols` values to out at element offset `at` with stride `step` (unit stride runs as a
 // plain loop the compiler vectorizes).
@@ -526,7 +532,7 @@ struct x86_dot_plan {
   std::size_t part_bytes = 0;
   x86_dot_plan(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w)
       : split(threads, M, kern.tile_rows, w.N(), (w.panels() + kern.np - 1) / kern.np), lda((w.k_groups() * 4 + 63) / 64 * 64) {
-    mc = block_rows(kern.tile_rows, x86_a_block_bytes, lda, split.max_part_rows(M, kern.tile_rows));
+    mc = block_rows(kern.tile_rows, x86_block_bytes(w.panels() * w.panel_stride()), lda, split.max_part_rows(M, kern.tile_rows));
     part_bytes = x86_dot_buffers<dot_a_t<B>>(scratch_carver{}, lda, mc, w.has_zero_points()).bytes;
   }
 };
@@ -545,7 +551,7 @@ tile_output_stage x86_dot_stage(const tile_output_stage& stage, const packed_gem
 }
 
 // C = A x B and the output stage on the x86 c4 kernels, blocked for the caches: up to
-// x86_a_block_bytes of A rows are packed once (`fill_bytes(m0, rows, dst, lda)` writes the K bytes of
+// x86_block_bytes of A rows are packed once (`fill_bytes(m0, rows, dst, lda)` writes the K bytes of
 // rows [m0, m0 + rows) lda apart), then
 // each group of np panels (in L1 for K up to ~1.5k) meets every tile_rows-row tile of the block.
 // `w` is in the c4 format, `o` is the constant offset of the bytes (see dot_offset) and `st`

@@ -16,14 +16,13 @@
 // bytes rounded up to 64, which the driver's blocks are).
 //
 // Loading a tile configuration (ldtilecfg) costs about as much as a short K loop, so a thread
-// keeps its configuration from call to call (amx_configure loads it only when the shape
+// keeps its configuration from call to call (amx_configure_gemm loads it only when the row count
 // changes) and the driver releases the tiles once at the end of its work (amx_release_tiles),
 // which leaves the state clean for other code and cheap for context switches. The caller has
 // asked Linux for the AMX state (request_amx_permission).
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "npuq/backends/simd/gemm_pack.hpp"
@@ -36,26 +35,11 @@ namespace simd_detail {
 
 constexpr int amx_tile_rows = 2 * amx_max_rows;  // rows of the largest AMX GEMM tile
 
-// The configuration this thread's tiles hold (palette 0: none, as after amx_release_tiles).
-inline amx_tile_config& amx_loaded_config() {
-  static thread_local amx_tile_config cfg;
-  return cfg;
-}
-
-// Loads `cfg` unless the thread's tiles already hold it (ldtilecfg also zeroes every tile).
-NPUQ_TARGET_AMX inline void amx_configure(const amx_tile_config& cfg) {
-  amx_tile_config& loaded = amx_loaded_config();
-  if (std::memcmp(&loaded, &cfg, sizeof cfg) == 0) return;
-  amx_load_config(cfg);
-  loaded = cfg;
-}
-
-// Returns the thread's tiles to the init state; the next kernel call configures them again.
-NPUQ_TARGET_AMX inline void amx_release_tiles() {
-  amx_tile_config& loaded = amx_loaded_config();
-  if (loaded.palette_id == 0) return;
-  amx_tile_release();
-  loaded = amx_tile_config{};
+// The row count (1-32) whose tile shapes (amx_gemm_config) this thread's tiles hold; 0: none,
+// as after amx_release_tiles.
+inline int& amx_loaded_rows() {
+  static thread_local int rows = 0;
+  return rows;
 }
 
 // acc tile D += A tile S1 x B tile S2, in the instruction that matches B's signedness.
@@ -65,9 +49,9 @@ NPUQ_TARGET_AMX inline void amx_dot() {
   else amx_dpbsud<D, S1, S2>();
 }
 
-// The tile shapes for `rows` (1-32) rows against NP panels: C tiles 0-3 (0/1: rows 0-15 of panel
-// 0/1; 2/3: rows 16-31), A tiles 4/5, B tiles 6/7.
-template <int NP>
+// The tile shapes for `rows` (1-32) rows: C tiles 0-3 (0/1: rows 0-15 of panel 0/1; 2/3: rows
+// 16-31), A tiles 4/5, B tiles 6/7. The same for one panel or two (a one-panel call leaves tiles
+// 1, 3 and 7 unused), so alternating them, as an odd panel count does, keeps the configuration.
 inline amx_tile_config amx_gemm_config(int rows) {
   amx_tile_config cfg;
   cfg.palette_id = 1;
@@ -78,21 +62,39 @@ inline amx_tile_config amx_gemm_config(int rows) {
   const int top = rows < amx_max_rows ? rows : amx_max_rows, bottom = rows - top;
   shape(0, top, 64);
   shape(4, top, 64);
+  shape(1, top, 64);
   shape(6, amx_max_rows, 64);
-  if (NP == 2) shape(1, top, 64), shape(7, amx_max_rows, 64);
+  shape(7, amx_max_rows, 64);
   if (bottom > 0) {
     shape(2, bottom, 64);
+    shape(3, bottom, 64);
     shape(5, bottom, 64);
-    if (NP == 2) shape(3, bottom, 64);
   }
   return cfg;
+}
+
+// Loads the tile shapes for `rows` unless the thread's tiles already hold them (ldtilecfg also
+// zeroes every tile).
+NPUQ_TARGET_AMX inline void amx_configure_gemm(int rows) {
+  int& loaded = amx_loaded_rows();
+  if (loaded == rows) return;
+  amx_load_config(amx_gemm_config(rows));
+  loaded = rows;
+}
+
+// Returns the thread's tiles to the init state; the next kernel call configures them again.
+NPUQ_TARGET_AMX inline void amx_release_tiles() {
+  int& loaded = amx_loaded_rows();
+  if (loaded == 0) return;
+  amx_tile_release();
+  loaded = 0;
 }
 
 // The K loop and the stores for 1-16 rows (Two = false) or 17-32 rows (Two = true).
 template <int NP, bool Two, class B>
 NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b,
                                                                std::int64_t ldp, std::int32_t* c) {
-  amx_configure(amx_gemm_config<NP>(rows));
+  amx_configure_gemm(rows);
   const std::int64_t steps = (kg + amx_max_rows - 1) / amx_max_rows;
   const dot_a_t<B>* a1 = a + amx_max_rows * lda;  // rows 16-31 (Two only)
   const B* b1 = b + ldp;                            // panel 1 (NP == 2 only)
