@@ -695,6 +695,7 @@ void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
 #if defined(NPUQ_ARCH_X86_64)
           if (wide && sk == 1 && p.K <= 64)  // lda is a multiple of 64
             return copy_short_rows_shifted_avx512<shift, 64>(p.a.data() + a0 + m0 * sm, sm, dst, lda, rows, p.K);
+          if (wide && sk == 1) return copy_rows_shifted_avx512<shift>(p.a.data() + a0 + m0 * sm, sm, dst, lda, rows, p.K);
 #endif
           for (std::int64_t m = 0; m < rows; ++m, dst += lda) {
             const A* row = p.a.data() + a0 + (m0 + m) * sm;
