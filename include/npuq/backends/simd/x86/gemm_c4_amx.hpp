@@ -104,12 +104,15 @@ NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::i
     amx_tile_zero<2>();
     if constexpr (NP == 2) amx_tile_zero<3>();
   }
+  // Each load as late as its first dot product allows, so it overlaps the one before.
   for (std::int64_t s = 0; s < steps; ++s) {
-    amx_tile_load<6>(b + s * 1024, 64);
-    if constexpr (NP == 2) amx_tile_load<7>(b1 + s * 1024, 64);
     amx_tile_load<4>(a + s * 64, lda);
+    amx_tile_load<6>(b + s * 1024, 64);
     amx_dot<B, 0, 4, 6>();
-    if constexpr (NP == 2) amx_dot<B, 1, 4, 7>();
+    if constexpr (NP == 2) {
+      amx_tile_load<7>(b1 + s * 1024, 64);
+      amx_dot<B, 1, 4, 7>();
+    }
     if constexpr (Two) {
       amx_tile_load<5>(a1 + s * 64, lda);
       amx_dot<B, 2, 5, 6>();
