@@ -332,6 +332,84 @@ TEST_CASE("simd conv2d equals scalar at every ISA level", "[simd][conv2d]") {
   }
 }
 
+namespace {
+
+struct direct_cfg {
+  std::int64_t N, H, W, C, OC, KH, KW, sh, sw, dh, dw, groups;
+  padding_spec pad;
+};
+
+// One conv2d through `be` against scalar, I input, W weights (zero points 0: the direct path's
+// case), O output; returns the kernel that ran.
+template <class I, class W, class O>
+std::string check_direct_conv(rng& r, const simd_backend& be, const direct_cfg& c, const numerics_profile& prof) {
+  conv2d_params p;
+  p.numerics = prof;
+  p.stride_h = c.sh, p.stride_w = c.sw, p.dilation_h = c.dh, p.dilation_w = c.dw;
+  p.padding = c.pad;
+  p.groups = c.groups;
+  conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.KH, c.KW);
+  REQUIRE(detail::resolve_geometry(p, &g).ok());
+  Tensor<I> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, r.uniform(element_traits<I>::min, element_traits<I>::max)));
+  Tensor<W> w(Layout::ohwi(c.OC, c.KH, c.KW, c.C / c.groups), Quant::per_axis(0, random_scales(r, c.OC)));
+  Tensor<std::int32_t> bias(Layout::row_major({c.OC}));
+  fill(in, r);
+  fill(w, r);
+  fill(bias, r, -30000, 30000);
+  const Quant oq = Quant::per_tensor(0.5f, std::is_same<O, std::int32_t>::value ? 0 : r.uniform(element_traits<O>::min, element_traits<O>::max));
+  Tensor<O> e(Layout::nhwc(c.N, g.OH, g.OW, c.OC), oq), got(Layout::nhwc(c.N, g.OH, g.OW, c.OC), oq);
+  conv2d(scalar, p, in, w, bias, e);
+  conv2d(be, p, in, w, bias, got);
+  INFO(simd_last_kernel() << " " << c.H << "x" << c.W << "x" << c.C << " -> " << c.OC << " " << c.KH << "x" << c.KW << " s" << c.sh << c.sw
+                          << " d" << c.dh << c.dw << " g" << c.groups << " " << prof.describe());
+  REQUIRE(values(got) == values(e));
+  return simd_last_kernel();
+}
+
+}  // namespace
+
+TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d][amx]") {
+  rng r(33);
+  // Groups of a multiple of 64 channels; interior runs longer than a tile, shorter ones, rows and
+  // columns over the padding, strides, dilation, groups, 1x1 and windows the size of the image.
+  const direct_cfg cases[] = {
+      {1, 9, 10, 64, 40, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
+      {2, 7, 40, 128, 16, 3, 3, 1, 2, 1, 1, 2, padding_spec::explicit_(1, 0, 2, 1)},
+      {1, 6, 75, 64, 33, 3, 5, 2, 1, 2, 2, 1, padding_spec::symmetric(2)},
+      {1, 5, 5, 64, 8, 5, 5, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 3, 3, 64, 8, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
+      {1, 4, 37, 192, 24, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 4, 37, 64, 24, 1, 3, 1, 1, 1, 1, 1, padding_spec::explicit_(0, 0, 1, 1)},
+  };
+  int direct_runs = 0;
+  for (isa level : cpu().levels()) {
+    if (level_kernels(level).gemm != kernel_family::amx_int8) continue;
+    for (const direct_cfg& c : cases)
+      for (const auto& prof : kProfiles) {
+        const simd_backend be{level};
+        const std::string names[] = {check_direct_conv<std::int8_t, std::int8_t, std::int8_t>(r, be, c, prof),
+                                     check_direct_conv<std::uint8_t, std::int8_t, std::uint8_t>(r, be, c, prof),
+                                     check_direct_conv<std::int8_t, std::uint8_t, std::int8_t>(r, be, c, prof),
+                                     check_direct_conv<std::uint8_t, std::uint8_t, std::int32_t>(r, be, c, prof)};
+        // The real contracts' stages (the first three profiles) all take the direct path; stages
+        // the AVX-512 store does not handle (some narrow accumulators) run the gathered one.
+        const bool contract = &prof - kProfiles < 3;
+        for (const std::string& n : names) {
+          INFO(n);
+          const bool direct = n.rfind("conv2d_direct_", 0) == 0;
+          if (contract) REQUIRE(direct);
+          direct_runs += direct ? 1 : 0;
+        }
+      }
+    // Threads split the output rows; the same bytes on 1-3 of them.
+    for (int threads = 2; threads <= 3; ++threads)
+      check_direct_conv<std::int8_t, std::int8_t, std::int8_t>(r, simd_backend{level, threads}, cases[0], numerics_profile::tflite());
+  }
+  const bool amx = std::find(cpu().levels().begin(), cpu().levels().end(), isa::amx_int8) != cpu().levels().end();
+  CHECK(direct_runs >= (amx ? 7 * 3 * 4 : 0));
+  if (!amx) CHECK(direct_runs == 0);
+}
+
 TEST_CASE("simd conv2d reads NCHW input and OIHW weights through layouts", "[simd][conv2d][layout]") {
   rng r(18);
   const std::int64_t N = 2, C = 5, H = 6, W = 7, O = 9;

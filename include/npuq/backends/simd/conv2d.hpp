@@ -258,13 +258,142 @@ class packed_conv2d_weights {
 
 namespace simd_detail {
 
-// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stage
-// (x86 c4 kernels: x86_dot_stage(stage, w, dot_offset)).
+#if defined(NPUQ_ARCH_X86_64)
+// Direct convolution on AMX: an output pixel's row of the implicit GEMM is its taps' input bytes,
+// and for pixels of one output row whose taps are all inside the image, the bytes of one tap and
+// 64 channels sit sw * (pixel stride) apart in the input. That is a tile load with that stride,
+// so such pixels run straight from the input (gemm_c4_amx_taps: one input offset per K step), in
+// the input's own signedness (tdpbssd / tdpbuud where the gathered path flips the sign bit),
+// without the gather that costs the implicit GEMM a fifth of its time; pixels with taps over the
+// padding are gathered as before, 32 at a time. It takes groups of a multiple of 64 channels
+// (each K step one tap), channels contiguous in input and output, weights without zero points and
+// a stage the AVX-512 store handles; the results are the implicit GEMM's (the same sums).
 template <class I, class W, class O>
-void run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
+bool amx_direct_conv_applies(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
+                             const tile_output_stage& st) {
+  if constexpr (element_traits<O>::packed) {
+    return false;
+  } else {
+    return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && !w.has_zero_points() &&
+           p.in_per_group % 64 == 0 && p.in.layout().stride(3) == 1 && p.out.layout().stride(3) == 1 && avx512_stage_supported(st);
+  }
+}
+
+template <class I, class W, class O>
+void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
+                                 const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
+  using AB = dot_a_t<W>;
+  constexpr int tr = amx_tile_rows;
+  const conv_geometry& g = p.g;
+  const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group, N = w.N(), panels = w.panels(), K = w.K(), kg = w.k_groups();
+  const Layout& il = p.in.layout();
+  const Layout& ol = p.out.layout();
+  const std::int64_t sn = il.stride(0), sy = il.stride(1), sx = il.stride(2);
+  const std::int64_t so0 = ol.stride(0), so1 = ol.stride(1), so2 = ol.stride(2), o0 = p.out.offset() + oc0 * ol.stride(3);
+  const I* in0 = p.in.data() + p.in.offset() + grp * cg;
+  // K step s: tap s / (cg / 64) (ky, kx), channels 64 * (s % (cg / 64)) on.
+  const std::int64_t chunks = cg / 64, steps = g.KH * g.KW * chunks;
+  std::vector<std::int64_t> a_steps(static_cast<std::size_t>(steps));
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const std::int64_t tap = s / chunks, ky = tap / g.KW, kx = tap % g.KW;
+    a_steps[static_cast<std::size_t>(s)] = ky * g.dilation_h * sy + kx * g.dilation_w * sx + 64 * (s % chunks);
+  }
+  const std::int64_t tap_reach = a_steps.back() + 64;  // bytes a pixel's row reads from its first tap on
+  // Output columns [ox_lo, ox_hi) have every tap inside the image (if the row has).
+  const std::int64_t ox_lo = std::min(g.OW, g.pad_left <= 0 ? 0 : (g.pad_left + g.stride_w - 1) / g.stride_w);
+  const std::int64_t last = g.W - 1 - (g.KW - 1) * g.dilation_w + g.pad_left;  // ox * stride_w <= last
+  const std::int64_t ox_hi = std::max(ox_lo, last < 0 ? 0 : std::min(g.OW, last / g.stride_w + 1));
+  // The stage for bytes as they are: x86_dot_stage adds o * (column sums) for the bytes' offset o,
+  // and the input's own bytes are dot_a_t's (the gathered ones) shifted by min(AB) - min(I).
+  const tile_output_stage st_in = x86_dot_stage(st, w, element_traits<AB>::min - element_traits<I>::min);
+  const std::int64_t out_rows = g.N * g.OH, parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, out_rows));
+  const std::int64_t lda = K;  // a multiple of 64: whole AMX steps
+  scratch_carver size;
+  size.take<AB>(tr * lda + 64), size.take<std::int64_t>(2 * tr);
+  scratch.reserve(parts, size.used);
+  const pixel_gather<AB, dot_shift<I, W>(), I, W, O> gather0(p, grp * cg, cg, true);
+  const int kind = stage_kernel_index(st.kind);
+  const bool stage_tiles = sizeof(O) == 1 && kind >= 0 && st.st->zero_point >= -stage_kernel_max_zero_point &&
+                           st.st->zero_point <= stage_kernel_max_zero_point;
+  detail::parallel_parts(threads, parts, [&](std::int64_t part) {
+    scratch_carver c{scratch.part(part)};
+    AB* const edge_a = c.take<AB>(tr * lda + 64);
+    std::int64_t* const edge_off = c.take<std::int64_t>(tr);
+    std::int64_t* const offs = c.take<std::int64_t>(tr);
+    std::decay_t<decltype(gather0)> gather = gather0;
+    alignas(64) std::int32_t acc[tr * 2 * nr];
+    // `rows` output rows x all panels: tile(np, p0, acc) computes the sums of a whole 32-row tile
+    // ([panel][32 rows][16]: tiles keep one shape, so the tile configuration never changes), then
+    // the stage stores the first `rows`: the kernels' own for 8-bit outputs, else the AVX-512 store.
+    const auto emit = [&](int rows, const std::int64_t* row_off, const tile_output_stage& s, const auto& tile) {
+      for (std::int64_t p0 = 0; p0 < panels; p0 += 2) {
+        const int np = static_cast<int>(std::min<std::int64_t>(2, panels - p0));
+        if (stage_tiles) {
+          const stage_tile_out to{reinterpret_cast<unsigned char*>(p.out.data()) + p0 * nr, row_off, std::is_unsigned<O>::value};
+          stage_tiles_dispatch<tr>(kind, np, [&](std::int64_t, std::int32_t* c) { tile(np, p0, c); }, s, p0 * nr,
+                                   std::min<std::int64_t>(np * nr, N - p0 * nr), to, rows);
+          continue;
+        }
+        tile(np, p0, acc);
+        for (int q = 0; q < np; ++q) {
+          O* base = p.out.data() + (p0 + q) * nr;
+          store_tile_avx512<O>(s, acc + q * tr * nr, rows, 1, (p0 + q) * nr, N - (p0 + q) * nr, [base, row_off](int m) { return base + row_off[m]; });
+        }
+      }
+    };
+    int edges = 0;
+    const auto flush_edges = [&] {
+      if (edges == 0) return;
+      // All 32 rows of the buffer (rows past `edges` hold earlier pixels' bytes, or none yet).
+      emit(edges, edge_off, st, [&](int np, std::int64_t p0, std::int32_t* out) {
+        kern.x86[tr - 1][np - 1](kg, edge_a, lda, w.panel(p0), w.panel_stride(), out);
+      });
+      edges = 0;
+    };
+    const auto add_edge = [&](std::int64_t n, std::int64_t oy, std::int64_t ox) {
+      gather((n * g.OH + oy) * g.OW + ox, 1, edge_a + edges * lda, lda);
+      edge_off[edges] = o0 + n * so0 + oy * so1 + ox * so2;
+      if (++edges == tr) flush_edges();
+    };
+    for (std::int64_t r = out_rows * part / parts; r < out_rows * (part + 1) / parts; ++r) {
+      const std::int64_t n = r / g.OH, oy = r % g.OH, iy = oy * g.stride_h - g.pad_top;
+      const bool row_inside = iy >= 0 && iy + (g.KH - 1) * g.dilation_h < g.H;
+      const std::int64_t lo = row_inside ? ox_lo : g.OW, hi = row_inside ? ox_hi : g.OW;
+      for (std::int64_t ox = 0; ox < lo; ++ox) add_edge(n, oy, ox);
+      for (std::int64_t ox = hi; ox < g.OW; ++ox) add_edge(n, oy, ox);
+      for (std::int64_t x0 = lo; x0 < hi; x0 += tr) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(tr, hi - x0));
+        for (int i = 0; i < rows; ++i) offs[i] = o0 + n * so0 + oy * so1 + (x0 + i) * so2;
+        const std::int64_t a_at = grp * cg + n * sn + iy * sy + (x0 * g.stride_w - g.pad_left) * sx;  // from the view's first element
+        const I* a = in0 + (a_at - grp * cg);
+        // A whole 32-row tile reads past the run (pixels whose results are dropped) where that
+        // stays inside the input, else exactly the run's rows.
+        const int tile_rows = a_at + (tr - 1) * g.stride_w * sx + tap_reach <= il.span() ? tr : rows;
+        emit(rows, offs, st_in, [&](int np, std::int64_t p0, std::int32_t* out) {
+          gemm_c4_amx_taps<I, W>(tile_rows, np, steps, a, a_steps.data(), g.stride_w * sx, w.panel(p0), w.panel_stride(), out);
+        });
+      }
+    }
+    flush_edges();
+    if (kern.x86_done != nullptr) kern.x86_done();
+  });
+}
+#endif
+
+// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stage
+// (x86 c4 kernels: x86_dot_stage(stage, w, dot_offset)). True when it ran the AMX direct
+// convolution.
+template <class I, class W, class O>
+bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
                       const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
   const conv_geometry& g = p.g;
   const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW, oc0 = grp * ocg;
+#if defined(NPUQ_ARCH_X86_64)
+  if (amx_direct_conv_applies(kern, p, w, st)) {
+    run_conv2d_group_amx_direct(threads, kern, p, grp, w, st, scratch);
+    return true;
+  }
+#endif
   if (is_x86_dot(kern)) {
     using AB = dot_a_t<W>;
     constexpr int shift = dot_shift<I, W>();
@@ -279,7 +408,7 @@ void run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
           return o0 + out_at.n * so[0] + out_at.oy * so[1] + out_at.ox * so[2];
         },
         so[3], scratch);
-    return;
+    return false;
   }
   run_c2_on(
       threads, kern, M, w, st, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
@@ -288,6 +417,7 @@ void run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
         store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
       },
       scratch);
+  return false;
 }
 
 // conv2d on the GEMM kernels; `packed` null: the weights are packed here, one group at a time.
@@ -297,14 +427,15 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
   const std::int64_t ocg = p.out_per_group;
   packed_gemm_weights<W> own, converted;
   driver_scratch scratch;
+  bool direct = false;
   for (std::int64_t grp = 0; grp < p.groups; ++grp) {
     const std::int64_t oc0 = grp * ocg;
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
     const packed_gemm_weights<W>& w = weights_in_format(packed != nullptr ? packed->group(grp) : own, kern.format, converted);
-    run_conv2d_group(be.thread_count(), kern, p, grp, w, kernel_stage<I>(kern, stage, w, p.in_zero_point), scratch);
+    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, kernel_stage<I>(kern, stage, w, p.in_zero_point), scratch) || direct;
   }
-  detail::simd_last_kernel_storage() = gemm_kernel_name("conv2d", p.in.type(), p.w.type(), kern);
+  detail::simd_last_kernel_storage() = gemm_kernel_name(direct ? "conv2d_direct" : "conv2d", p.in.type(), p.w.type(), kern);
 }
 
 }  // namespace simd_detail

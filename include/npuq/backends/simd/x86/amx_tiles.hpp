@@ -2,8 +2,9 @@
 //
 // SIMDe, which stands in for the AVX2 / AVX-512 / VNNI intrinsics in the emulated-ISA build
 // (x86/intrin.hpp), has no AMX form, so this header provides both sides of exactly the
-// operations npuq needs: ldtilecfg, tileloadd, tdpbusd (u8 x s8), tdpbsud (s8 x u8), tilestored,
-// tilezero and tilerelease. Natively they are the <immintrin.h> intrinsics in functions carrying
+// operations npuq needs: ldtilecfg, tileloadd, the four byte dot products tdpbusd (u8 x s8),
+// tdpbsud (s8 x u8), tdpbssd (s8 x s8) and tdpbuud (u8 x u8), tilestored, tilezero and
+// tilerelease. Natively they are the <immintrin.h> intrinsics in functions carrying
 // NPUQ_TARGET_AMX, so a plain -O2 build contains them and runs them only when CPU detection
 // lists AMX (which also asks Linux for the tile data state: request_amx_permission). With
 // NPUQ_X86_EMULATED=1 they are plain C++ on eight thread_local tile registers that follow the
@@ -182,19 +183,13 @@ inline void amx_tile_zero() {
   static_assert(T >= 0 && T < amx_tiles, "amx: tiles 0-7");
   amx_emulated_zero(T);
 }
-// tdpbusd: tile D += S1 (unsigned bytes) x S2 (signed bytes).
-template <int D, int S1, int S2>
-inline void amx_dpbusd() {
+// tdpb[su][su]d: tile D += S1 x S2, their bytes signed or not as ASigned and BSigned say
+// (tdpbusd: unsigned x signed, tdpbsud, tdpbssd, tdpbuud).
+template <bool ASigned, bool BSigned, int D, int S1, int S2>
+inline void amx_dp() {
   static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
-  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbusd needs three different tiles");
-  amx_emulated_dp<false, true>(D, S1, S2);
-}
-// tdpbsud: tile D += S1 (signed bytes) x S2 (unsigned bytes).
-template <int D, int S1, int S2>
-inline void amx_dpbsud() {
-  static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
-  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbsud needs three different tiles");
-  amx_emulated_dp<true, false>(D, S1, S2);
+  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpb*d needs three different tiles");
+  amx_emulated_dp<ASigned, BSigned>(D, S1, S2);
 }
 
 #else
@@ -269,20 +264,16 @@ NPUQ_AMX_INLINE void amx_tile_zero() {
   NPUQ_AMX_SWITCH_T(_tile_zero)
 }
 
-// tdpbusd: tile D += S1 (unsigned bytes) x S2 (signed bytes).
-template <int D, int S1, int S2>
-NPUQ_AMX_INLINE void amx_dpbusd() {
+// tdpb[su][su]d: tile D += S1 x S2, their bytes signed or not as ASigned and BSigned say
+// (tdpbusd: unsigned x signed, tdpbsud, tdpbssd, tdpbuud).
+template <bool ASigned, bool BSigned, int D, int S1, int S2>
+NPUQ_AMX_INLINE void amx_dp() {
   static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
-  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbusd needs three different tiles");
-  NPUQ_AMX_SWITCH_DP(_tile_dpbusd)
-}
-
-// tdpbsud: tile D += S1 (signed bytes) x S2 (unsigned bytes).
-template <int D, int S1, int S2>
-NPUQ_AMX_INLINE void amx_dpbsud() {
-  static_assert(D >= 0 && D < amx_tiles && S1 >= 0 && S1 < amx_tiles && S2 >= 0 && S2 < amx_tiles, "amx: tiles 0-7");
-  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpbsud needs three different tiles");
-  NPUQ_AMX_SWITCH_DP(_tile_dpbsud)
+  static_assert(D != S1 && D != S2 && S1 != S2, "amx: tdpb*d needs three different tiles");
+  if constexpr (!ASigned && BSigned) { NPUQ_AMX_SWITCH_DP(_tile_dpbusd) }
+  else if constexpr (ASigned && !BSigned) { NPUQ_AMX_SWITCH_DP(_tile_dpbsud) }
+  else if constexpr (ASigned && BSigned) { NPUQ_AMX_SWITCH_DP(_tile_dpbssd) }
+  else { NPUQ_AMX_SWITCH_DP(_tile_dpbuud) }
 }
 
 #undef NPUQ_AMX_SWITCH_T

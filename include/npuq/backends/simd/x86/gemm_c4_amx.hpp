@@ -42,11 +42,10 @@ inline int& amx_loaded_rows() {
   return rows;
 }
 
-// acc tile D += A tile S1 x B tile S2, in the instruction that matches B's signedness.
-template <class B, int D, int S1, int S2>
+// acc tile D += A tile S1 x B tile S2, in the instruction that matches A's and B's signedness.
+template <class A, class B, int D, int S1, int S2>
 NPUQ_TARGET_AMX inline void amx_dot() {
-  if constexpr (std::is_same<B, std::int8_t>::value) amx_dpbusd<D, S1, S2>();
-  else amx_dpbsud<D, S1, S2>();
+  amx_dp<std::is_signed<A>::value, std::is_signed<B>::value, D, S1, S2>();
 }
 
 // The tile shapes for `rows` (1-32) rows: C tiles 0-3 (0/1: rows 0-15 of panel 0/1; 2/3: rows
@@ -90,14 +89,15 @@ NPUQ_TARGET_AMX inline void amx_release_tiles() {
   loaded = 0;
 }
 
-// The K loop and the stores for 1-16 rows (Two = false) or 17-32 rows (Two = true).
-template <int NP, bool Two, class B>
-NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b,
-                                                               std::int64_t ldp, std::int32_t* c) {
+// The K loop and the stores for 1-16 rows (Two = false) or 17-32 rows (Two = true): `steps`
+// steps of 16 K groups, step s's A bytes at a + 64 * s or, with Taps, at a + a_steps[s] (rows lda
+// apart either way).
+template <int NP, bool Two, bool Taps, class A, class B>
+NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::int64_t steps, const A* a, const std::int64_t* a_steps,
+                                                               std::int64_t lda, const B* b, std::int64_t ldp, std::int32_t* c) {
   amx_configure_gemm(rows);
-  const std::int64_t steps = (kg + amx_max_rows - 1) / amx_max_rows;
-  const dot_a_t<B>* a1 = a + amx_max_rows * lda;  // rows 16-31 (Two only)
-  const B* b1 = b + ldp;                            // panel 1 (NP == 2 only)
+  const std::int64_t a1 = amx_max_rows * lda;  // rows 16-31 (Two only)
+  const B* b1 = b + ldp;                        // panel 1 (NP == 2 only)
   amx_tile_zero<0>();
   if constexpr (NP == 2) amx_tile_zero<1>();
   if constexpr (Two) {
@@ -106,25 +106,44 @@ NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::i
   }
   // Each load as late as its first dot product allows, so it overlaps the one before.
   for (std::int64_t s = 0; s < steps; ++s) {
-    amx_tile_load<4>(a + s * 64, lda);
+    const A* as = a + (Taps ? a_steps[s] : s * 64);
+    amx_tile_load<4>(as, lda);
     amx_tile_load<6>(b + s * 1024, 64);
-    amx_dot<B, 0, 4, 6>();
+    amx_dot<A, B, 0, 4, 6>();
     if constexpr (NP == 2) {
       amx_tile_load<7>(b1 + s * 1024, 64);
-      amx_dot<B, 1, 4, 7>();
+      amx_dot<A, B, 1, 4, 7>();
     }
     if constexpr (Two) {
-      amx_tile_load<5>(a1 + s * 64, lda);
-      amx_dot<B, 2, 5, 6>();
-      if constexpr (NP == 2) amx_dot<B, 3, 5, 7>();
+      amx_tile_load<5>(as + a1, lda);
+      amx_dot<A, B, 2, 5, 6>();
+      if constexpr (NP == 2) amx_dot<A, B, 3, 5, 7>();
     }
   }
-  // c is [panel][row][16]: panel q's rows 16-31 follow its rows 0-15.
+  // c is [panel][row][16], panel q's rows 16-31 after its rows 0-15, panel 1 after `rows` rows
+  // (with Taps: after 32 rows, whatever `rows`).
+  const std::int64_t c1 = (Taps ? amx_tile_rows : rows) * 16;
   amx_tile_store<0>(c, 64);
-  if constexpr (NP == 2) amx_tile_store<1>(c + rows * 16, 64);
+  if constexpr (NP == 2) amx_tile_store<1>(c + c1, 64);
   if constexpr (Two) {
     amx_tile_store<2>(c + amx_max_rows * 16, 64);
-    if constexpr (NP == 2) amx_tile_store<3>(c + rows * 16 + amx_max_rows * 16, 64);
+    if constexpr (NP == 2) amx_tile_store<3>(c + c1 + amx_max_rows * 16, 64);
+  }
+}
+
+// A tile of `rows` (1-32) rows x np (1-2) panels whose A operand is gathered in place: K step s
+// (16 groups, 64 bytes of each row) reads rows lda apart from a + a_steps[s], in A's own
+// signedness (the four tdpb*d cover every pair): what the direct convolution reads from its input
+// (conv2d.hpp). c as gemm_c4_amx's, except that panel 1 starts 32 rows after panel 0.
+template <class A, class B>
+void gemm_c4_amx_taps(int rows, int np, std::int64_t steps, const A* a, const std::int64_t* a_steps, std::int64_t lda, const B* b,
+                      std::int64_t ldp, std::int32_t* c) {
+  if (rows > amx_max_rows) {
+    if (np == 2) gemm_c4_amx_tile<2, true, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
+    else gemm_c4_amx_tile<1, true, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
+  } else {
+    if (np == 2) gemm_c4_amx_tile<2, false, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
+    else gemm_c4_amx_tile<1, false, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
   }
 }
 
@@ -136,7 +155,7 @@ template <int MR, int NP, class B>
 void gemm_c4_amx(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp, std::int32_t* c) {
   static_assert(MR >= 1 && MR <= amx_tile_rows && (NP == 1 || NP == 2), "gemm_c4_amx: 1-32 rows, 1-2 panels");
   static_assert(std::is_same<B, std::int8_t>::value || std::is_same<B, std::uint8_t>::value, "gemm_c4_amx: int8 or uint8 B");
-  gemm_c4_amx_tile<NP, (MR > amx_max_rows), B>(MR, kg, a, lda, b, ldp, c);
+  gemm_c4_amx_tile<NP, (MR > amx_max_rows), false, dot_a_t<B>, B>(MR, (kg + amx_max_rows - 1) / amx_max_rows, a, nullptr, lda, b, ldp, c);
 }
 
 }  // namespace simd_detail

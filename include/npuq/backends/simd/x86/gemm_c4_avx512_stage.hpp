@@ -78,18 +78,16 @@ NPUQ_TARGET_AVX512_VNNI inline void store_row_bytes(unsigned char* dst, __m256i 
   else _mm256_mask_storeu_epi8(dst, static_cast<__mmask32>(keep), v);
 }
 
-// C = A x B for `tiles` tiles of MR rows (tile i's A rows from a + MR * i * lda, its output rows
-// out.rows[MR * i ...]) and NP panels, of which the first `cols` columns are written (columns
-// [n0, n0 + cols) of the stage, 16 * (NP - 1) < cols <= 16 * NP), with the output stage of
-// kind Kind. Dot computes a tile's int32 sums (an x86 c4 kernel of MR rows: AVX-512 VNNI's 8,
-// AMX's 32) into L1; its operands are the ones passed here.
-template <int MR, int NP, class B, tile_requant Kind,
-          void (*Dot)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, std::int32_t*)>
-NPUQ_TARGET_AVX512_VNNI void gemm_c4_stage_avx512(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp,
-                                                  const tile_output_stage& t, std::int64_t n0, std::int64_t cols, const stage_tile_out& out,
-                                                  std::int64_t tiles) {
-  static_assert(NP == 1 || NP == 2, "gemm_c4_stage_avx512: 1 or 2 panels");
-  static_assert(MR % 4 == 0, "gemm_c4_stage_avx512: whole groups of four rows");
+// The output stage of kind Kind on `tiles` tiles of MR rows x NP panels whose int32 sums
+// tile(i, c) writes ([panel][row][16], as the x86 c4 kernels do), tile i's output rows at
+// out.rows[MR * i ...]; the first `cols` columns are written (columns [n0, n0 + cols) of the
+// stage, 16 * (NP - 1) < cols <= 16 * NP), and the first `rows` rows of each tile (the others
+// are computed and dropped).
+template <int MR, int NP, tile_requant Kind, class TileFn>
+NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512(const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols,
+                                                const stage_tile_out& out, std::int64_t tiles, int rows = MR) {
+  static_assert(NP == 1 || NP == 2, "stage_tiles_avx512: 1 or 2 panels");
+  static_assert(MR % 4 == 0, "stage_tiles_avx512: whole groups of four rows");
   constexpr bool fp32 = Kind == tile_requant::fp32_half_even;
   constexpr int step = NP == 2 ? 2 : 4;  // rows narrowed together: four 16-lane vectors
   // Locals: the stores below may alias `out` and `t`, which would reload them for every row.
@@ -106,11 +104,12 @@ NPUQ_TARGET_AVX512_VNNI void gemm_c4_stage_avx512(std::int64_t kg, const dot_a_t
 #pragma GCC unroll 2
   for (int p = 0; p < NP; ++p) bias[p] = _mm512_loadu_si512(&t.bias[static_cast<std::size_t>(n0 + 16 * p)]);
   alignas(64) std::int32_t c[NP * MR * 16];
-  for (std::int64_t i = 0; i < tiles; ++i, a += MR * lda) {
-    const std::int64_t* rows = out.rows + MR * i;
-    Dot(kg, a, lda, b, ldp, c);
+  for (std::int64_t i = 0; i < tiles; ++i) {
+    const std::int64_t* row_at = out.rows + MR * i;
+    tile(i, c);
 #pragma GCC unroll 4
     for (int m = 0; m < MR; m += step) {
+      if (m >= rows) break;
       __m512i r[4];
 #pragma GCC unroll 4
       for (int j = 0; j < 4; ++j) {  // two panels: (m, 0), (m, 1), (m + 1, 0), (m + 1, 1); one: rows m .. m + 3
@@ -125,17 +124,54 @@ NPUQ_TARGET_AVX512_VNNI void gemm_c4_stage_avx512(std::int64_t kg, const dot_a_t
         }
       }
       const __m512i v = narrow4_avx512<fp32>(r[0], r[1], r[2], r[3], is_unsigned, nc);
-      if constexpr (NP == 2) {  // rows m and m + 1, 32 bytes each
-        store_row_bytes(base + rows[m], _mm512_castsi512_si256(v), full, keep);
-        store_row_bytes(base + rows[m + 1], _mm512_extracti64x4_epi64(v, 1), full, keep);
-      } else {  // rows m .. m + 3, 16 bytes each
-        store_row_bytes(base + rows[m], _mm512_castsi512_si128(v), full, keep);
-        store_row_bytes(base + rows[m + 1], _mm512_extracti32x4_epi32(v, 1), full, keep);
-        store_row_bytes(base + rows[m + 2], _mm512_extracti32x4_epi32(v, 2), full, keep);
-        store_row_bytes(base + rows[m + 3], _mm512_extracti32x4_epi32(v, 3), full, keep);
+      if (m + step <= rows) {
+        if constexpr (NP == 2) {  // rows m and m + 1, 32 bytes each
+          store_row_bytes(base + row_at[m], _mm512_castsi512_si256(v), full, keep);
+          store_row_bytes(base + row_at[m + 1], _mm512_extracti64x4_epi64(v, 1), full, keep);
+        } else {  // rows m .. m + 3, 16 bytes each
+          store_row_bytes(base + row_at[m], _mm512_castsi512_si128(v), full, keep);
+          store_row_bytes(base + row_at[m + 1], _mm512_extracti32x4_epi32(v, 1), full, keep);
+          store_row_bytes(base + row_at[m + 2], _mm512_extracti32x4_epi32(v, 2), full, keep);
+          store_row_bytes(base + row_at[m + 3], _mm512_extracti32x4_epi32(v, 3), full, keep);
+        }
+      } else {  // the last rows of a partial tile, one 128-bit lane (NP = 1) or half (NP = 2) each
+        alignas(64) unsigned char bytes[64];
+        _mm512_store_si512(bytes, v);
+        for (int j = m; j < rows; ++j) {
+          unsigned char* src = bytes + (j - m) * 16 * NP;
+          if constexpr (NP == 2) store_row_bytes(base + row_at[j], _mm256_load_si256(reinterpret_cast<const __m256i*>(src)), full, keep);
+          else store_row_bytes(base + row_at[j], _mm_load_si128(reinterpret_cast<const __m128i*>(src)), full, keep);
+        }
       }
     }
   }
+}
+
+// One tile of MR rows x np panels, `rows` of them stored, through stage_tiles_avx512 of the kind
+// with stage_kernel_index `kind` (0-2).
+template <int MR, class TileFn>
+void stage_tiles_dispatch(int kind, int np, const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols,
+                          const stage_tile_out& out, int rows) {
+  constexpr auto q31_double = tile_requant::q31_double, q31_half_up = tile_requant::q31_half_up, fp32 = tile_requant::fp32_half_even;
+  if (np == 2) {
+    if (kind == 0) return stage_tiles_avx512<MR, 2, q31_double>(tile, t, n0, cols, out, 1, rows);
+    if (kind == 1) return stage_tiles_avx512<MR, 2, q31_half_up>(tile, t, n0, cols, out, 1, rows);
+    return stage_tiles_avx512<MR, 2, fp32>(tile, t, n0, cols, out, 1, rows);
+  }
+  if (kind == 0) return stage_tiles_avx512<MR, 1, q31_double>(tile, t, n0, cols, out, 1, rows);
+  if (kind == 1) return stage_tiles_avx512<MR, 1, q31_half_up>(tile, t, n0, cols, out, 1, rows);
+  return stage_tiles_avx512<MR, 1, fp32>(tile, t, n0, cols, out, 1, rows);
+}
+
+// C = A x B and the stage for `tiles` tiles of MR rows (tile i's A rows from a + MR * i * lda)
+// and NP panels: stage_tiles_avx512 around the int32-tile kernel Dot (an x86 c4 kernel of MR
+// rows: AVX-512 VNNI's 8, AMX's 32), whose operands are the ones passed here.
+template <int MR, int NP, class B, tile_requant Kind,
+          void (*Dot)(std::int64_t, const dot_a_t<B>*, std::int64_t, const B*, std::int64_t, std::int32_t*)>
+NPUQ_TARGET_AVX512_VNNI void gemm_c4_stage_avx512(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp,
+                                                  const tile_output_stage& t, std::int64_t n0, std::int64_t cols, const stage_tile_out& out,
+                                                  std::int64_t tiles) {
+  stage_tiles_avx512<MR, NP, Kind>([=](std::int64_t i, std::int32_t* c) { Dot(kg, a + MR * i * lda, lda, b, ldp, c); }, t, n0, cols, out, tiles);
 }
 
 }  // namespace simd_detail
