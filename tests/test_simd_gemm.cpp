@@ -405,7 +405,7 @@ TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d
     for (int threads = 2; threads <= 3; ++threads)
       check_direct_conv<std::int8_t, std::int8_t, std::int8_t>(r, simd_backend{level, threads}, cases[0], numerics_profile::tflite());
   }
-  const bool amx = std::find(cpu().levels().begin(), cpu().levels().end(), isa::amx_int8) != cpu().levels().end();
+  const bool amx = cpu().supports(isa::amx_int8);
   CHECK(direct_runs >= (amx ? 7 * 3 * 4 : 0));
   if (!amx) CHECK(direct_runs == 0);
 }
@@ -613,8 +613,7 @@ TEST_CASE("AVX-512 and AMX kernels with the stage inside equal the int32 tile an
   }
   // Every level whose table has them ran them (avx512_vnni and amx_int8 where the CPU has them;
   // every level in the emulated build).
-  const auto has = [](isa l) { return std::find(cpu().levels().begin(), cpu().levels().end(), l) != cpu().levels().end(); };
-  CHECK(levels_with == (has(isa::avx512_vnni) ? 1 : 0) + (has(isa::amx_int8) ? 1 : 0));
+  CHECK(levels_with == (cpu().supports(isa::avx512_vnni) ? 1 : 0) + (cpu().supports(isa::amx_int8) ? 1 : 0));
   CHECK(ran == levels_with * 4 * 2 * 40);
 }
 #endif
