@@ -364,11 +364,12 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
       for (std::int64_t x0 = lo; x0 < hi; x0 += tr) {
         const int rows = static_cast<int>(std::min<std::int64_t>(tr, hi - x0));
         for (int i = 0; i < rows; ++i) offs[i] = o0 + n * so0 + oy * so1 + (x0 + i) * so2;
-        const std::int64_t a_at = grp * cg + n * sn + iy * sy + (x0 * g.stride_w - g.pad_left) * sx;  // from the view's first element
-        const I* a = in0 + (a_at - grp * cg);
+        const std::int64_t a_at = n * sn + iy * sy + (x0 * g.stride_w - g.pad_left) * sx;  // from in0
+        const I* a = in0 + a_at;
         // A whole 32-row tile reads past the run (pixels whose results are dropped) where that
-        // stays inside the input, else exactly the run's rows.
-        const int tile_rows = a_at + (tr - 1) * g.stride_w * sx + tap_reach <= il.span() ? tr : rows;
+        // stays inside the input (whose span counts from channel 0, grp * cg before in0), else
+        // exactly the run's rows.
+        const int tile_rows = grp * cg + a_at + (tr - 1) * g.stride_w * sx + tap_reach <= il.span() ? tr : rows;
         emit(rows, offs, st_in, [&](int np, std::int64_t p0, std::int32_t* out) {
           gemm_c4_amx_taps<I, W>(tile_rows, np, steps, a, a_steps.data(), g.stride_w * sx, w.panel(p0), w.panel_stride(), out);
         });

@@ -240,9 +240,9 @@ const packed_gemm_weights<B>& weights_in_format(const packed_gemm_weights<B>& pa
 
 // How a GEMM's work is cut for threads: into blocks of row tiles when A has enough of them and is
 // at least as large as B (every part streams all of B), else into groups of column panels (every
-// part gathers all of A); when both are fewer than the threads, along the one with more. Parts write disjoint outputs and run the same kernels on the same
-// tiles as one thread would, modulo where a part's last row tile ends (exact either way: the
-// sums wrap modulo 2^32 in any order).
+// part gathers all of A); when both are fewer than the threads, along the one with more. Parts
+// write disjoint outputs and run the same kernels on the same tiles as one thread would, modulo
+// where a part's last row tile ends (exact either way: the sums wrap modulo 2^32 in any order).
 struct gemm_split {
   std::int64_t parts = 1, row_tiles = 1, groups = 1;
   bool by_rows = true;

@@ -174,8 +174,8 @@ class packed_gemm_weights {
 
   template <class ValueFn>
   void pack_as(gemm_pack_format f, std::int64_t K, std::int64_t N, const Quant& quant, ValueFn&& value) {
-    const std::int64_t kr = pack_kr(f), kg = simd_detail::panel_groups(f, (K + kr - 1) / kr), np = (N + simd_detail::nr - 1) / simd_detail::nr;
-    Tensor<B> data(Layout::row_major({np * kg * simd_detail::nr * kr}));  // zeroed: the K padding adds 0
+    const std::int64_t kr = pack_kr(f), pg = simd_detail::panel_groups(f, (K + kr - 1) / kr), np = (N + simd_detail::nr - 1) / simd_detail::nr;
+    Tensor<B> data(Layout::row_major({np * pg * simd_detail::nr * kr}));  // zeroed: the K padding adds 0
     const std::size_t side = static_cast<std::size_t>(np * 2 * simd_detail::nr);
     std::vector<std::int16_t> zp(f == gemm_pack_format::c2 ? side : 0, 0);
     std::vector<std::int32_t> comp(f == gemm_pack_format::c2 ? 0 : side, 0);
@@ -187,7 +187,7 @@ class packed_gemm_weights {
       std::uint32_t sum = 0;
       for (std::int64_t k = 0; k < K; ++k) {
         const B v = static_cast<B>(value(k, n));
-        data.data()[offset(k, n, kr, kg)] = v;
+        data.data()[offset(k, n, kr, pg)] = v;
         sum += static_cast<std::uint32_t>(static_cast<std::int32_t>(v));
       }
       const auto side_at = static_cast<std::size_t>(p * 2 * simd_detail::nr + j);

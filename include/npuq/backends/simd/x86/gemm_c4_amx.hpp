@@ -11,7 +11,7 @@
 // The tile is up to 32 rows x 2 panels: C in tmm0-3 (rows 0-15 and 16-31 of panel 0 and 1), A
 // in tmm4/tmm5, B in tmm6/tmm7, so each K step loads four tiles for four dot products (a 16-row
 // tile would load three for two). Every step is a whole 1 KiB B tile: the c4 format pads each
-// panel with zero K groups to a multiple of 16 (c4_panel_groups), so the last step's extra
+// panel with zero K groups to a multiple of 16 (panel_groups), so the last step's extra
 // groups add 0 whatever A holds there, and A rows are at least that long (lda >= the groups'
 // bytes rounded up to 64, which the driver's blocks are).
 //
