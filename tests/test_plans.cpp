@@ -136,7 +136,9 @@ TEST_CASE("conv2d plans write the reference's bytes and allocate nothing when ru
   struct cfg {
     std::int64_t N, H, W, C, OC, K, stride, groups;
   };
-  const cfg cases[] = {{1, 17, 19, 3, 16, 3, 2, 1}, {2, 9, 9, 16, 40, 3, 1, 2}, {1, 12, 12, 8, 24, 1, 1, 1}, {1, 5, 6, 33, 17, 5, 1, 1}};
+  // 64 channels per group: the AMX direct convolution where the level has AMX.
+  const cfg cases[] = {{1, 17, 19, 3, 16, 3, 2, 1}, {2, 9, 9, 16, 40, 3, 1, 2}, {1, 12, 12, 8, 24, 1, 1, 1},
+                       {1, 5, 6, 33, 17, 5, 1, 1},  {1, 9, 11, 64, 40, 3, 1, 1}, {1, 7, 8, 128, 48, 3, 2, 2}};
   for (isa level : cpu().levels())
     for (const cfg& c : cases)
       for (const numerics_profile& prof : kProfiles)
@@ -162,11 +164,22 @@ TEST_CASE("conv2d plans write the reference's bytes and allocate nothing when ru
           conv2d(scalar, p, in, w, bias, expect);
           auto plan = make_conv2d_plan(simd_backend{level, threads}, p, in, w, bias, got);
           CHECK(npuq_test::ends_with(plan.kernel_name(), std::string("_") + to_string(level)));
+          const bool direct = level == isa::amx_int8 && (c.C / c.groups) % 64 == 0;
+          CHECK(plan.kernel_name().rfind("conv2d_direct_", 0) == (direct ? 0u : std::string::npos));
           plan.run(in, got);
           REQUIRE(values(got) == values(expect));
           fill(got, r);
           const long allocated = allocations_in([&] { plan.run(in, got); });
           if (kCountsAllocations) REQUIRE(allocated == 0);
+          REQUIRE(values(got) == values(expect));
+          // The same plan on an input whose channels are 2 apart (no direct convolution there).
+          Tensor<std::int8_t> spread(Layout::row_major({c.N * c.H * c.W * c.C * 2}), in.quant());
+          const TensorView<const std::int8_t> sin(spread.data(), 0,
+                                                  Layout::strided({c.N, c.H, c.W, c.C}, {c.H * c.W * c.C * 2, c.W * c.C * 2, c.C * 2, 2}),
+                                                  in.quant(), spread.capacity());
+          for (std::int64_t i = 0; i < c.N * c.H * c.W * c.C; ++i) spread.data()[2 * i] = in.data()[i];
+          fill(got, r);
+          plan.run(sin, got);
           REQUIRE(values(got) == values(expect));
         }
 }

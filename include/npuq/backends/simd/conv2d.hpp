@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "npuq/backends/scalar/conv2d.hpp"
@@ -265,9 +266,10 @@ namespace simd_detail {
 // so such pixels run straight from the input (gemm_c4_amx_taps: one input offset per K step), in
 // the input's own signedness (tdpbssd / tdpbuud where the gathered path flips the sign bit),
 // without the gather that costs the implicit GEMM a fifth of its time; pixels with taps over the
-// padding are gathered as before, 32 at a time. It takes groups of a multiple of 64 channels
-// (each K step one tap), channels contiguous in input and output, weights without zero points and
-// a stage the AVX-512 store handles; the results are the implicit GEMM's (the same sums).
+// padding are gathered as they are (padded taps: the zero point's byte), 32 at a time. It takes
+// groups of a multiple of 64 channels (each K step one tap), channels contiguous in input and
+// output, weights without zero points and a stage the AVX-512 store handles; the results are the
+// implicit GEMM's (the same sums).
 template <class I, class W, class O>
 bool amx_direct_conv_applies(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
                              const tile_output_stage& st) {
@@ -279,65 +281,87 @@ bool amx_direct_conv_applies(const gemm_kernel_set<W>& kern, const conv2d_proble
   }
 }
 
+// The direct convolution's scratch: per part (one per output row range) a 32-row buffer of
+// gathered pixels, their output offsets, the interior tiles' output offsets and the K steps' input
+// offsets.
+template <class I, class W, class O>
+struct amx_direct_conv_layout {
+  std::int64_t parts, lda, steps;
+  std::size_t bytes;
+  amx_direct_conv_layout(int threads, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w)
+      : parts(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, p.g.N * p.g.OH))),
+        lda(w.K()),  // a multiple of 64: whole AMX steps
+        steps(p.g.KH * p.g.KW * (p.in_per_group / 64)) {
+    scratch_carver size;
+    carve(size);
+    bytes = size.used;
+  }
+  struct buffers {
+    I* edge_a;
+    std::int64_t *edge_off, *offs, *a_steps;
+  };
+  buffers carve(scratch_carver& c) const {
+    buffers b{};
+    b.edge_a = c.take<I>(amx_tile_rows * lda + 64);
+    b.edge_off = c.take<std::int64_t>(amx_tile_rows);
+    b.offs = c.take<std::int64_t>(amx_tile_rows);
+    b.a_steps = c.take<std::int64_t>(steps);
+    return b;
+  }
+};
+
+// `st` is the stage for the input's own bytes: x86_dot_stage(stage, w, -input zero point).
 template <class I, class W, class O>
 void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
                                  const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
-  using AB = dot_a_t<W>;
   constexpr int tr = amx_tile_rows;
   const conv_geometry& g = p.g;
-  const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group, N = w.N(), panels = w.panels(), K = w.K(), kg = w.k_groups();
+  const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group, N = w.N(), panels = w.panels();
   const Layout& il = p.in.layout();
   const Layout& ol = p.out.layout();
   const std::int64_t sn = il.stride(0), sy = il.stride(1), sx = il.stride(2);
   const std::int64_t so0 = ol.stride(0), so1 = ol.stride(1), so2 = ol.stride(2), o0 = p.out.offset() + oc0 * ol.stride(3);
   const I* in0 = p.in.data() + p.in.offset() + grp * cg;
-  // K step s: tap s / (cg / 64) (ky, kx), channels 64 * (s % (cg / 64)) on.
-  const std::int64_t chunks = cg / 64, steps = g.KH * g.KW * chunks;
-  std::vector<std::int64_t> a_steps(static_cast<std::size_t>(steps));
-  for (std::int64_t s = 0; s < steps; ++s) {
+  const amx_direct_conv_layout<I, W, O> lay(threads, p, w);
+  const std::int64_t chunks = cg / 64, steps = lay.steps, lda = lay.lda, parts = lay.parts, out_rows = g.N * g.OH;
+  // K step s: tap s / chunks (ky, kx), channels 64 * (s % chunks) on.
+  const auto step_offset = [&](std::int64_t s) {
     const std::int64_t tap = s / chunks, ky = tap / g.KW, kx = tap % g.KW;
-    a_steps[static_cast<std::size_t>(s)] = ky * g.dilation_h * sy + kx * g.dilation_w * sx + 64 * (s % chunks);
-  }
-  const std::int64_t tap_reach = a_steps.back() + 64;  // bytes a pixel's row reads from its first tap on
+    return ky * g.dilation_h * sy + kx * g.dilation_w * sx + 64 * (s % chunks);
+  };
+  const std::int64_t tap_reach = step_offset(steps - 1) + 64;  // bytes a pixel's row reads from its first tap on
   // Output columns [ox_lo, ox_hi) have every tap inside the image (if the row has).
   const std::int64_t ox_lo = std::min(g.OW, g.pad_left <= 0 ? 0 : (g.pad_left + g.stride_w - 1) / g.stride_w);
   const std::int64_t last = g.W - 1 - (g.KW - 1) * g.dilation_w + g.pad_left;  // ox * stride_w <= last
   const std::int64_t ox_hi = std::max(ox_lo, last < 0 ? 0 : std::min(g.OW, last / g.stride_w + 1));
-  // The stage for bytes as they are: x86_dot_stage adds o * (column sums) for the bytes' offset o,
-  // and the input's own bytes are dot_a_t's (the gathered ones) shifted by min(AB) - min(I).
-  const tile_output_stage st_in = x86_dot_stage(st, w, element_traits<AB>::min - element_traits<I>::min);
-  const std::int64_t out_rows = g.N * g.OH, parts = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, out_rows));
-  const std::int64_t lda = K;  // a multiple of 64: whole AMX steps
-  scratch_carver size;
-  size.take<AB>(tr * lda + 64), size.take<std::int64_t>(2 * tr);
-  scratch.reserve(parts, size.used);
-  const pixel_gather<AB, dot_shift<I, W>(), I, W, O> gather0(p, grp * cg, cg, true);
+  scratch.reserve(parts, lay.bytes);
+  const pixel_gather<I, 0, I, W, O> gather0(p, grp * cg, cg, true);
   const int kind = stage_kernel_index(st.kind);
   const bool stage_tiles = sizeof(O) == 1 && kind >= 0 && st.st->zero_point >= -stage_kernel_max_zero_point &&
                            st.st->zero_point <= stage_kernel_max_zero_point;
   detail::parallel_parts(threads, parts, [&](std::int64_t part) {
     scratch_carver c{scratch.part(part)};
-    AB* const edge_a = c.take<AB>(tr * lda + 64);
-    std::int64_t* const edge_off = c.take<std::int64_t>(tr);
-    std::int64_t* const offs = c.take<std::int64_t>(tr);
+    const auto buf = lay.carve(c);
+    for (std::int64_t s = 0; s < steps; ++s) buf.a_steps[s] = step_offset(s);
     std::decay_t<decltype(gather0)> gather = gather0;
     alignas(64) std::int32_t acc[tr * 2 * nr];
     // `rows` output rows x all panels: tile(np, p0, acc) computes the sums of a whole 32-row tile
     // ([panel][32 rows][16]: tiles keep one shape, so the tile configuration never changes), then
     // the stage stores the first `rows`: the kernels' own for 8-bit outputs, else the AVX-512 store.
-    const auto emit = [&](int rows, const std::int64_t* row_off, const tile_output_stage& s, const auto& tile) {
+    const auto emit = [&](int rows, const std::int64_t* row_off, const auto& tile) {
       for (std::int64_t p0 = 0; p0 < panels; p0 += 2) {
         const int np = static_cast<int>(std::min<std::int64_t>(2, panels - p0));
         if (stage_tiles) {
           const stage_tile_out to{reinterpret_cast<unsigned char*>(p.out.data()) + p0 * nr, row_off, std::is_unsigned<O>::value};
-          stage_tiles_dispatch<tr>(kind, np, [&](std::int64_t, std::int32_t* c) { tile(np, p0, c); }, s, p0 * nr,
+          stage_tiles_dispatch<tr>(kind, np, [&](std::int64_t, std::int32_t* out) { tile(np, p0, out); }, st, p0 * nr,
                                    std::min<std::int64_t>(np * nr, N - p0 * nr), to, rows);
           continue;
         }
         tile(np, p0, acc);
         for (int q = 0; q < np; ++q) {
           O* base = p.out.data() + (p0 + q) * nr;
-          store_tile_avx512<O>(s, acc + q * tr * nr, rows, 1, (p0 + q) * nr, N - (p0 + q) * nr, [base, row_off](int m) { return base + row_off[m]; });
+          store_tile_avx512<O>(st, acc + q * tr * nr, rows, 1, (p0 + q) * nr, N - (p0 + q) * nr,
+                               [base, row_off](int m) { return base + row_off[m]; });
         }
       }
     };
@@ -345,14 +369,14 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
     const auto flush_edges = [&] {
       if (edges == 0) return;
       // All 32 rows of the buffer (rows past `edges` hold earlier pixels' bytes, or none yet).
-      emit(edges, edge_off, st, [&](int np, std::int64_t p0, std::int32_t* out) {
-        kern.x86[tr - 1][np - 1](kg, edge_a, lda, w.panel(p0), w.panel_stride(), out);
+      emit(edges, buf.edge_off, [&](int np, std::int64_t p0, std::int32_t* out) {
+        gemm_c4_amx_taps<I, W>(tr, np, steps, buf.edge_a, nullptr, lda, w.panel(p0), w.panel_stride(), out);
       });
       edges = 0;
     };
     const auto add_edge = [&](std::int64_t n, std::int64_t oy, std::int64_t ox) {
-      gather((n * g.OH + oy) * g.OW + ox, 1, edge_a + edges * lda, lda);
-      edge_off[edges] = o0 + n * so0 + oy * so1 + ox * so2;
+      gather((n * g.OH + oy) * g.OW + ox, 1, buf.edge_a + edges * lda, lda);
+      buf.edge_off[edges] = o0 + n * so0 + oy * so1 + ox * so2;
       if (++edges == tr) flush_edges();
     };
     for (std::int64_t r = out_rows * part / parts; r < out_rows * (part + 1) / parts; ++r) {
@@ -363,15 +387,15 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
       for (std::int64_t ox = hi; ox < g.OW; ++ox) add_edge(n, oy, ox);
       for (std::int64_t x0 = lo; x0 < hi; x0 += tr) {
         const int rows = static_cast<int>(std::min<std::int64_t>(tr, hi - x0));
-        for (int i = 0; i < rows; ++i) offs[i] = o0 + n * so0 + oy * so1 + (x0 + i) * so2;
+        for (int i = 0; i < rows; ++i) buf.offs[i] = o0 + n * so0 + oy * so1 + (x0 + i) * so2;
         const std::int64_t a_at = n * sn + iy * sy + (x0 * g.stride_w - g.pad_left) * sx;  // from in0
         const I* a = in0 + a_at;
         // A whole 32-row tile reads past the run (pixels whose results are dropped) where that
         // stays inside the input (whose span counts from channel 0, grp * cg before in0), else
         // exactly the run's rows.
         const int tile_rows = grp * cg + a_at + (tr - 1) * g.stride_w * sx + tap_reach <= il.span() ? tr : rows;
-        emit(rows, offs, st_in, [&](int np, std::int64_t p0, std::int32_t* out) {
-          gemm_c4_amx_taps<I, W>(tile_rows, np, steps, a, a_steps.data(), g.stride_w * sx, w.panel(p0), w.panel_stride(), out);
+        emit(rows, buf.offs, [&](int np, std::int64_t p0, std::int32_t* out) {
+          gemm_c4_amx_taps<I, W>(tile_rows, np, steps, a, buf.a_steps, g.stride_w * sx, w.panel(p0), w.panel_stride(), out);
         });
       }
     }
@@ -381,17 +405,59 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
 }
 #endif
 
-// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stage
-// (x86 c4 kernels: x86_dot_stage(stage, w, dot_offset)). True when it ran the AMX direct
-// convolution.
+// A conv2d group's output stages for the kernels: `gathered` for the implicit GEMM
+// (kernel_stage), `direct` for the AMX direct convolution, which reads the input's own bytes
+// (x86_dot_stage with the offset -(input zero point)), made only where that path applies.
+struct conv2d_group_stages {
+  tile_output_stage gathered;
+  std::optional<tile_output_stage> direct;
+  void point_at(const output_stage* s) {  // the stage they refer to, where it moved
+    gathered.st = s;
+    if (direct) direct->st = s;
+  }
+};
+
+template <class I, class W, class O>
+conv2d_group_stages make_conv2d_group_stages(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p,
+                                             const tile_output_stage& stage, const packed_gemm_weights<W>& w) {
+  conv2d_group_stages s{kernel_stage<I>(kern, stage, w, p.in_zero_point), std::nullopt};
+#if defined(NPUQ_ARCH_X86_64)
+  if (amx_direct_conv_applies(kern, p, w, stage)) s.direct.emplace(x86_dot_stage(stage, w, -p.in_zero_point));
+#endif
+  return s;
+}
+
+// Sizes `scratch` for every path run_conv2d_group can take on p's groups (of weights like w), so
+// that runs allocate nothing.
+template <class I, class W, class O>
+void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
+                            driver_scratch& scratch) {
+  if (is_x86_dot(kern)) {
+    const x86_dot_plan<W> plan(threads, kern, p.g.N * p.g.OH * p.g.OW, w);
+    scratch.reserve(plan.split.parts, plan.part_bytes);
+#if defined(NPUQ_ARCH_X86_64)
+    if (kern.family == kernel_family::amx_int8 && p.in_per_group % 64 == 0) {
+      const amx_direct_conv_layout<I, W, O> lay(threads, p, w);
+      scratch.reserve(lay.parts, lay.bytes);
+    }
+#endif
+  } else {
+    const c2_plan<W> plan(threads, kern, p.g.N * p.g.OH * p.g.OW, w);
+    scratch.reserve(plan.split.parts, plan.part_bytes);
+  }
+}
+
+// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stages.
+// True when it ran the AMX direct convolution.
 template <class I, class W, class O>
 bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
-                      const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
+                      const packed_gemm_weights<W>& w, const conv2d_group_stages& stages, driver_scratch& scratch) {
   const conv_geometry& g = p.g;
   const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW, oc0 = grp * ocg;
+  const tile_output_stage& st = stages.gathered;
 #if defined(NPUQ_ARCH_X86_64)
-  if (amx_direct_conv_applies(kern, p, w, st)) {
-    run_conv2d_group_amx_direct(threads, kern, p, grp, w, st, scratch);
+  if (stages.direct && amx_direct_conv_applies(kern, p, w, st)) {
+    run_conv2d_group_amx_direct(threads, kern, p, grp, w, *stages.direct, scratch);
     return true;
   }
 #endif
@@ -434,7 +500,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
     const packed_gemm_weights<W>& w = weights_in_format(packed != nullptr ? packed->group(grp) : own, kern.format, converted);
-    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, kernel_stage<I>(kern, stage, w, p.in_zero_point), scratch) || direct;
+    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, make_conv2d_group_stages(kern, p, stage, w), scratch) || direct;
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name(direct ? "conv2d_direct" : "conv2d", p.in.type(), p.w.type(), kern);
 }

@@ -258,33 +258,26 @@ class conv2d_plan {
     s->kern = simd_detail::gemm_kernels<W>(be.level());
     const std::int64_t ocg = s->p.out_per_group;
     s->w.resize(static_cast<std::size_t>(s->p.groups));
+    bool direct = false;
     for (std::int64_t g = 0; g < s->p.groups; ++g) {
       packed_gemm_weights<W>& wg = s->w[static_cast<std::size_t>(g)];
       packed_conv2d_weights<W>::pack_group(s->p.w, g * ocg, ocg, &wg, be.level());
       if (wg.format() != s->kern.format) wg = wg.converted(s->kern.format);
       const simd_detail::tile_output_stage stage(s->p.stage, s->p.bias, ocg, g * ocg);
-      s->st.push_back(simd_detail::kernel_stage<I>(s->kern, stage, wg, s->p.in_zero_point));
-      s->st.back().st = &s->p.stage;
+      s->st.push_back(simd_detail::make_conv2d_group_stages(s->kern, s->p, stage, wg));
+      s->st.back().point_at(&s->p.stage);
+      direct = direct || s->st.back().direct.has_value();
     }
     s->threads = be.thread_count();
     s->in_shape = s->p.in.layout();
     s->out_shape = s->p.out.layout();
     s->in_quant = s->p.in.quant();
     s->out_quant = s->p.out.quant();
-    s->kernel = simd_detail::gemm_kernel_name("conv2d", element_traits<I>::type, element_traits<W>::type, s->kern);
+    // The direct convolution where a group runs it with views like the ones given here.
+    s->kernel = simd_detail::gemm_kernel_name(direct ? "conv2d_direct" : "conv2d", element_traits<I>::type, element_traits<W>::type, s->kern);
     s->p.w = TensorView<const W>(nullptr, s->p.w.layout(), Quant{});
     s->p.bias = TensorView<const std::int32_t>(nullptr, s->p.bias.layout(), Quant{});
-    const std::int64_t M = s->p.g.N * s->p.g.OH * s->p.g.OW;
-    for (const packed_gemm_weights<W>& wg : s->w) {  // every group has the same shape
-      if (simd_detail::is_x86_dot(s->kern)) {
-        const simd_detail::x86_dot_plan<W> plan(s->threads, s->kern, M, wg);
-        s->scratch.reserve(plan.split.parts, plan.part_bytes);
-      } else {
-        const simd_detail::c2_plan<W> plan(s->threads, s->kern, M, wg);
-        s->scratch.reserve(plan.split.parts, plan.part_bytes);
-      }
-      break;
-    }
+    simd_detail::reserve_conv2d_scratch(s->threads, s->kern, s->p, s->w.front(), s->scratch);  // every group has the same shape
     s_ = std::move(s);
     return {};
   }
@@ -323,7 +316,7 @@ class conv2d_plan {
     conv2d_problem<I, W, O> p;
     simd_detail::gemm_kernel_set<W> kern;
     std::vector<packed_gemm_weights<W>> w;          // per group, in the kernels' format
-    std::vector<simd_detail::tile_output_stage> st;  // per group
+    std::vector<simd_detail::conv2d_group_stages> st;  // per group
     simd_detail::driver_scratch scratch;
     Layout in_shape, out_shape;
     Quant in_quant, out_quant;

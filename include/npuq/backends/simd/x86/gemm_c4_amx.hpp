@@ -91,10 +91,11 @@ NPUQ_TARGET_AMX inline void amx_release_tiles() {
 
 // The K loop and the stores for 1-16 rows (Two = false) or 17-32 rows (Two = true): `steps`
 // steps of 16 K groups, step s's A bytes at a + 64 * s or, with Taps, at a + a_steps[s] (rows lda
-// apart either way).
+// apart either way). c is [panel][row][16], panel 1 c_panel int32s after panel 0.
 template <int NP, bool Two, bool Taps, class A, class B>
 NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::int64_t steps, const A* a, const std::int64_t* a_steps,
-                                                               std::int64_t lda, const B* b, std::int64_t ldp, std::int32_t* c) {
+                                                               std::int64_t lda, const B* b, std::int64_t ldp, std::int32_t* c,
+                                                               std::int64_t c_panel) {
   amx_configure_gemm(rows);
   const std::int64_t a1 = amx_max_rows * lda;  // rows 16-31 (Two only)
   const B* b1 = b + ldp;                        // panel 1 (NP == 2 only)
@@ -120,9 +121,8 @@ NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::i
       if constexpr (NP == 2) amx_dot<A, B, 3, 5, 7>();
     }
   }
-  // c is [panel][row][16], panel q's rows 16-31 after its rows 0-15, panel 1 after `rows` rows
-  // (with Taps: after 32 rows, whatever `rows`).
-  const std::int64_t c1 = (Taps ? amx_tile_rows : rows) * 16;
+  // Panel q's rows 16-31 after its rows 0-15.
+  const std::int64_t c1 = c_panel;
   amx_tile_store<0>(c, 64);
   if constexpr (NP == 2) amx_tile_store<1>(c + c1, 64);
   if constexpr (Two) {
@@ -131,20 +131,28 @@ NPUQ_TARGET_AMX __attribute__((noinline)) void gemm_c4_amx_tile(int rows, std::i
   }
 }
 
-// A tile of `rows` (1-32) rows x np (1-2) panels whose A operand is gathered in place: K step s
-// (16 groups, 64 bytes of each row) reads rows lda apart from a + a_steps[s], in A's own
-// signedness (the four tdpb*d cover every pair): what the direct convolution reads from its input
-// (conv2d.hpp). c as gemm_c4_amx's, except that panel 1 starts 32 rows after panel 0.
+template <bool Taps, class A, class B>
+void gemm_c4_amx_rows(int rows, int np, std::int64_t steps, const A* a, const std::int64_t* a_steps, std::int64_t lda, const B* b,
+                      std::int64_t ldp, std::int32_t* c) {
+  constexpr std::int64_t c1 = amx_tile_rows * 16;
+  if (rows > amx_max_rows) {
+    if (np == 2) gemm_c4_amx_tile<2, true, Taps, A, B>(rows, steps, a, a_steps, lda, b, ldp, c, c1);
+    else gemm_c4_amx_tile<1, true, Taps, A, B>(rows, steps, a, a_steps, lda, b, ldp, c, c1);
+  } else {
+    if (np == 2) gemm_c4_amx_tile<2, false, Taps, A, B>(rows, steps, a, a_steps, lda, b, ldp, c, c1);
+    else gemm_c4_amx_tile<1, false, Taps, A, B>(rows, steps, a, a_steps, lda, b, ldp, c, c1);
+  }
+}
+
+// A tile of `rows` (1-32) rows x np (1-2) panels in A's own signedness (the four tdpb*d cover
+// every pair): K step s (16 groups, 64 bytes of each row) reads rows lda apart from a + a_steps[s]
+// (the direct convolution's taps read in place, conv2d.hpp) or, a_steps null, from a + 64 * s.
+// c as gemm_c4_amx's, except that panel 1 starts 32 rows after panel 0.
 template <class A, class B>
 void gemm_c4_amx_taps(int rows, int np, std::int64_t steps, const A* a, const std::int64_t* a_steps, std::int64_t lda, const B* b,
                       std::int64_t ldp, std::int32_t* c) {
-  if (rows > amx_max_rows) {
-    if (np == 2) gemm_c4_amx_tile<2, true, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
-    else gemm_c4_amx_tile<1, true, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
-  } else {
-    if (np == 2) gemm_c4_amx_tile<2, false, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
-    else gemm_c4_amx_tile<1, false, true, A, B>(rows, steps, a, a_steps, lda, b, ldp, c);
-  }
+  if (a_steps != nullptr) gemm_c4_amx_rows<true>(rows, np, steps, a, a_steps, lda, b, ldp, c);
+  else gemm_c4_amx_rows<false>(rows, np, steps, a, a_steps, lda, b, ldp, c);
 }
 
 // c[p*MR*16 + m*16 + j] = sum over k < 4*kg of a[m*lda + k] * b[p*ldp + (k/4)*64 + j*4 + k%4],
@@ -155,7 +163,8 @@ template <int MR, int NP, class B>
 void gemm_c4_amx(std::int64_t kg, const dot_a_t<B>* a, std::int64_t lda, const B* b, std::int64_t ldp, std::int32_t* c) {
   static_assert(MR >= 1 && MR <= amx_tile_rows && (NP == 1 || NP == 2), "gemm_c4_amx: 1-32 rows, 1-2 panels");
   static_assert(std::is_same<B, std::int8_t>::value || std::is_same<B, std::uint8_t>::value, "gemm_c4_amx: int8 or uint8 B");
-  gemm_c4_amx_tile<NP, (MR > amx_max_rows), false, dot_a_t<B>, B>(MR, (kg + amx_max_rows - 1) / amx_max_rows, a, nullptr, lda, b, ldp, c);
+  gemm_c4_amx_tile<NP, (MR > amx_max_rows), false, dot_a_t<B>, B>(MR, (kg + amx_max_rows - 1) / amx_max_rows, a, nullptr, lda, b, ldp, c,
+                                                                  MR * 16);
 }
 
 }  // namespace simd_detail
