@@ -528,13 +528,42 @@ TEST_CASE("vectorized output stages equal the reference's over the full paramete
   (void)fused_checked;
 }
 
+TEST_CASE("the fp32 stage's no-overflow bound holds exactly where sums times scales stay below 2^30", "[simd][requant]") {
+  output_stage st;
+  st.numerics = numerics_profile::onnx();
+  st.raw = false;
+  requant_channel ch;
+  ch.scale = 16384.0f;  // 2^14: 65025 * 2^14 < 2^30 < 2 * 65025 * 2^14
+  st.channel.assign(16, ch);
+  Tensor<std::int32_t> bias(Layout::row_major({16}));
+  for (int c = 0; c < 16; ++c) bias.data()[c] = 0;
+  simd_detail::tile_output_stage t(st, bias.cview(), 16);
+  t.bound_sums(1);
+  CHECK(t.fp32_in_range);
+  t.bound_sums(2);
+  CHECK_FALSE(t.fp32_in_range);
+  bias.data()[15] = 100;  // one column's bias counts: 65025 + 100 still fits, 65025 + 500000 does not
+  t = simd_detail::tile_output_stage(st, bias.cview(), 16);
+  t.bound_sums(1);
+  CHECK(t.fp32_in_range);
+  bias.data()[15] = -500000;
+  t = simd_detail::tile_output_stage(st, bias.cview(), 16);
+  t.bound_sums(1);
+  CHECK_FALSE(t.fp32_in_range);
+  st.numerics = numerics_profile::tflite();  // only the fp32 kind has the clamp
+  t = simd_detail::tile_output_stage(st, bias.cview(), 16);
+  t.bound_sums(1);
+  CHECK_FALSE(t.fp32_in_range);
+}
+
 #if defined(__x86_64__)
 namespace {
 
 // Whole tiles (tile_rows x 16 * np columns) through a kernel with the stage inside against the
 // same tiles through the int32-tile kernel and the portable stage, over random stages of `prof`.
+// in_range counts the tiles staged without the fp32 conversion's clamp (fp32_in_range).
 template <class B>
-int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
+int check_stage_kernels(rng& r, isa level, const numerics_profile& prof, int& in_range) {
   using AB = simd_detail::dot_a_t<B>;
   const simd_detail::gemm_kernel_set<B> kern = simd_detail::gemm_kernels<B>(level);
   int ran = 0;
@@ -569,7 +598,9 @@ int check_stage_kernels(rng& r, isa level, const numerics_profile& prof) {
     }
     Tensor<std::int32_t> bias(Layout::row_major({N}));
     fill(bias, r, trial % 6 == 0 ? INT32_MIN : -100000, trial % 6 == 0 ? INT32_MAX : 100000);
-    const simd_detail::tile_output_stage t(st, bias.cview(), N);
+    simd_detail::tile_output_stage t(st, bias.cview(), N);
+    if (trial % 2 == 1) t.bound_sums(K);  // every |a * b| here is at most 255 * 128
+    in_range += t.fp32_in_range ? 1 : 0;
     const int kind = simd_detail::stage_kernel_index(t.kind);
     REQUIRE(kind >= 0);
     REQUIRE(kern.x86_stage[kind][np - 1] != nullptr);
@@ -605,12 +636,14 @@ TEST_CASE("AVX-512 and AMX kernels with the stage inside equal the int32 tile an
   rng r(24);
   const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
                                        numerics_profile::tflite().with_accumulator(20, overflow_rule::wrap)};
-  int ran = 0, levels_with = 0;
+  int ran = 0, levels_with = 0, in_range = 0;
   for (isa level : cpu().levels()) {
     if (simd_detail::gemm_kernels<std::int8_t>(level).x86_stage[0][0] == nullptr) continue;
     ++levels_with;
-    for (const auto& prof : profiles) ran += check_stage_kernels<std::int8_t>(r, level, prof) + check_stage_kernels<std::uint8_t>(r, level, prof);
+    for (const auto& prof : profiles)
+      ran += check_stage_kernels<std::int8_t>(r, level, prof, in_range) + check_stage_kernels<std::uint8_t>(r, level, prof, in_range);
   }
+  CHECK((levels_with == 0 || in_range >= levels_with * 10));  // the fp32 kind ran both ways
   // Every level whose table has them ran them (avx512_vnni and amx_int8 where the CPU has them;
   // every level in the emulated build).
   CHECK(levels_with == (cpu().supports(isa::avx512_vnni) ? 1 : 0) + (cpu().supports(isa::amx_int8) ? 1 : 0));

@@ -538,10 +538,11 @@ struct x86_dot_plan {
 };
 
 // The stage of the x86 driver: `stage` with o * sb[j] added to every column's bias (modulo 2^32,
-// like the sums), for the constant offset o of the bytes (see dot_offset).
+// like the sums), for the constant offset o of the bytes (see dot_offset); bounded for w's K.
 template <class B>
 tile_output_stage x86_dot_stage(const tile_output_stage& stage, const packed_gemm_weights<B>& w, std::int32_t o) {
   tile_output_stage st = stage;
+  st.bound_sums(w.K());
   for (std::int64_t n = 0; n < w.N(); ++n) {
     const std::int32_t sb = w.panel_compensation(n / nr)[nr + n % nr];
     st.bias[static_cast<std::size_t>(n)] = static_cast<std::int32_t>(static_cast<std::uint32_t>(st.bias[static_cast<std::size_t>(n)]) +

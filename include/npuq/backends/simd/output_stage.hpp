@@ -9,6 +9,8 @@
 #pragma once
 
 #include <algorithm>
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -30,9 +32,14 @@ struct tile_output_stage {
   tile_requant kind = tile_requant::reference;
   std::vector<std::int32_t> bias, multiplier, shift;
   std::vector<float> scale;
+  std::int64_t columns = 0;  // bias, multiplier, shift and scale hold 16-column panels; these are real
+  // fp32 kind: every sum (bias included) the product can give, times its column's scale, is
+  // below 2^30 in magnitude, so converting it to int32 cannot overflow and the kernels with the
+  // stage inside skip the clamp before the conversion (see bound_sums).
+  bool fp32_in_range = false;
 
   tile_output_stage(const output_stage& stage, const TensorView<const std::int32_t>& b, std::int64_t n, std::int64_t first_channel = 0)
-      : st(&stage) {
+      : st(&stage), columns(n) {
     const std::size_t padded = static_cast<std::size_t>((n + 15) / 16 * 16);
     bias.assign(padded, 0);
     multiplier.assign(padded, 0);
@@ -53,6 +60,20 @@ struct tile_output_stage {
     else if (p.format == multiplier_format::q31 && p.mode == rounding::tflite_double) kind = tile_requant::q31_double;
     else if (p.format == multiplier_format::q31 && p.mode == rounding::half_up) kind = tile_requant::q31_half_up;
     else if (p.format == multiplier_format::fp32 && p.mode == rounding::half_even) kind = tile_requant::fp32_half_even;
+  }
+
+  // Sets fp32_in_range for sums of k products of 8-bit values less their zero points (each factor
+  // at most 255 in magnitude): |sum + bias| <= 65025 k + |bias| unless that wraps (then 2^31).
+  // Call it before bias holds anything but the caller's bias.
+  void bound_sums(std::int64_t k) {
+    fp32_in_range = false;
+    if (kind != tile_requant::fp32_half_even) return;
+    for (std::int64_t c = 0; c < columns; ++c) {
+      const auto i = static_cast<std::size_t>(c);
+      const double sum = std::min(65025.0 * static_cast<double>(k) + std::fabs(static_cast<double>(bias[i])), 2147483648.0);
+      if (!(sum * std::fabs(static_cast<double>(scale[i])) < 1073741824.0)) return;
+    }
+    fp32_in_range = true;
   }
 
   // Reference path for one element: sum (mod 2^32) of channel c -> stored value.

@@ -43,9 +43,12 @@ struct stage_narrow_consts {
 };
 
 // round(v * scale) to nearest even, saturated to int32 (vcvtps2dq gives INT32_MIN for anything
-// out of range, which is right below and wrong above: hence the min).
+// out of range, which is right below and wrong above: hence the min, which InRange leaves out for
+// products known to stay below 2^30: tile_output_stage::fp32_in_range).
+template <bool InRange = false>
 NPUQ_TARGET_AVX512_VNNI inline __m512i scale_round_avx512(__m512i v, __m512 scale) {
-  const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale), _mm512_set1_ps(2147483520.0f));
+  __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+  if (!InRange) f = _mm512_min_ps(f, _mm512_set1_ps(2147483520.0f));
   return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
@@ -83,9 +86,10 @@ NPUQ_TARGET_AVX512_VNNI inline void store_row_bytes(unsigned char* dst, __m256i 
 // out.rows[MR * i ...]; the first `cols` columns are written (columns [n0, n0 + cols) of the
 // stage, 16 * (NP - 1) < cols <= 16 * NP), and the first `rows` rows of each tile (the others
 // are computed and dropped).
-template <int MR, int NP, tile_requant Kind, class TileFn>
-NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512(const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols,
-                                                const stage_tile_out& out, std::int64_t tiles, int rows = MR) {
+// InRange: t.fp32_in_range (the fp32 kind's conversion without its clamp).
+template <int MR, int NP, tile_requant Kind, bool InRange, class TileFn>
+NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512_with(const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols,
+                                                     const stage_tile_out& out, std::int64_t tiles, int rows) {
   static_assert(NP == 1 || NP == 2, "stage_tiles_avx512: 1 or 2 panels");
   static_assert(MR % 4 == 0, "stage_tiles_avx512: whole groups of four rows");
   constexpr bool fp32 = Kind == tile_requant::fp32_half_even;
@@ -118,7 +122,7 @@ NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512(const TileFn& tile, const tile_o
         const avx512_panel_consts& pc = p == 0 ? pc0 : pc1;
         if (fp32) {
           if (narrow) v = _mm512_srav_epi32(_mm512_sllv_epi32(v, k.vdrop), k.vdrop);
-          r[j] = scale_round_avx512(v, pc.scale);
+          r[j] = scale_round_avx512<InRange>(v, pc.scale);
         } else {
           r[j] = requant_avx512<Kind>(v, pc, k);
         }
@@ -145,6 +149,15 @@ NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512(const TileFn& tile, const tile_o
       }
     }
   }
+}
+
+template <int MR, int NP, tile_requant Kind, class TileFn>
+void stage_tiles_avx512(const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols, const stage_tile_out& out,
+                        std::int64_t tiles, int rows = MR) {
+  if constexpr (Kind == tile_requant::fp32_half_even) {
+    if (t.fp32_in_range) return stage_tiles_avx512_with<MR, NP, Kind, true>(tile, t, n0, cols, out, tiles, rows);
+  }
+  stage_tiles_avx512_with<MR, NP, Kind, false>(tile, t, n0, cols, out, tiles, rows);
 }
 
 // One tile of MR rows x np panels, `rows` of them stored, through stage_tiles_avx512 of the kind
