@@ -334,6 +334,15 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
   const std::int64_t ox_lo = std::min(g.OW, g.pad_left <= 0 ? 0 : (g.pad_left + g.stride_w - 1) / g.stride_w);
   const std::int64_t last = g.W - 1 - (g.KW - 1) * g.dilation_w + g.pad_left;  // ox * stride_w <= last
   const std::int64_t ox_hi = std::max(ox_lo, last < 0 ? 0 : std::min(g.OW, last / g.stride_w + 1));
+  const auto row_inside = [&g](std::int64_t oy) {
+    const std::int64_t iy = oy * g.stride_h - g.pad_top;
+    return iy >= 0 && iy + (g.KH - 1) * g.dilation_h < g.H;
+  };
+  // Output row oy + 1 starts in the input where row oy's pixel OW would: rows continue one another.
+  std::int64_t row_step = 0, pixel_row = 0;
+  std::int64_t pixel = 0;
+  const bool flat = checked_mul(g.stride_h, sy, &row_step) && checked_mul(g.stride_w, sx, &pixel) && checked_mul(g.OW, pixel, &pixel_row) &&
+                    row_step == pixel_row;
   scratch.reserve(parts, lay.bytes);
   const pixel_gather<I, 0, I, W, O> gather0(p, grp * cg, cg, true);
   const int kind = stage_kernel_index(st.kind);
@@ -379,16 +388,30 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
       buf.edge_off[edges] = o0 + n * so0 + oy * so1 + ox * so2;
       if (++edges == tr) flush_edges();
     };
-    for (std::int64_t r = out_rows * part / parts; r < out_rows * (part + 1) / parts; ++r) {
-      const std::int64_t n = r / g.OH, oy = r % g.OH, iy = oy * g.stride_h - g.pad_top;
-      const bool row_inside = iy >= 0 && iy + (g.KH - 1) * g.dilation_h < g.H;
-      const std::int64_t lo = row_inside ? ox_lo : g.OW, hi = row_inside ? ox_hi : g.OW;
-      for (std::int64_t ox = 0; ox < lo; ++ox) add_edge(n, oy, ox);
-      for (std::int64_t ox = hi; ox < g.OW; ++ox) add_edge(n, oy, ox);
-      for (std::int64_t x0 = lo; x0 < hi; x0 += tr) {
-        const int rows = static_cast<int>(std::min<std::int64_t>(tr, hi - x0));
-        for (int i = 0; i < rows; ++i) buf.offs[i] = o0 + n * so0 + oy * so1 + (x0 + i) * so2;
-        const std::int64_t a_at = n * sn + iy * sy + (x0 * g.stride_w - g.pad_left) * sx;  // from in0
+    const std::int64_t r_lo = out_rows * part / parts, r_hi = out_rows * (part + 1) / parts;
+    // Interior pixels first, in runs of output rows whose taps are all inside the image: one row,
+    // or, where the rows continue one another in the input (flat), consecutive rows of an image as
+    // one sequence whose tiles also cover the edge pixels between the rows (results that the edge
+    // pass below, in this same part, overwrites).
+    for (std::int64_t r = r_lo; r < r_hi;) {
+      const std::int64_t n = r / g.OH, oy = r % g.OH;
+      if (!row_inside(oy) || ox_lo == ox_hi) {
+        ++r;
+        continue;
+      }
+      std::int64_t re = r + 1;
+      if (flat)
+        while (re < r_hi && re % g.OH != 0 && row_inside(re % g.OH)) ++re;
+      const std::int64_t count = (re - 1 - r) * g.OW + (ox_hi - ox_lo);  // pixels from (oy, ox_lo) on
+      const std::int64_t row0 = n * sn + (oy * g.stride_h - g.pad_top) * sy;  // from in0
+      for (std::int64_t q0 = 0; q0 < count; q0 += tr) {
+        const int rows = static_cast<int>(std::min<std::int64_t>(tr, count - q0));
+        std::int64_t y = oy + (ox_lo + q0) / g.OW, x = (ox_lo + q0) % g.OW;
+        for (int i = 0; i < rows; ++i) {
+          buf.offs[i] = o0 + n * so0 + y * so1 + x * so2;
+          if (++x == g.OW) x = 0, ++y;
+        }
+        const std::int64_t a_at = row0 + ((ox_lo + q0) * g.stride_w - g.pad_left) * sx;  // past the row's end: the next rows (flat)
         const I* a = in0 + a_at;
         // A whole 32-row tile reads past the run (pixels whose results are dropped) where that
         // stays inside the input (whose span counts from channel 0, grp * cg before in0), else
@@ -398,6 +421,14 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
           gemm_c4_amx_taps<I, W>(tile_rows, np, steps, a, buf.a_steps, g.stride_w * sx, w.panel(p0), w.panel_stride(), out);
         });
       }
+      r = re;
+    }
+    for (std::int64_t r = r_lo; r < r_hi; ++r) {  // the edge pixels, gathered
+      const std::int64_t n = r / g.OH, oy = r % g.OH;
+      const bool inside = row_inside(oy);
+      const std::int64_t lo = inside ? ox_lo : g.OW, hi = inside ? ox_hi : g.OW;
+      for (std::int64_t ox = 0; ox < lo; ++ox) add_edge(n, oy, ox);
+      for (std::int64_t ox = hi; ox < g.OW; ++ox) add_edge(n, oy, ox);
     }
     flush_edges();
     if (kern.x86_done != nullptr) kern.x86_done();
