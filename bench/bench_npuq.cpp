@@ -84,7 +84,7 @@ void gemm_overhead(benchmark::State& state, gemm_shape s, call_form form) {
   npuq::packed_gemm_weights<std::int8_t> packed;
   npuq::throw_if_error(npuq::pack_gemm_weights(be, d.b, &packed));
   packed = packed.converted(kern.format);
-  const sd::tile_output_stage st = sd::kernel_stage<std::int8_t>(kern, sd::tile_output_stage(p.stage, p.bias, p.N), packed, p.a_zero_point);
+  const sd::dot_stages st = sd::make_gemm_stages(kern, p, sd::tile_output_stage(p.stage, p.bias, p.N), packed);
   sd::driver_scratch scratch;
   auto plan = npuq::make_gemm_plan(be, d.params, d.a, d.b, d.bias, d.out);
   auto call = [&] {

@@ -414,6 +414,74 @@ TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d
   if (!amx) CHECK(direct_runs == 0);
 }
 
+namespace {
+
+struct direct_gemm_cfg {
+  std::int64_t batches, M, N, K, pitch;  // pitch: A's row stride (>= K)
+};
+
+// One GEMM through `be` against scalar, A read from a buffer that ends right after its last row
+// (so a tile read in place must stop short of it), weights without zero points; returns the
+// kernel that ran.
+template <class A, class W, class O>
+std::string check_direct_gemm(rng& r, const simd_backend& be, const direct_gemm_cfg& c, const numerics_profile& prof) {
+  const std::int64_t rows_span = (c.M - 1) * c.pitch + c.K, batch_stride = rows_span + 3;
+  Tensor<A> buf(Layout::row_major({c.batches * batch_stride}),
+                Quant::per_tensor(0.02f, r.uniform(element_traits<A>::min, element_traits<A>::max)));
+  fill(buf, r);
+  const TensorView<const A> a(buf.data(), 0, Layout::strided({c.batches, c.M, c.K}, {batch_stride, c.pitch, 1}), buf.quant(),
+                              (c.batches - 1) * batch_stride + rows_span);
+  Tensor<W> b(Layout::matrix(c.K, c.N), Quant::per_axis(1, random_scales(r, c.N)));
+  Tensor<std::int32_t> bias(Layout::row_major({c.N}));
+  fill(b, r);
+  fill(bias, r, -30000, 30000);
+  gemm_params p;
+  p.numerics = prof;
+  const Quant oq = Quant::per_tensor(0.4f, std::is_same<O, std::int32_t>::value ? 0 : r.uniform(element_traits<O>::min, element_traits<O>::max));
+  Tensor<O> e(Layout::row_major({c.batches, c.M, c.N}), oq), got(Layout::row_major({c.batches, c.M, c.N}), oq);
+  gemm(scalar, p, a, b, bias, e);
+  gemm(be, p, a, b, bias, got);
+  INFO(simd_last_kernel() << " batches " << c.batches << " M=" << c.M << " N=" << c.N << " K=" << c.K << " pitch " << c.pitch << " "
+                          << prof.describe() << " threads " << be.thread_count());
+  REQUIRE(values(got) == values(e));
+  return simd_last_kernel();
+}
+
+}  // namespace
+
+TEST_CASE("AMX direct GEMM (A read in place) equals scalar", "[simd][gemm][amx]") {
+  rng r(34);
+  // Whole tiles in blocks, partial last tiles, the last rows copied where a tile read in place
+  // would pass the end of A (K = 1: rows of 1 byte, 64 read), row pitches above K, batches, the
+  // deepest K taken (1024) and one past it (the blocked copy).
+  const direct_gemm_cfg cases[] = {{1, 32, 16, 1, 1},     {1, 33, 40, 7, 7},       {1, 100, 33, 64, 64}, {1, 256, 24, 200, 211},
+                                   {1, 64, 32, 1024, 1024}, {2, 40, 17, 24, 30},   {1, 1100, 20, 24, 24}, {1, 70, 16, 1025, 1025}};
+  int direct_runs = 0;
+  for (isa level : cpu().levels()) {
+    if (level_kernels(level).gemm != kernel_family::amx_int8) continue;
+    for (const direct_gemm_cfg& c : cases)
+      for (const auto& prof : kProfiles)
+        for (int threads : {1, 3}) {
+          const simd_backend be{level, threads};
+          const std::string names[] = {check_direct_gemm<std::int8_t, std::int8_t, std::int8_t>(r, be, c, prof),
+                                       check_direct_gemm<std::uint8_t, std::int8_t, std::uint8_t>(r, be, c, prof),
+                                       check_direct_gemm<std::int8_t, std::uint8_t, std::int32_t>(r, be, c, prof),
+                                       check_direct_gemm<std::uint8_t, std::uint8_t, std::int8_t>(r, be, c, prof)};
+          // The real contracts' stages (the first three profiles) take the direct path up to K = 1024.
+          const bool contract = &prof - kProfiles < 3;
+          for (const std::string& n : names) {
+            INFO(n << " K=" << c.K);
+            const bool direct = n.rfind("gemm_direct_", 0) == 0;
+            if (contract) REQUIRE(direct == (c.K <= 1024));
+            direct_runs += direct ? 1 : 0;
+          }
+        }
+  }
+  const bool amx = cpu().supports(isa::amx_int8);
+  CHECK(direct_runs >= (amx ? 7 * 3 * 4 * 2 : 0));
+  if (!amx) CHECK(direct_runs == 0);
+}
+
 TEST_CASE("simd conv2d reads NCHW input and OIHW weights through layouts", "[simd][conv2d][layout]") {
   rng r(18);
   const std::int64_t N = 2, C = 5, H = 6, W = 7, O = 9;

@@ -273,12 +273,8 @@ namespace simd_detail {
 template <class I, class W, class O>
 bool amx_direct_conv_applies(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
                              const tile_output_stage& st) {
-  if constexpr (element_traits<O>::packed) {
-    return false;
-  } else {
-    return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && !w.has_zero_points() &&
-           p.in_per_group % 64 == 0 && p.in.layout().stride(3) == 1 && p.out.layout().stride(3) == 1 && avx512_stage_supported(st);
-  }
+  return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && amx_direct_output_ok<O>(w, st) &&
+         p.in_per_group % 64 == 0 && p.in.layout().stride(3) == 1 && p.out.layout().stride(3) == 1;
 }
 
 // The direct convolution's scratch: per part (one per output row range) a 32-row buffer of
@@ -316,7 +312,7 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
                                  const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
   constexpr int tr = amx_tile_rows;
   const conv_geometry& g = p.g;
-  const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group, N = w.N(), panels = w.panels();
+  const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group;
   const Layout& il = p.in.layout();
   const Layout& ol = p.out.layout();
   const std::int64_t sn = il.stride(0), sy = il.stride(1), sx = il.stride(2);
@@ -345,42 +341,17 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
                     row_step == pixel_row;
   scratch.reserve(parts, lay.bytes);
   const pixel_gather<I, 0, I, W, O> gather0(p, grp * cg, cg, true);
-  const int kind = stage_kernel_index(st.kind);
-  const bool stage_tiles = sizeof(O) == 1 && kind >= 0 && st.st->zero_point >= -stage_kernel_max_zero_point &&
-                           st.st->zero_point <= stage_kernel_max_zero_point;
+  const amx_direct_tiles<I, W, O> tiles(w, st, p.out);
   detail::parallel_parts(threads, parts, [&](std::int64_t part) {
     scratch_carver c{scratch.part(part)};
     const auto buf = lay.carve(c);
     for (std::int64_t s = 0; s < steps; ++s) buf.a_steps[s] = step_offset(s);
     std::decay_t<decltype(gather0)> gather = gather0;
-    alignas(64) std::int32_t acc[tr * 2 * nr];
-    // `rows` output rows x all panels: tile(np, p0, acc) computes the sums of a whole 32-row tile
-    // ([panel][32 rows][16]: tiles keep one shape, so the tile configuration never changes), then
-    // the stage stores the first `rows`: the kernels' own for 8-bit outputs, else the AVX-512 store.
-    const auto emit = [&](int rows, const std::int64_t* row_off, const auto& tile) {
-      for (std::int64_t p0 = 0; p0 < panels; p0 += 2) {
-        const int np = static_cast<int>(std::min<std::int64_t>(2, panels - p0));
-        if (stage_tiles) {
-          const stage_tile_out to{reinterpret_cast<unsigned char*>(p.out.data()) + p0 * nr, row_off, std::is_unsigned<O>::value};
-          stage_tiles_dispatch<tr>(kind, np, [&](std::int64_t, std::int32_t* out) { tile(np, p0, out); }, st, p0 * nr,
-                                   std::min<std::int64_t>(np * nr, N - p0 * nr), to, rows);
-          continue;
-        }
-        tile(np, p0, acc);
-        for (int q = 0; q < np; ++q) {
-          O* base = p.out.data() + (p0 + q) * nr;
-          store_tile_avx512<O>(st, acc + q * tr * nr, rows, 1, (p0 + q) * nr, N - (p0 + q) * nr,
-                               [base, row_off](int m) { return base + row_off[m]; });
-        }
-      }
-    };
     int edges = 0;
     const auto flush_edges = [&] {
       if (edges == 0) return;
       // All 32 rows of the buffer (rows past `edges` hold earlier pixels' bytes, or none yet).
-      emit(edges, buf.edge_off, [&](int np, std::int64_t p0, std::int32_t* out) {
-        gemm_c4_amx_taps<I, W>(tr, np, steps, buf.edge_a, nullptr, lda, w.panel(p0), w.panel_stride(), out);
-      });
+      tiles.run(edges, buf.edge_off, tr, buf.edge_a, nullptr, lda, steps);
       edges = 0;
     };
     const auto add_edge = [&](std::int64_t n, std::int64_t oy, std::int64_t ox) {
@@ -417,9 +388,7 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
         // stays inside the input (whose span counts from channel 0, grp * cg before in0), else
         // exactly the run's rows.
         const int tile_rows = grp * cg + a_at + (tr - 1) * g.stride_w * sx + tap_reach <= il.span() ? tr : rows;
-        emit(rows, buf.offs, [&](int np, std::int64_t p0, std::int32_t* out) {
-          gemm_c4_amx_taps<I, W>(tile_rows, np, steps, a, buf.a_steps, g.stride_w * sx, w.panel(p0), w.panel_stride(), out);
-        });
+        tiles.run(rows, buf.offs, tile_rows, a, buf.a_steps, g.stride_w * sx, steps);
       }
       r = re;
     }
@@ -436,26 +405,15 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
 }
 #endif
 
-// A conv2d group's output stages for the kernels: `gathered` for the implicit GEMM
-// (kernel_stage), `direct` for the AMX direct convolution, which reads the input's own bytes
-// (x86_dot_stage with the offset -(input zero point)), made only where that path applies.
-struct conv2d_group_stages {
-  tile_output_stage gathered;
-  std::optional<tile_output_stage> direct;
-  void point_at(const output_stage* s) {  // the stage they refer to, where it moved
-    gathered.st = s;
-    if (direct) direct->st = s;
-  }
-};
-
+// The stages run_conv2d_group takes for group weights w.
 template <class I, class W, class O>
-conv2d_group_stages make_conv2d_group_stages(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p,
-                                             const tile_output_stage& stage, const packed_gemm_weights<W>& w) {
-  conv2d_group_stages s{kernel_stage<I>(kern, stage, w, p.in_zero_point), std::nullopt};
+dot_stages make_conv2d_stages(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const tile_output_stage& stage,
+                              const packed_gemm_weights<W>& w) {
+  bool direct = false;
 #if defined(NPUQ_ARCH_X86_64)
-  if (amx_direct_conv_applies(kern, p, w, stage)) s.direct.emplace(x86_dot_stage(stage, w, -p.in_zero_point));
+  direct = amx_direct_conv_applies(kern, p, w, stage);
 #endif
-  return s;
+  return make_dot_stages<I>(kern, stage, w, p.in_zero_point, direct);
 }
 
 // Sizes `scratch` for every path run_conv2d_group can take on p's groups (of weights like w), so
@@ -482,7 +440,7 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
 // True when it ran the AMX direct convolution.
 template <class I, class W, class O>
 bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
-                      const packed_gemm_weights<W>& w, const conv2d_group_stages& stages, driver_scratch& scratch) {
+                      const packed_gemm_weights<W>& w, const dot_stages& stages, driver_scratch& scratch) {
   const conv_geometry& g = p.g;
   const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW, oc0 = grp * ocg;
   const tile_output_stage& st = stages.gathered;
@@ -531,7 +489,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
     const packed_gemm_weights<W>& w = weights_in_format(packed != nullptr ? packed->group(grp) : own, kern.format, converted);
-    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, make_conv2d_group_stages(kern, p, stage, w), scratch) || direct;
+    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, make_conv2d_stages(kern, p, stage, w), scratch) || direct;
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name(direct ? "conv2d_direct" : "conv2d", p.in.type(), p.w.type(), kern);
 }

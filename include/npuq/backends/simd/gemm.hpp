@@ -37,6 +37,7 @@
 #include "npuq/backends/simd/arm/gemm_c4_dotprod.hpp"
 #include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
+#include "npuq/backends/simd/x86/amx_direct.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_amx.hpp"
 #include "npuq/backends/simd/x86/copy_avx512.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_avx512_stage.hpp"
@@ -673,12 +674,126 @@ std::string gemm_kernel_name(const char* op, dtype a, dtype b, const gemm_kernel
   return std::string(op) + "_" + type_code(a) + type_code(b) + "_" + kern.tile + "_" + kern.suffix();
 }
 
-// Batch `batch` of a GEMM problem: `w` in kern's format, `st` the stage (x86 c4 kernels:
-// x86_dot_stage(stage, w, dot_offset)).
+// A product's output stages for the kernels: `gathered` for the paths that copy A into blocks
+// (kernel_stage), `direct` for the AMX paths that read A's own bytes where they lie (amx_direct.hpp:
+// x86_dot_stage with the offset -(A's zero point)), made only where such a path applies.
+struct dot_stages {
+  tile_output_stage gathered;
+  std::optional<tile_output_stage> direct;
+  void point_at(const output_stage* s) {  // the stage they refer to, where it moved
+    gathered.st = s;
+    if (direct) direct->st = s;
+  }
+};
+
+#if defined(NPUQ_ARCH_X86_64)
+// The direct GEMM on AMX: tiles of 32 rows of A loaded from the caller's matrix (rows sm apart;
+// a row's last K step reads up to 63 bytes past K, the next row's, which meet the panels' zero
+// padding), so A is neither copied nor sign-flipped. It takes A with contiguous rows, at least one
+// whole tile of rows, K up to 1024 (a tile's A rows then stay in L1 while every panel pair meets
+// them: deeper products run faster through the blocked copy), output columns contiguous and what
+// amx_direct_output_ok asks.
 template <class A, class B, class O>
-void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, std::int64_t batch,
-                    const packed_gemm_weights<B>& w, const tile_output_stage& st, driver_scratch& scratch,
+bool amx_direct_gemm_applies(const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, const packed_gemm_weights<B>& w,
+                             const tile_output_stage& st) {
+  const Layout& al = p.a.layout();
+  const Layout& ol = p.out.layout();
+  return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && amx_direct_output_ok<O>(w, st) &&
+         p.M >= amx_tile_rows && w.panel_groups() * 4 <= 1024 && al.stride(al.rank() - 1) == 1 && al.stride(al.rank() - 2) >= 0 &&
+         ol.stride(ol.rank() - 1) == 1;
+}
+
+constexpr std::int64_t amx_direct_block_tiles = 32;  // most whole tiles run against a panel pair in turn
+
+// Its scratch: per part (a range of row tiles) the output offsets of a block of tiles and a copy
+// of the last rows where a whole tile read in place would pass the end of A.
+template <class A, class B>
+struct amx_direct_gemm_layout {
+  std::int64_t tiles, parts, steps, reach;
+  std::size_t bytes = 0;
+  amx_direct_gemm_layout(int threads, std::int64_t M, const packed_gemm_weights<B>& w)
+      : tiles((M + amx_tile_rows - 1) / amx_tile_rows),
+        parts(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, tiles))),
+        steps(w.panel_groups() / amx_max_rows),
+        reach(steps * 64) {
+    scratch_carver size;
+    carve(size);
+    bytes = size.used;
+  }
+  struct buffers {
+    std::int64_t* offs;
+    A* tail;
+  };
+  buffers carve(scratch_carver& c) const {
+    return {c.take<std::int64_t>(amx_direct_block_tiles * amx_tile_rows), c.take<A>(amx_tile_rows * reach)};
+  }
+};
+
+template <class A, class B, class O>
+void run_gemm_batch_amx_direct(int threads, const gemm_problem<A, B, O>& p, std::int64_t batch, const packed_gemm_weights<B>& w,
+                               const tile_output_stage& st, driver_scratch& scratch) {
+  constexpr int tr = amx_tile_rows;
+  const Layout& al = p.a.layout();
+  const Layout& ol = p.out.layout();
+  std::int64_t ao = 0, bo = 0, oo = 0;
+  p.batch_offsets(batch, &ao, &bo, &oo);
+  const A* a = p.a.data() + p.a.offset() + ao;
+  const std::int64_t sm = al.stride(al.rank() - 2), om = ol.stride(ol.rank() - 2), o0 = p.out.offset() + oo;
+  const std::int64_t readable = al.span() - ao;  // elements from a on inside the view
+  const amx_direct_gemm_layout<A, B> lay(threads, p.M, w);
+  scratch.reserve(lay.parts, lay.bytes);
+  const amx_direct_tiles<A, B, O> tiles(w, st, p.out);
+  detail::parallel_parts(threads, lay.parts, [&](std::int64_t part) {
+    scratch_carver c{scratch.part(part)};
+    const auto buf = lay.carve(c);
+    const std::int64_t t_hi = lay.tiles * (part + 1) / lay.parts;
+    // Whole tiles read in place go a block at a time, each panel pair meeting all of them: as many
+    // as keep their A rows in L1.
+    const std::int64_t row_bytes = std::max<std::int64_t>(sm * static_cast<std::int64_t>(sizeof(A)), lay.reach);
+    const std::int64_t block = std::max<std::int64_t>(1, std::min<std::int64_t>(amx_direct_block_tiles, 32768 / (tr * row_bytes)));
+    const auto whole_in_place = [&](std::int64_t t) { return (t + 1) * tr <= p.M && ((t + 1) * tr - 1) * sm + lay.reach <= readable; };
+    for (std::int64_t t = lay.tiles * part / lay.parts; t < t_hi;) {
+      std::int64_t count = 0;
+      while (count < block && t + count < t_hi && whole_in_place(t + count)) ++count;
+      if (count > 0) {
+        for (std::int64_t m = 0; m < count * tr; ++m) buf.offs[m] = o0 + (t * tr + m) * om;
+        tiles.run_tiles(count, buf.offs, a + t * tr * sm, tr * sm, sm, lay.steps);
+        t += count;
+        continue;
+      }
+      const std::int64_t m0 = t * tr;
+      const int rows = static_cast<int>(std::min<std::int64_t>(tr, p.M - m0));
+      for (int i = 0; i < rows; ++i) buf.offs[i] = o0 + (m0 + i) * om;
+      // A partial tile: a whole tile in place where its reads stay inside A, else the tile's rows
+      // in place where theirs do (another tile shape, at most once per product), else a copy.
+      if ((m0 + tr - 1) * sm + lay.reach <= readable) {
+        tiles.run(rows, buf.offs, tr, a + m0 * sm, nullptr, sm, lay.steps);
+      } else if ((m0 + rows - 1) * sm + lay.reach <= readable) {
+        tiles.run(rows, buf.offs, rows, a + m0 * sm, nullptr, sm, lay.steps);
+      } else {
+        for (int i = 0; i < rows; ++i) std::memcpy(buf.tail + i * lay.reach, a + (m0 + i) * sm, static_cast<std::size_t>(p.K) * sizeof(A));
+        tiles.run(rows, buf.offs, tr, buf.tail, nullptr, lay.reach, lay.steps);
+      }
+      ++t;
+    }
+    amx_release_tiles();
+  });
+}
+#endif
+
+// Batch `batch` of a GEMM problem: `w` in kern's format, `st` its stages (make_gemm_stages). True
+// when it ran the AMX direct GEMM.
+template <class A, class B, class O>
+bool run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, std::int64_t batch,
+                    const packed_gemm_weights<B>& w, const dot_stages& stages, driver_scratch& scratch,
                     const x86_dot_plan<B>* prepared = nullptr) {
+  const tile_output_stage& st = stages.gathered;
+#if defined(NPUQ_ARCH_X86_64)
+  if (stages.direct && amx_direct_gemm_applies(kern, p, w, st)) {
+    run_gemm_batch_amx_direct(threads, p, batch, w, *stages.direct, scratch);
+    return true;
+  }
+#endif
   const Layout& al = p.a.layout();
   const Layout& ol = p.out.layout();
   const int ar = al.rank(), orr = ol.rank();
@@ -708,7 +823,7 @@ void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
           }
         },
         p.out, [&](std::int64_t m) { return o0 + m * om; }, on, scratch, prepared);
-    return;
+    return false;
   }
   run_c2_on(
       threads, kern, p.M, w, st, 0,
@@ -725,6 +840,7 @@ void run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
         store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
       },
       scratch);
+  return false;
 }
 
 // The stage the kernels of `kern` take for weights `w` (see run_gemm_batch).
@@ -732,6 +848,46 @@ template <class A, class B>
 tile_output_stage kernel_stage(const gemm_kernel_set<B>& kern, const tile_output_stage& stage, const packed_gemm_weights<B>& w,
                                std::int32_t a_zero_point) {
   return is_x86_dot(kern) ? x86_dot_stage(stage, w, dot_offset<A, B>(a_zero_point)) : stage;
+}
+
+// The stages for A bytes of zero point za and weights w; `direct`: with the direct paths' one.
+template <class A, class B>
+dot_stages make_dot_stages(const gemm_kernel_set<B>& kern, const tile_output_stage& stage, const packed_gemm_weights<B>& w,
+                           std::int32_t za, bool direct) {
+  dot_stages s{kernel_stage<A>(kern, stage, w, za), std::nullopt};
+  if (direct) s.direct.emplace(x86_dot_stage(stage, w, -za));
+  return s;
+}
+
+// The stages run_gemm_batch takes for p with weights w.
+template <class A, class B, class O>
+dot_stages make_gemm_stages(const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, const tile_output_stage& stage,
+                            const packed_gemm_weights<B>& w) {
+  bool direct = false;
+#if defined(NPUQ_ARCH_X86_64)
+  direct = amx_direct_gemm_applies(kern, p, w, stage);
+#endif
+  return make_dot_stages<A>(kern, stage, w, p.a_zero_point, direct);
+}
+
+// Sizes `scratch` for every path run_gemm_batch can take on p (weights like w); `x86` receives
+// the x86 driver's plan where kern is an x86 c4 set.
+template <class A, class B, class O>
+void reserve_gemm_scratch(int threads, const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, const packed_gemm_weights<B>& w,
+                          driver_scratch& scratch, std::optional<x86_dot_plan<B>>* x86) {
+  if (is_x86_dot(kern)) {
+    const x86_dot_plan<B>& plan = x86->emplace(threads, kern, p.M, w);
+    scratch.reserve(plan.split.parts, plan.part_bytes);
+#if defined(NPUQ_ARCH_X86_64)
+    if (kern.family == kernel_family::amx_int8 && p.M >= amx_tile_rows) {
+      const amx_direct_gemm_layout<A, B> lay(threads, p.M, w);
+      scratch.reserve(lay.parts, lay.bytes);
+    }
+#endif
+  } else {
+    const c2_plan<B> plan(threads, kern, p.M, w);
+    scratch.reserve(plan.split.parts, plan.part_bytes);
+  }
 }
 
 // One GEMM problem with B already packed (shared by all batches) or, `shared` null, packed here
@@ -742,6 +898,7 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
   const tile_output_stage stage(p.stage, p.bias, p.N);
   packed_gemm_weights<B> own, converted;
   driver_scratch scratch;
+  bool direct = false;
   for (std::int64_t batch = 0; batch < p.batch_count(); ++batch) {
     const packed_gemm_weights<B>* w = shared;
     if (w == nullptr) {
@@ -755,9 +912,9 @@ void run_gemm_problem(const simd_backend& be, const gemm_problem<A, B, O>& p, co
       w = &own;
     }
     const packed_gemm_weights<B>& wf = weights_in_format(*w, kern.format, converted);
-    run_gemm_batch(be.thread_count(), kern, p, batch, wf, kernel_stage<A>(kern, stage, wf, p.a_zero_point), scratch);
+    direct = run_gemm_batch(be.thread_count(), kern, p, batch, wf, make_gemm_stages(kern, p, stage, wf), scratch) || direct;
   }
-  detail::simd_last_kernel_storage() = gemm_kernel_name("gemm", p.a.type(), p.b.type(), kern);
+  detail::simd_last_kernel_storage() = gemm_kernel_name(direct ? "gemm_direct" : "gemm", p.a.type(), p.b.type(), kern);
 }
 
 // True when every batch's [K, N] slice of B packs (gemm_packable): weights repeated through

@@ -150,18 +150,18 @@ class gemm_plan {
     NPUQ_RETURN_IF_ERROR(s->w.pack(s->p.b, be.level()));
     if (s->w.format() != s->kern.format) s->w = s->w.converted(s->kern.format);
     const simd_detail::tile_output_stage stage(s->p.stage, s->p.bias, s->p.N);
-    s->st.emplace(simd_detail::kernel_stage<A>(s->kern, stage, s->w, s->p.a_zero_point));
-    s->st->st = &s->p.stage;
+    s->st.emplace(simd_detail::make_gemm_stages(s->kern, s->p, stage, s->w));
+    s->st->point_at(&s->p.stage);
     s->threads = be.thread_count();
     s->a_shape = s->p.a.layout();
     s->out_shape = s->p.out.layout();
     s->a_quant = s->p.a.quant();
     s->out_quant = s->p.out.quant();
-    s->kernel = simd_detail::gemm_kernel_name("gemm", element_traits<A>::type, element_traits<B>::type, s->kern);
+    s->kernel = simd_detail::gemm_kernel_name(s->st->direct ? "gemm_direct" : "gemm", element_traits<A>::type, element_traits<B>::type, s->kern);
     // The user's weights and bias are not referenced after creation.
     s->p.b = TensorView<const B>(nullptr, s->p.b.layout(), Quant{});
     s->p.bias = TensorView<const std::int32_t>(nullptr, s->p.bias.layout(), Quant{});
-    size_scratch(*s);
+    simd_detail::reserve_gemm_scratch(s->threads, s->kern, s->p, s->w, s->scratch, &s->x86);
     s_ = std::move(s);
     return {};
   }
@@ -201,7 +201,7 @@ class gemm_plan {
     gemm_problem<A, B, O> p;
     simd_detail::gemm_kernel_set<B> kern;
     packed_gemm_weights<B> w;
-    std::optional<simd_detail::tile_output_stage> st;
+    std::optional<simd_detail::dot_stages> st;
     simd_detail::driver_scratch scratch;
     std::optional<simd_detail::x86_dot_plan<B>> x86;  // the x86 driver's split and blocks, made once
     Layout a_shape, out_shape;
@@ -210,15 +210,6 @@ class gemm_plan {
     std::string kernel;
     int threads = 1;
   };
-  static void size_scratch(state& s) {
-    if (simd_detail::is_x86_dot(s.kern)) {
-      const simd_detail::x86_dot_plan<B>& plan = s.x86.emplace(s.threads, s.kern, s.p.M, s.w);
-      s.scratch.reserve(plan.split.parts, plan.part_bytes);
-    } else {
-      const simd_detail::c2_plan<B> plan(s.threads, s.kern, s.p.M, s.w);
-      s.scratch.reserve(plan.split.parts, plan.part_bytes);
-    }
-  }
   std::unique_ptr<state> s_;  // stable addresses: the stage points into the problem
 };
 
@@ -264,7 +255,7 @@ class conv2d_plan {
       packed_conv2d_weights<W>::pack_group(s->p.w, g * ocg, ocg, &wg, be.level());
       if (wg.format() != s->kern.format) wg = wg.converted(s->kern.format);
       const simd_detail::tile_output_stage stage(s->p.stage, s->p.bias, ocg, g * ocg);
-      s->st.push_back(simd_detail::make_conv2d_group_stages(s->kern, s->p, stage, wg));
+      s->st.push_back(simd_detail::make_conv2d_stages(s->kern, s->p, stage, wg));
       s->st.back().point_at(&s->p.stage);
       direct = direct || s->st.back().direct.has_value();
     }
@@ -316,7 +307,7 @@ class conv2d_plan {
     conv2d_problem<I, W, O> p;
     simd_detail::gemm_kernel_set<W> kern;
     std::vector<packed_gemm_weights<W>> w;          // per group, in the kernels' format
-    std::vector<simd_detail::conv2d_group_stages> st;  // per group
+    std::vector<simd_detail::dot_stages> st;  // per group
     simd_detail::driver_scratch scratch;
     Layout in_shape, out_shape;
     Quant in_quant, out_quant;

@@ -160,20 +160,20 @@ void stage_tiles_avx512(const TileFn& tile, const tile_output_stage& t, std::int
   stage_tiles_avx512_with<MR, NP, Kind, false>(tile, t, n0, cols, out, tiles, rows);
 }
 
-// One tile of MR rows x np panels, `rows` of them stored, through stage_tiles_avx512 of the kind
-// with stage_kernel_index `kind` (0-2).
+// `tiles` tiles of MR rows x np panels, the first `rows` rows of each stored, through
+// stage_tiles_avx512 of the kind with stage_kernel_index `kind` (0-2).
 template <int MR, class TileFn>
 void stage_tiles_dispatch(int kind, int np, const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols,
-                          const stage_tile_out& out, int rows) {
+                          const stage_tile_out& out, std::int64_t tiles, int rows) {
   constexpr auto q31_double = tile_requant::q31_double, q31_half_up = tile_requant::q31_half_up, fp32 = tile_requant::fp32_half_even;
   if (np == 2) {
-    if (kind == 0) return stage_tiles_avx512<MR, 2, q31_double>(tile, t, n0, cols, out, 1, rows);
-    if (kind == 1) return stage_tiles_avx512<MR, 2, q31_half_up>(tile, t, n0, cols, out, 1, rows);
-    return stage_tiles_avx512<MR, 2, fp32>(tile, t, n0, cols, out, 1, rows);
+    if (kind == 0) return stage_tiles_avx512<MR, 2, q31_double>(tile, t, n0, cols, out, tiles, rows);
+    if (kind == 1) return stage_tiles_avx512<MR, 2, q31_half_up>(tile, t, n0, cols, out, tiles, rows);
+    return stage_tiles_avx512<MR, 2, fp32>(tile, t, n0, cols, out, tiles, rows);
   }
-  if (kind == 0) return stage_tiles_avx512<MR, 1, q31_double>(tile, t, n0, cols, out, 1, rows);
-  if (kind == 1) return stage_tiles_avx512<MR, 1, q31_half_up>(tile, t, n0, cols, out, 1, rows);
-  return stage_tiles_avx512<MR, 1, fp32>(tile, t, n0, cols, out, 1, rows);
+  if (kind == 0) return stage_tiles_avx512<MR, 1, q31_double>(tile, t, n0, cols, out, tiles, rows);
+  if (kind == 1) return stage_tiles_avx512<MR, 1, q31_half_up>(tile, t, n0, cols, out, tiles, rows);
+  return stage_tiles_avx512<MR, 1, fp32>(tile, t, n0, cols, out, tiles, rows);
 }
 
 // C = A x B and the stage for `tiles` tiles of MR rows (tile i's A rows from a + MR * i * lda)
