@@ -136,7 +136,7 @@ TEST_CASE("conv2d plans write the reference's bytes and allocate nothing when ru
   struct cfg {
     std::int64_t N, H, W, C, OC, K, stride, groups;
   };
-  // 64 channels per group: the AMX direct convolution where the level has AMX.
+  // 64 channels per group and small kernel rows: the AMX direct convolution where the level has AMX.
   const cfg cases[] = {{1, 17, 19, 3, 16, 3, 2, 1}, {2, 9, 9, 16, 40, 3, 1, 2}, {1, 12, 12, 8, 24, 1, 1, 1},
                        {1, 5, 6, 33, 17, 5, 1, 1},  {1, 9, 11, 64, 40, 3, 1, 1}, {1, 7, 8, 128, 48, 3, 2, 2}};
   for (isa level : cpu().levels())
@@ -164,7 +164,10 @@ TEST_CASE("conv2d plans write the reference's bytes and allocate nothing when ru
           conv2d(scalar, p, in, w, bias, expect);
           auto plan = make_conv2d_plan(simd_backend{level, threads}, p, in, w, bias, got);
           CHECK(npuq_test::ends_with(plan.kernel_name(), std::string("_") + to_string(level)));
-          const bool direct = level == isa::amx_int8 && (c.C / c.groups) % 64 == 0;
+          // AMX direct convolution: 64-channel groups, or one group with kernel rows of <= 64 bytes
+          // that take no more K steps than the gathered rows.
+          const bool rows_form = c.groups == 1 && c.K * c.C <= 64 && c.K <= (c.K * c.K * c.C + 63) / 64;
+          const bool direct = level == isa::amx_int8 && ((c.C / c.groups) % 64 == 0 || rows_form);
           CHECK(plan.kernel_name().rfind("conv2d_direct_", 0) == (direct ? 0u : std::string::npos));
           plan.run(in, got);
           REQUIRE(values(got) == values(expect));

@@ -383,6 +383,16 @@ TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d
       {1, 3, 3, 64, 8, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
       {1, 4, 37, 192, 24, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
       {1, 4, 37, 64, 24, 1, 3, 1, 1, 1, 1, 1, padding_spec::explicit_(0, 0, 1, 1)},
+      // The rows form (one group, kernel rows of at most 64 bytes, one K step per kernel row, no
+      // more steps than the gathered rows): stride 2 with the padding of "same", padding on every
+      // side, stride 1 over two images, kernel rows of 63 and exactly 64 bytes, vertical dilation,
+      // 1x1 with a horizontal stride.
+      {1, 16, 16, 16, 32, 3, 3, 2, 2, 1, 1, 1, padding_spec::same()},
+      {1, 12, 13, 21, 8, 3, 3, 2, 2, 1, 1, 1, padding_spec::symmetric(1)},
+      {2, 9, 40, 12, 16, 5, 5, 1, 1, 1, 1, 1, padding_spec::explicit_(2, 1, 3, 2)},
+      {1, 6, 70, 21, 16, 3, 3, 1, 1, 2, 1, 1, padding_spec::same()},
+      {1, 5, 9, 32, 8, 3, 2, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 7, 30, 32, 5, 1, 1, 1, 3, 1, 1, 1, padding_spec::valid()},
   };
   int direct_runs = 0;
   for (isa level : cpu().levels()) {
@@ -406,11 +416,11 @@ TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d
       }
     // Threads split the output rows; the same bytes on 1-3 of them.
     for (int threads = 2; threads <= 3; ++threads)
-      for (int i = 0; i < 2; ++i)
+      for (int i : {0, 1, 8, 10})
         check_direct_conv<std::int8_t, std::int8_t, std::int8_t>(r, simd_backend{level, threads}, cases[i], numerics_profile::tflite());
   }
   const bool amx = cpu().supports(isa::amx_int8);
-  CHECK(direct_runs >= (amx ? 8 * 3 * 4 : 0));
+  CHECK(direct_runs >= (amx ? 14 * 3 * 4 : 0));
   if (!amx) CHECK(direct_runs == 0);
 }
 

@@ -228,7 +228,14 @@ class packed_conv2d_weights {
     std::vector<packed_gemm_weights<W>> packed(static_cast<std::size_t>(groups));
     const std::int64_t ocg = w.dim(0) / groups;
     for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)], level);
+    // The direct convolution's rows form (AMX, small kernel rows) takes the weights packed per row.
+    std::optional<packed_gemm_weights<W>> rows;
+    const std::int64_t row_bytes = w.dim(2) * w.dim(3);
+    if (level_kernels(level).gemm == kernel_family::amx_int8 && groups == 1 && w.dim(3) % 64 != 0 && row_bytes <= 64 &&
+        w.dim(1) <= (w.dim(1) * row_bytes + 63) / 64)
+      pack_kernel_rows(w, &rows.emplace(), level);
     groups_ = std::move(packed);
+    rows_ = std::move(rows);
     layout_ = Layout::ohwi(w.dim(0), w.dim(1), w.dim(2), w.dim(3));
     quant_ = w.quant();
     return {};
@@ -236,6 +243,8 @@ class packed_conv2d_weights {
 
   std::int64_t groups() const { return static_cast<std::int64_t>(groups_.size()); }
   const packed_gemm_weights<W>& group(std::int64_t g) const { return groups_[static_cast<std::size_t>(g)]; }
+  // The weights as pack_kernel_rows packs them, where the direct convolution can use them; else null.
+  const packed_gemm_weights<W>* kernel_rows() const { return rows_ ? &*rows_ : nullptr; }
   // A view describing the logical OHWI weights (no data), for validation and messages.
   TensorView<const W> descriptor() const { return {nullptr, layout_, quant_}; }
 
@@ -243,16 +252,31 @@ class packed_conv2d_weights {
   static void pack_group(const TensorView<const W>& w, std::int64_t oc0, std::int64_t ocg, packed_gemm_weights<W>* out,
                          isa level = active_isa()) {
     const std::int64_t kw = w.dim(2), cg = w.dim(3);
-    Quant zq;  // only the zero points matter to the packer
-    zq.granularity = quant_granularity::per_axis;
-    for (std::int64_t c = 0; c < ocg; ++c) zq.zero_points.push_back(w.quant().zero_point(oc0 + c));
     out->pack_from(
-        w.dim(1) * kw * cg, ocg, zq, [&](std::int64_t k, std::int64_t n) { return w(oc0 + n, k / (cg * kw), (k / cg) % kw, k % cg); },
-        level);
+        w.dim(1) * kw * cg, ocg, zero_points_of(w, oc0, ocg),
+        [&](std::int64_t k, std::int64_t n) { return w(oc0 + n, k / (cg * kw), (k / cg) % kw, k % cg); }, level);
+  }
+
+  // Packs all of the OHWI weights (one group, KW*I <= 64) as a [KH*64, O] GEMM operand whose K
+  // group of 64 per kernel row ky holds that row's KW*I weights, then zeros: the operand of the
+  // direct convolution that reads each kernel row's taps as one run of input bytes.
+  static void pack_kernel_rows(const TensorView<const W>& w, packed_gemm_weights<W>* out, isa level = active_isa()) {
+    const std::int64_t oc = w.dim(0), kw = w.dim(2), c = w.dim(3), run = kw * c;
+    out->pack_from(
+        w.dim(1) * 64, oc, zero_points_of(w, 0, oc),
+        [&](std::int64_t k, std::int64_t n) { return k % 64 < run ? w(n, k / 64, (k % 64) / c, (k % 64) % c) : W{0}; }, level);
   }
 
  private:
+  static Quant zero_points_of(const TensorView<const W>& w, std::int64_t oc0, std::int64_t ocg) {
+    Quant zq;  // only the zero points matter to the packer
+    zq.granularity = quant_granularity::per_axis;
+    for (std::int64_t c = 0; c < ocg; ++c) zq.zero_points.push_back(w.quant().zero_point(oc0 + c));
+    return zq;
+  }
+
   std::vector<packed_gemm_weights<W>> groups_;
+  std::optional<packed_gemm_weights<W>> rows_;
   Layout layout_;
   Quant quant_;
 };
@@ -261,20 +285,42 @@ namespace simd_detail {
 
 #if defined(NPUQ_ARCH_X86_64)
 // Direct convolution on AMX: an output pixel's row of the implicit GEMM is its taps' input bytes,
-// and for pixels of one output row whose taps are all inside the image, the bytes of one tap and
-// 64 channels sit sw * (pixel stride) apart in the input. That is a tile load with that stride,
-// so such pixels run straight from the input (gemm_c4_amx_taps: one input offset per K step), in
-// the input's own signedness (tdpbssd / tdpbuud where the gathered path flips the sign bit),
-// without the gather that costs the implicit GEMM a fifth of its time; pixels with taps over the
-// padding are gathered as they are (padded taps: the zero point's byte), 32 at a time. It takes
-// groups of a multiple of 64 channels (each K step one tap), channels contiguous in input and
-// output, weights without zero points and a stage the AVX-512 store handles; the results are the
-// implicit GEMM's (the same sums).
+// and for pixels of one output row whose taps are all inside the image, the bytes of one K step
+// sit sw * (pixel stride) apart in the input. That is a tile load with that stride, so such
+// pixels run straight from the input (gemm_c4_amx_taps: one input offset per K step), in the
+// input's own signedness (tdpbssd / tdpbuud where the gathered path flips the sign bit), without
+// the gather that costs the implicit GEMM a fifth of its time; pixels with taps over the padding
+// are gathered as they are (padded taps: the zero point's byte), 32 at a time. Two forms:
+//  - taps: groups of a multiple of 64 channels, each K step 64 channels of one tap, the weights
+//    packed as for the implicit GEMM;
+//  - rows: one group whose kernel row of taps is at most 64 contiguous bytes (pixels dense,
+//    KW * C <= 64, no horizontal dilation: 3x3x16, 1x1x32), each K step one kernel row, read as
+//    64 bytes whose tail (the next pixels' bytes) meets zero weights
+//    (packed_conv2d_weights::pack_kernel_rows).
+// Both take channels contiguous in input and output and what amx_direct_output_ok asks; the
+// results are the implicit GEMM's (the same sums).
+enum class amx_conv_form { none, taps, rows };
+
+template <class I, class W, class O>
+amx_conv_form amx_direct_conv_form(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
+                                   const tile_output_stage& st) {
+  const Layout& il = p.in.layout();
+  if (kern.family != kernel_family::amx_int8 || kern.output != kernel_family::avx512_vnni || !amx_direct_output_ok<O>(w, st) ||
+      il.stride(3) != 1 || p.out.layout().stride(3) != 1)
+    return amx_conv_form::none;
+  if (p.in_per_group % 64 == 0) return amx_conv_form::taps;
+  // Rows only where they take no more K steps than the gathered operand (a 3x3x3 kernel takes 3
+  // instead of 1, and runs slower than the gather it saves).
+  const std::int64_t row_bytes = p.g.KW * p.g.C;
+  if (p.groups == 1 && il.stride(2) == p.g.C && p.g.dilation_w == 1 && row_bytes <= 64 && p.g.KH <= (p.g.KH * row_bytes + 63) / 64)
+    return amx_conv_form::rows;
+  return amx_conv_form::none;
+}
+
 template <class I, class W, class O>
 bool amx_direct_conv_applies(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
                              const tile_output_stage& st) {
-  return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && amx_direct_output_ok<O>(w, st) &&
-         p.in_per_group % 64 == 0 && p.in.layout().stride(3) == 1 && p.out.layout().stride(3) == 1;
+  return amx_direct_conv_form(kern, p, w, st) != amx_conv_form::none;
 }
 
 // The direct convolution's scratch: per part (one per output row range) a 32-row buffer of
@@ -284,10 +330,10 @@ template <class I, class W, class O>
 struct amx_direct_conv_layout {
   std::int64_t parts, lda, steps;
   std::size_t bytes;
-  amx_direct_conv_layout(int threads, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w)
+  amx_direct_conv_layout(int threads, const conv2d_problem<I, W, O>& p, amx_conv_form form)
       : parts(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, p.g.N * p.g.OH))),
-        lda(w.K()),  // a multiple of 64: whole AMX steps
-        steps(p.g.KH * p.g.KW * (p.in_per_group / 64)) {
+        steps(form == amx_conv_form::rows ? p.g.KH : p.g.KH * p.g.KW * (p.in_per_group / 64)) {
+    lda = 64 * steps;  // the K of the form's weights, whole AMX steps
     scratch_carver size;
     carve(size);
     bytes = size.used;
@@ -306,10 +352,11 @@ struct amx_direct_conv_layout {
   }
 };
 
-// `st` is the stage for the input's own bytes: x86_dot_stage(stage, w, -input zero point).
+// `w` the weights packed for `form`, `st` the stage for the input's own bytes (x86_dot_stage(stage,
+// w, -input zero point)).
 template <class I, class W, class O>
 void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
-                                 const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
+                                 amx_conv_form form, const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
   constexpr int tr = amx_tile_rows;
   const conv_geometry& g = p.g;
   const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group;
@@ -318,10 +365,12 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
   const std::int64_t sn = il.stride(0), sy = il.stride(1), sx = il.stride(2);
   const std::int64_t so0 = ol.stride(0), so1 = ol.stride(1), so2 = ol.stride(2), o0 = p.out.offset() + oc0 * ol.stride(3);
   const I* in0 = p.in.data() + p.in.offset() + grp * cg;
-  const amx_direct_conv_layout<I, W, O> lay(threads, p, w);
-  const std::int64_t chunks = cg / 64, steps = lay.steps, lda = lay.lda, parts = lay.parts, out_rows = g.N * g.OH;
-  // K step s: tap s / chunks (ky, kx), channels 64 * (s % chunks) on.
+  const amx_direct_conv_layout<I, W, O> lay(threads, p, form);
+  const bool rows_form = form == amx_conv_form::rows;
+  const std::int64_t chunks = std::max<std::int64_t>(1, cg / 64), steps = lay.steps, lda = lay.lda, parts = lay.parts, out_rows = g.N * g.OH;
+  // K step s: kernel row s (rows), or tap s / chunks (ky, kx) and channels 64 * (s % chunks) on.
   const auto step_offset = [&](std::int64_t s) {
+    if (rows_form) return s * g.dilation_h * sy;
     const std::int64_t tap = s / chunks, ky = tap / g.KW, kx = tap % g.KW;
     return ky * g.dilation_h * sy + kx * g.dilation_w * sx + 64 * (s % chunks);
   };
@@ -354,8 +403,17 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
       tiles.run(edges, buf.edge_off, tr, buf.edge_a, nullptr, lda, steps);
       edges = 0;
     };
+    const I pad = static_cast<I>(p.in_zero_point);
     const auto add_edge = [&](std::int64_t n, std::int64_t oy, std::int64_t ox) {
-      gather((n * g.OH + oy) * g.OW + ox, 1, buf.edge_a + edges * lda, lda);
+      I* row = buf.edge_a + edges * lda;
+      if (rows_form) {  // kernel row ky's taps at 64 ky, padded taps the zero point's byte, the rest too
+        std::fill(row, row + lda, pad);
+        for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
+          std::memcpy(row + 64 * ky + kx * cg, in0 + n * sn + iy * sy + ix * sx, static_cast<std::size_t>(cg) * sizeof(I));
+        });
+      } else {
+        gather((n * g.OH + oy) * g.OW + ox, 1, row, lda);
+      }
       buf.edge_off[edges] = o0 + n * so0 + oy * so1 + ox * so2;
       if (++edges == tr) flush_edges();
     };
@@ -425,9 +483,10 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
     const x86_dot_plan<W> plan(threads, kern, p.g.N * p.g.OH * p.g.OW, w);
     scratch.reserve(plan.split.parts, plan.part_bytes);
 #if defined(NPUQ_ARCH_X86_64)
-    if (kern.family == kernel_family::amx_int8 && p.in_per_group % 64 == 0) {
-      const amx_direct_conv_layout<I, W, O> lay(threads, p, w);
-      scratch.reserve(lay.parts, lay.bytes);
+    if (kern.family == kernel_family::amx_int8) {
+      const amx_direct_conv_layout<I, W, O> taps(threads, p, amx_conv_form::taps), rows(threads, p, amx_conv_form::rows);
+      if (p.in_per_group % 64 == 0) scratch.reserve(taps.parts, taps.bytes);
+      if (p.groups == 1 && p.g.KW * p.g.C <= 64) scratch.reserve(rows.parts, rows.bytes);
     }
 #endif
   } else {
@@ -436,19 +495,24 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
   }
 }
 
-// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stages.
-// True when it ran the AMX direct convolution.
+// Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stages,
+// `kernel_rows` null or the weights as pack_kernel_rows packs them (the rows form of the direct
+// convolution runs only with them). True when it ran the AMX direct convolution.
 template <class I, class W, class O>
 bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
-                      const packed_gemm_weights<W>& w, const dot_stages& stages, driver_scratch& scratch) {
+                      const packed_gemm_weights<W>& w, const dot_stages& stages, driver_scratch& scratch,
+                      const packed_gemm_weights<W>* kernel_rows = nullptr) {
   const conv_geometry& g = p.g;
   const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW, oc0 = grp * ocg;
   const tile_output_stage& st = stages.gathered;
 #if defined(NPUQ_ARCH_X86_64)
-  if (stages.direct && amx_direct_conv_applies(kern, p, w, st)) {
-    run_conv2d_group_amx_direct(threads, kern, p, grp, w, *stages.direct, scratch);
+  const amx_conv_form form = stages.direct ? amx_direct_conv_form(kern, p, w, st) : amx_conv_form::none;
+  if (form == amx_conv_form::taps || (form == amx_conv_form::rows && kernel_rows != nullptr)) {
+    run_conv2d_group_amx_direct(threads, kern, p, grp, form, form == amx_conv_form::taps ? w : *kernel_rows, *stages.direct, scratch);
     return true;
   }
+#else
+  (void)kernel_rows;
 #endif
   if (is_x86_dot(kern)) {
     using AB = dot_a_t<W>;
@@ -481,7 +545,7 @@ template <class I, class W, class O>
 void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const packed_conv2d_weights<W>* packed) {
   const gemm_kernel_set<W> kern = gemm_kernels<W>(be.level());
   const std::int64_t ocg = p.out_per_group;
-  packed_gemm_weights<W> own, converted;
+  packed_gemm_weights<W> own, converted, own_rows;
   driver_scratch scratch;
   bool direct = false;
   for (std::int64_t grp = 0; grp < p.groups; ++grp) {
@@ -489,7 +553,20 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     const tile_output_stage stage(p.stage, p.bias, ocg, oc0);
     if (packed == nullptr) packed_conv2d_weights<W>::pack_group(p.w, oc0, ocg, &own, be.level());
     const packed_gemm_weights<W>& w = weights_in_format(packed != nullptr ? packed->group(grp) : own, kern.format, converted);
-    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, make_conv2d_stages(kern, p, stage, w), scratch) || direct;
+    const dot_stages stages = make_conv2d_stages(kern, p, stage, w);
+    const packed_gemm_weights<W>* rows = nullptr;  // the rows form's weights, where it applies
+#if defined(NPUQ_ARCH_X86_64)
+    if (stages.direct && amx_direct_conv_form(kern, p, w, stage) == amx_conv_form::rows) {
+      if (packed != nullptr) {
+        rows = packed->kernel_rows();
+      } else {
+        packed_conv2d_weights<W>::pack_kernel_rows(p.w, &own_rows, be.level());
+        rows = &own_rows;
+      }
+      if (rows != nullptr && rows->format() != kern.format) rows = nullptr;
+    }
+#endif
+    direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, stages, scratch, rows) || direct;
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name(direct ? "conv2d_direct" : "conv2d", p.in.type(), p.w.type(), kern);
 }

@@ -258,6 +258,10 @@ class conv2d_plan {
       s->st.push_back(simd_detail::make_conv2d_stages(s->kern, s->p, stage, wg));
       s->st.back().point_at(&s->p.stage);
       direct = direct || s->st.back().direct.has_value();
+#if defined(NPUQ_ARCH_X86_64)
+      if (s->st.back().direct && simd_detail::amx_direct_conv_form(s->kern, s->p, wg, stage) == simd_detail::amx_conv_form::rows)
+        packed_conv2d_weights<W>::pack_kernel_rows(s->p.w, &s->w_rows.emplace(), be.level());
+#endif
     }
     s->threads = be.thread_count();
     s->in_shape = s->p.in.layout();
@@ -290,7 +294,7 @@ class conv2d_plan {
     }
     for (std::int64_t g = 0; g < s_->p.groups; ++g)
       simd_detail::run_conv2d_group(s_->threads, s_->kern, s_->p, g, s_->w[static_cast<std::size_t>(g)],
-                                    s_->st[static_cast<std::size_t>(g)], s_->scratch);
+                                    s_->st[static_cast<std::size_t>(g)], s_->scratch, s_->w_rows ? &*s_->w_rows : nullptr);
     return {};
   }
   template <class XI, class XO>
@@ -308,6 +312,7 @@ class conv2d_plan {
     simd_detail::gemm_kernel_set<W> kern;
     std::vector<packed_gemm_weights<W>> w;          // per group, in the kernels' format
     std::vector<simd_detail::dot_stages> st;  // per group
+    std::optional<packed_gemm_weights<W>> w_rows;  // the direct convolution's rows form (one group)
     simd_detail::driver_scratch scratch;
     Layout in_shape, out_shape;
     Quant in_quant, out_quant;
