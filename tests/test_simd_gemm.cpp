@@ -9,9 +9,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>  // guarded: operands that end at a page no one may read
+#include <unistd.h>
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -339,6 +343,34 @@ struct direct_cfg {
   padding_spec pad;
 };
 
+// `count` elements whose last one sits right before a page that may not be read: the direct
+// paths load AMX tiles from the caller's memory (ASan does not see tile loads), so a read past
+// the operand faults here on the real instructions.
+template <class T>
+class guarded {
+ public:
+  explicit guarded(const T* src, std::int64_t count) {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE)), bytes = static_cast<std::size_t>(count) * sizeof(T);
+    const std::size_t body = (bytes + page - 1) / page * page;
+    total_ = body + page;
+    void* m = mmap(nullptr, total_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(m != MAP_FAILED);
+    base_ = static_cast<unsigned char*>(m);
+    REQUIRE(mprotect(base_ + body, page, PROT_NONE) == 0);
+    data_ = reinterpret_cast<T*>(base_ + body - bytes);
+    std::memcpy(data_, src, bytes);
+  }
+  ~guarded() { munmap(base_, total_); }
+  guarded(const guarded&) = delete;
+  guarded& operator=(const guarded&) = delete;
+  const T* data() const { return data_; }
+
+ private:
+  unsigned char* base_ = nullptr;
+  std::size_t total_ = 0;
+  T* data_ = nullptr;
+};
+
 // One conv2d through `be` against scalar, I input, W weights (zero points 0: the direct path's
 // case), O output; returns the kernel that ran.
 template <class I, class W, class O>
@@ -359,7 +391,9 @@ std::string check_direct_conv(rng& r, const simd_backend& be, const direct_cfg& 
   const Quant oq = Quant::per_tensor(0.5f, std::is_same<O, std::int32_t>::value ? 0 : r.uniform(element_traits<O>::min, element_traits<O>::max));
   Tensor<O> e(Layout::nhwc(c.N, g.OH, g.OW, c.OC), oq), got(Layout::nhwc(c.N, g.OH, g.OW, c.OC), oq);
   conv2d(scalar, p, in, w, bias, e);
-  conv2d(be, p, in, w, bias, got);
+  const std::int64_t span = in.layout().span();
+  const guarded<I> edge(in.data(), span);  // the input ends at a page no one may read
+  conv2d(be, p, TensorView<const I>(edge.data(), 0, in.layout(), in.quant(), span), w, bias, got);
   INFO(simd_last_kernel() << " " << c.H << "x" << c.W << "x" << c.C << " -> " << c.OC << " " << c.KH << "x" << c.KW << " s" << c.sh << c.sw
                           << " d" << c.dh << c.dw << " g" << c.groups << " " << prof.describe());
   REQUIRE(values(got) == values(e));
@@ -430,17 +464,18 @@ struct direct_gemm_cfg {
   std::int64_t batches, M, N, K, pitch;  // pitch: A's row stride (>= K)
 };
 
-// One GEMM through `be` against scalar, A read from a buffer that ends right after its last row
-// (so a tile read in place must stop short of it), weights without zero points; returns the
-// kernel that ran.
+// One GEMM through `be` against scalar, A read from a buffer that ends right after its last row,
+// before a page no one may read (so a tile read in place must stop short of it), weights without
+// zero points; returns the kernel that ran.
 template <class A, class W, class O>
 std::string check_direct_gemm(rng& r, const simd_backend& be, const direct_gemm_cfg& c, const numerics_profile& prof) {
   const std::int64_t rows_span = (c.M - 1) * c.pitch + c.K, batch_stride = rows_span + 3;
   Tensor<A> buf(Layout::row_major({c.batches * batch_stride}),
                 Quant::per_tensor(0.02f, r.uniform(element_traits<A>::min, element_traits<A>::max)));
   fill(buf, r);
-  const TensorView<const A> a(buf.data(), 0, Layout::strided({c.batches, c.M, c.K}, {batch_stride, c.pitch, 1}), buf.quant(),
-                              (c.batches - 1) * batch_stride + rows_span);
+  const std::int64_t span = (c.batches - 1) * batch_stride + rows_span;
+  const guarded<A> edge(buf.data(), span);  // A ends at a page no one may read
+  const TensorView<const A> a(edge.data(), 0, Layout::strided({c.batches, c.M, c.K}, {batch_stride, c.pitch, 1}), buf.quant(), span);
   Tensor<W> b(Layout::matrix(c.K, c.N), Quant::per_axis(1, random_scales(r, c.N)));
   Tensor<std::int32_t> bias(Layout::row_major({c.N}));
   fill(b, r);

@@ -443,10 +443,18 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
         const std::int64_t a_at = row0 + ((ox_lo + q0) * g.stride_w - g.pad_left) * sx;  // past the row's end: the next rows (flat)
         const I* a = in0 + a_at;
         // A whole 32-row tile reads past the run (pixels whose results are dropped) where that
-        // stays inside the input (whose span counts from channel 0, grp * cg before in0), else
-        // exactly the run's rows.
-        const int tile_rows = grp * cg + a_at + (tr - 1) * g.stride_w * sx + tap_reach <= il.span() ? tr : rows;
-        tiles.run(rows, buf.offs, tile_rows, a, buf.a_steps, g.stride_w * sx, steps);
+        // stays inside the input (whose span counts from channel 0, grp * cg before in0), else the
+        // run's rows whose reads do: all of them in the taps form, whose reads end at the last
+        // tap; in the rows form a pixel's last step reads up to 63 bytes past its taps, so the
+        // last pixels of an input may have to be gathered instead.
+        const std::int64_t pitch = g.stride_w * sx, room = il.span() - (grp * cg + a_at + tap_reach);
+        const std::int64_t fit = room < 0 ? 0 : pitch == 0 ? tr : std::min<std::int64_t>(tr, room / pitch + 1);
+        const int tile_rows = fit == tr ? tr : static_cast<int>(std::min<std::int64_t>(fit, rows));
+        if (tile_rows > 0) tiles.run(std::min(rows, tile_rows), buf.offs, tile_rows, a, buf.a_steps, pitch, steps);
+        for (int i = tile_rows; i < rows; ++i) {
+          const std::int64_t pos = ox_lo + q0 + i;
+          add_edge(n, oy + pos / g.OW, pos % g.OW);
+        }
       }
       r = re;
     }
