@@ -245,8 +245,9 @@ void register_npuq(const gemm_shape& s) {
     auto* v = add(gemm_name(s, std::string("npuq_simd_") + npuq::to_string(level)), gemm_simd, s, level, false);
     if (level == npuq::isa::portable && s.macs() > 2e8) v->Iterations(2);
   }
-  // The best level under the onnx profile: the same requantization arithmetic as the peers'.
-  const npuq::isa best = npuq::cpu().levels().back();
+  // The best level under the onnx profile (the same requantization arithmetic as the peers'), or
+  // the one NPUQ_ISA caps it to: NPUQ_ISA=avx512_vnni measures that class on a CPU with AMX.
+  const npuq::isa best = npuq::active_isa();
   add(gemm_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), gemm_simd, s, best, true);
   add(gemm_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), gemm_plan_run, s, best);
 }
@@ -255,7 +256,7 @@ void register_npuq(const conv_shape& s) {
   add(conv_name(s, "npuq_scalar"), conv_scalar, s);
   for (npuq::isa level : npuq::cpu().levels())
     add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level, false);
-  const npuq::isa best = npuq::cpu().levels().back();
+  const npuq::isa best = npuq::active_isa();
   add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), conv_simd, s, best, true);
   add(conv_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), conv_plan_run, s, best);
 }
