@@ -41,6 +41,16 @@ void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int
   });
 }
 
+// Whether the AMX direct convolution's rows form (see amx_conv_form) fits a kernel of kh x kw
+// taps over c channels in `groups` groups: one group, channels not a multiple of 64 (those take
+// the taps form), kernel rows of at most 64 bytes, and no more K steps (one per kernel row) than
+// the gathered rows take (a 3x3x3 kernel would take 3 instead of 1, and runs slower than the
+// gather it saves).
+inline bool kernel_rows_fit(std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c) {
+  const std::int64_t row_bytes = kw * c;
+  return groups == 1 && c % 64 != 0 && row_bytes <= 64 && kh <= (kh * row_bytes + 63) / 64;
+}
+
 // Output pixel m as (n, oy, ox), for the consecutive m the drivers walk: one step of a
 // counter instead of three divisions, which cost more than gathering a small pixel.
 struct pixel_cursor {
@@ -230,9 +240,7 @@ class packed_conv2d_weights {
     for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)], level);
     // The direct convolution's rows form (AMX, small kernel rows) takes the weights packed per row.
     std::optional<packed_gemm_weights<W>> rows;
-    const std::int64_t row_bytes = w.dim(2) * w.dim(3);
-    if (level_kernels(level).gemm == kernel_family::amx_int8 && groups == 1 && w.dim(3) % 64 != 0 && row_bytes <= 64 &&
-        w.dim(1) <= (w.dim(1) * row_bytes + 63) / 64)
+    if (level_kernels(level).gemm == kernel_family::amx_int8 && simd_detail::kernel_rows_fit(groups, w.dim(1), w.dim(2), w.dim(3)))
       pack_kernel_rows(w, &rows.emplace(), level);
     groups_ = std::move(packed);
     rows_ = std::move(rows);
@@ -309,11 +317,7 @@ amx_conv_form amx_direct_conv_form(const gemm_kernel_set<W>& kern, const conv2d_
       il.stride(3) != 1 || p.out.layout().stride(3) != 1)
     return amx_conv_form::none;
   if (p.in_per_group % 64 == 0) return amx_conv_form::taps;
-  // Rows only where they take no more K steps than the gathered operand (a 3x3x3 kernel takes 3
-  // instead of 1, and runs slower than the gather it saves).
-  const std::int64_t row_bytes = p.g.KW * p.g.C;
-  if (p.groups == 1 && il.stride(2) == p.g.C && p.g.dilation_w == 1 && row_bytes <= 64 && p.g.KH <= (p.g.KH * row_bytes + 63) / 64)
-    return amx_conv_form::rows;
+  if (il.stride(2) == p.g.C && p.g.dilation_w == 1 && kernel_rows_fit(p.groups, p.g.KH, p.g.KW, p.g.C)) return amx_conv_form::rows;
   return amx_conv_form::none;
 }
 
@@ -383,11 +387,14 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
     const std::int64_t iy = oy * g.stride_h - g.pad_top;
     return iy >= 0 && iy + (g.KH - 1) * g.dilation_h < g.H;
   };
+  // From one output pixel's taps to the next's. Where that overflows, no two pixels of a row have
+  // all their taps inside the image (stride_w < W would keep it below the input's span), so every
+  // interior run is one pixel and 0 serves (the tile's other rows, dropped, read the same bytes).
+  std::int64_t pitch = 0;
+  if (!checked_mul(g.stride_w, sx, &pitch)) pitch = 0;
   // Output row oy + 1 starts in the input where row oy's pixel OW would: rows continue one another.
   std::int64_t row_step = 0, pixel_row = 0;
-  std::int64_t pixel = 0;
-  const bool flat = checked_mul(g.stride_h, sy, &row_step) && checked_mul(g.stride_w, sx, &pixel) && checked_mul(g.OW, pixel, &pixel_row) &&
-                    row_step == pixel_row;
+  const bool flat = pitch != 0 && checked_mul(g.stride_h, sy, &row_step) && checked_mul(g.OW, pitch, &pixel_row) && row_step == pixel_row;
   scratch.reserve(parts, lay.bytes);
   const pixel_gather<I, 0, I, W, O> gather0(p, grp * cg, cg, true);
   const amx_direct_tiles<I, W, O> tiles(w, st, p.out);
@@ -447,7 +454,7 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
         // run's rows whose reads do: all of them in the taps form, whose reads end at the last
         // tap; in the rows form a pixel's last step reads up to 63 bytes past its taps, so the
         // last pixels of an input may have to be gathered instead.
-        const std::int64_t pitch = g.stride_w * sx, room = il.span() - (grp * cg + a_at + tap_reach);
+        const std::int64_t room = il.span() - (grp * cg + a_at + tap_reach);
         const std::int64_t fit = room < 0 ? 0 : pitch == 0 ? tr : std::min<std::int64_t>(tr, room / pitch + 1);
         const int tile_rows = fit == tr ? tr : static_cast<int>(std::min<std::int64_t>(fit, rows));
         if (tile_rows > 0) tiles.run(std::min(rows, tile_rows), buf.offs, tile_rows, a, buf.a_steps, pitch, steps);
@@ -494,7 +501,7 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
     if (kern.family == kernel_family::amx_int8) {
       const amx_direct_conv_layout<I, W, O> taps(threads, p, amx_conv_form::taps), rows(threads, p, amx_conv_form::rows);
       if (p.in_per_group % 64 == 0) scratch.reserve(taps.parts, taps.bytes);
-      if (p.groups == 1 && p.g.KW * p.g.C <= 64) scratch.reserve(rows.parts, rows.bytes);
+      if (kernel_rows_fit(p.groups, p.g.KH, p.g.KW, p.g.C)) scratch.reserve(rows.parts, rows.bytes);
     }
 #endif
   } else {
