@@ -402,12 +402,13 @@ std::string check_direct_conv(rng& r, const simd_backend& be, const direct_cfg& 
 
 }  // namespace
 
-TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d][amx]") {
+TEST_CASE("direct conv2d (taps read in place) equals scalar on AMX and AVX-512 VNNI", "[simd][conv2d][amx][vnni]") {
   rng r(33);
-  // Groups of a multiple of 64 channels; interior runs longer than a tile, shorter ones, rows and
-  // columns over the padding, strides, dilation, groups, 1x1 and windows the size of the image.
-  // Stride-1 rows as wide as the input run as one sequence per image (the first two: several
-  // tiles over several rows, two images).
+  // AMX's taps form: groups of a multiple of 64 channels; interior runs longer than a tile, shorter
+  // ones, rows and columns over the padding, strides, dilation, groups, 1x1 and windows the size of
+  // the image. Stride-1 rows as wide as the input run as one sequence per image (the first two:
+  // several tiles over several rows, two images). AVX-512 VNNI runs those of one group without
+  // horizontal dilation in the rows form.
   const direct_cfg cases[] = {
       {1, 9, 10, 64, 40, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
       {2, 12, 14, 64, 20, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
@@ -417,20 +418,36 @@ TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d
       {1, 3, 3, 64, 8, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
       {1, 4, 37, 192, 24, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
       {1, 4, 37, 64, 24, 1, 3, 1, 1, 1, 1, 1, padding_spec::explicit_(0, 0, 1, 1)},
-      // The rows form (one group, kernel rows of at most 64 bytes, one K step per kernel row, no
-      // more steps than the gathered rows): stride 2 with the padding of "same", padding on every
-      // side, stride 1 over two images, kernel rows of 63 and exactly 64 bytes, vertical dilation,
-      // 1x1 with a horizontal stride.
+      // The rows form (one group, one K step per kernel row; on AMX kernel rows of at most 64
+      // bytes and no more steps than the gathered rows): stride 2 with the padding of "same",
+      // padding on every side, stride 1 over two images, kernel rows of 63 and exactly 64 bytes,
+      // vertical dilation, 1x1 with a horizontal stride.
       {1, 16, 16, 16, 32, 3, 3, 2, 2, 1, 1, 1, padding_spec::same()},
       {1, 12, 13, 21, 8, 3, 3, 2, 2, 1, 1, 1, padding_spec::symmetric(1)},
       {2, 9, 40, 12, 16, 5, 5, 1, 1, 1, 1, 1, padding_spec::explicit_(2, 1, 3, 2)},
       {1, 6, 70, 21, 16, 3, 3, 1, 1, 2, 1, 1, padding_spec::same()},
       {1, 5, 9, 32, 8, 3, 2, 1, 1, 1, 1, 1, padding_spec::valid()},
       {1, 7, 30, 32, 5, 1, 1, 1, 3, 1, 1, 1, padding_spec::valid()},
+      // AVX-512 VNNI's rows form only (AMX gathers these): kernel rows that are not whole groups of
+      // 4 bytes (3x3x3 reads 12 bytes a row, 9 of them taps; 1x1x7; 5x1x3), so the last pixels of
+      // the input are gathered; deep kernel rows (3x3x200: 600-byte steps); interior runs of more
+      // than one block of 8 tiles (150 pixels wide); one output pixel; 2x2 kernels; whole tiles up
+      // to the input's last pixel.
+      {1, 20, 150, 3, 32, 3, 3, 2, 2, 1, 1, 1, padding_spec::same()},
+      {2, 9, 11, 3, 17, 3, 3, 1, 1, 1, 1, 1, padding_spec::symmetric(1)},
+      {1, 6, 13, 7, 24, 1, 1, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 9, 8, 3, 9, 5, 1, 2, 1, 1, 1, 1, padding_spec::explicit_(1, 2, 0, 0)},
+      {1, 5, 6, 200, 40, 3, 3, 1, 1, 1, 1, 1, padding_spec::same()},
+      {1, 3, 3, 5, 8, 3, 3, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 10, 140, 4, 16, 2, 2, 1, 1, 1, 1, 1, padding_spec::valid()},
+      {1, 10, 10, 3, 8, 3, 3, 1, 1, 1, 1, 1, padding_spec::valid()},  // 8 whole tiles, the last one's last read 3 bytes past the input
   };
-  int direct_runs = 0;
+  constexpr int amx_only = 14;  // the cases before this one go direct on AMX; all of them on AVX-512 VNNI where one group, dilation 1
+  int direct_runs = 0, vnni_direct_runs = 0;
   for (isa level : cpu().levels()) {
-    if (level_kernels(level).gemm != kernel_family::amx_int8) continue;
+    const kernel_family family = level_kernels(level).gemm;
+    if (family != kernel_family::amx_int8 && family != kernel_family::avx512_vnni) continue;
+    const bool amx = family == kernel_family::amx_int8;
     for (const direct_cfg& c : cases)
       for (const auto& prof : kProfiles) {
         const simd_backend be{level};
@@ -438,24 +455,31 @@ TEST_CASE("AMX direct conv2d (taps read in place) equals scalar", "[simd][conv2d
                                      check_direct_conv<std::uint8_t, std::int8_t, std::uint8_t>(r, be, c, prof),
                                      check_direct_conv<std::int8_t, std::uint8_t, std::int8_t>(r, be, c, prof),
                                      check_direct_conv<std::uint8_t, std::uint8_t, std::int32_t>(r, be, c, prof)};
-        // The real contracts' stages (the first three profiles) all take the direct path; stages
-        // the AVX-512 store does not handle (some narrow accumulators) run the gathered one.
+        // The real contracts' stages (the first three profiles) all take the direct path where the
+        // level's form fits; stages the AVX-512 store does not handle (some narrow accumulators)
+        // run the gathered one.
         const bool contract = &prof - kProfiles < 3;
+        const bool fits = amx ? &c - cases < amx_only : c.groups == 1 && c.dw == 1;
         for (const std::string& n : names) {
           INFO(n);
           const bool direct = n.rfind("conv2d_direct_", 0) == 0;
-          if (contract) REQUIRE(direct);
-          direct_runs += direct ? 1 : 0;
+          if (contract && fits) REQUIRE(direct);
+          if (!fits) REQUIRE(!direct);
+          (amx ? direct_runs : vnni_direct_runs) += direct ? 1 : 0;
         }
       }
     // Threads split the output rows; the same bytes on 1-3 of them.
     for (int threads = 2; threads <= 3; ++threads)
-      for (int i : {0, 1, 8, 10})
+      for (int i : {0, 1, 8, 10, 14})
         check_direct_conv<std::int8_t, std::int8_t, std::int8_t>(r, simd_backend{level, threads}, cases[i], numerics_profile::tflite());
   }
-  const bool amx = cpu().supports(isa::amx_int8);
-  CHECK(direct_runs >= (amx ? 14 * 3 * 4 : 0));
+  // Each level the CPU has ran its direct path on every case that fits it, under the 3 contracts
+  // and 4 type combinations.
+  const bool amx = cpu().supports(isa::amx_int8), vnni = cpu().supports(isa::avx512_vnni);
+  CHECK(direct_runs >= (amx ? amx_only * 3 * 4 : 0));
   if (!amx) CHECK(direct_runs == 0);
+  CHECK(vnni_direct_runs >= (vnni ? 20 * 3 * 4 : 0));
+  if (!vnni) CHECK(vnni_direct_runs == 0);
 }
 
 namespace {

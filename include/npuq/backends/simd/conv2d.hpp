@@ -41,14 +41,30 @@ void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int
   });
 }
 
-// Whether the AMX direct convolution's rows form (see amx_conv_form) fits a kernel of kh x kw
-// taps over c channels in `groups` groups: one group, channels not a multiple of 64 (those take
-// the taps form), kernel rows of at most 64 bytes, and no more K steps (one per kernel row) than
-// the gathered rows take (a 3x3x3 kernel would take 3 instead of 1, and runs slower than the
-// gather it saves).
-inline bool kernel_rows_fit(std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c) {
+// The direct convolution's rows form (see direct_conv_form) reads each kernel row of kw taps over
+// c channels as one K step of this many bytes: AMX's 64, AVX-512 VNNI's kw * c rounded up to
+// whole groups of 4; the bytes past the taps (the next pixels') meet zero weights.
+inline std::int64_t kernel_row_step(kernel_family family, std::int64_t kw, std::int64_t c) {
+  return family == kernel_family::amx_int8 ? 64 : (kw * c + 3) / 4 * 4;
+}
+
+// Whether the rows form fits a kernel of kh x kw taps over c channels in `groups` groups on the
+// kernels of `family`: one group, and on AMX channels not a multiple of 64 (those take the taps
+// form), kernel rows of at most 64 bytes and no more K steps (one per kernel row) than the
+// gathered rows take (a 3x3x3 kernel would take 3 instead of 1, and runs slower than the gather it
+// saves). On AVX-512 VNNI every kernel row fits (its steps are as long as the row).
+inline bool kernel_rows_fit(kernel_family family, std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c) {
+  if (groups != 1) return false;
+  if (family == kernel_family::avx512_vnni) return true;
   const std::int64_t row_bytes = kw * c;
-  return groups == 1 && c % 64 != 0 && row_bytes <= 64 && kh <= (kh * row_bytes + 63) / 64;
+  return family == kernel_family::amx_int8 && c % 64 != 0 && row_bytes <= 64 && kh <= (kh * row_bytes + 63) / 64;
+}
+
+// Whether the rows form needs the weights packed per kernel row
+// (packed_conv2d_weights::pack_kernel_rows): where its steps are longer than the kernel rows; else
+// the implicit GEMM's weights are the same bytes.
+inline bool kernel_rows_packed(kernel_family family, std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c) {
+  return kernel_rows_fit(family, groups, kh, kw, c) && kernel_row_step(family, kw, c) != kw * c;
 }
 
 // Output pixel m as (n, oy, ox), for the consecutive m the drivers walk: one step of a
@@ -238,9 +254,10 @@ class packed_conv2d_weights {
     std::vector<packed_gemm_weights<W>> packed(static_cast<std::size_t>(groups));
     const std::int64_t ocg = w.dim(0) / groups;
     for (std::int64_t g = 0; g < groups; ++g) pack_group(w, g * ocg, ocg, &packed[static_cast<std::size_t>(g)], level);
-    // The direct convolution's rows form (AMX, small kernel rows) takes the weights packed per row.
+    // The direct convolution's rows form, where its steps are longer than a kernel row, takes the
+    // weights packed per row.
     std::optional<packed_gemm_weights<W>> rows;
-    if (level_kernels(level).gemm == kernel_family::amx_int8 && simd_detail::kernel_rows_fit(groups, w.dim(1), w.dim(2), w.dim(3)))
+    if (simd_detail::kernel_rows_packed(level_kernels(level).gemm, groups, w.dim(1), w.dim(2), w.dim(3)))
       pack_kernel_rows(w, &rows.emplace(), level);
     groups_ = std::move(packed);
     rows_ = std::move(rows);
@@ -265,14 +282,16 @@ class packed_conv2d_weights {
         [&](std::int64_t k, std::int64_t n) { return w(oc0 + n, k / (cg * kw), (k / cg) % kw, k % cg); }, level);
   }
 
-  // Packs all of the OHWI weights (one group, KW*I <= 64) as a [KH*64, O] GEMM operand whose K
-  // group of 64 per kernel row ky holds that row's KW*I weights, then zeros: the operand of the
-  // direct convolution that reads each kernel row's taps as one run of input bytes.
+  // Packs all of the OHWI weights (one group) as a [KH*S, O] GEMM operand whose K step of S bytes
+  // (kernel_row_step for the level's kernels) per kernel row ky holds that row's KW*I weights, then
+  // zeros: the operand of the direct convolution that reads each kernel row's taps as one run of
+  // input bytes.
   static void pack_kernel_rows(const TensorView<const W>& w, packed_gemm_weights<W>* out, isa level = active_isa()) {
     const std::int64_t oc = w.dim(0), kw = w.dim(2), c = w.dim(3), run = kw * c;
+    const std::int64_t step = simd_detail::kernel_row_step(level_kernels(level).gemm, kw, c);
     out->pack_from(
-        w.dim(1) * 64, oc, zero_points_of(w, 0, oc),
-        [&](std::int64_t k, std::int64_t n) { return k % 64 < run ? w(n, k / 64, (k % 64) / c, (k % 64) % c) : W{0}; }, level);
+        w.dim(1) * step, oc, zero_points_of(w, 0, oc),
+        [&](std::int64_t k, std::int64_t n) { return k % step < run ? w(n, k / step, (k % step) / c, (k % step) % c) : W{0}; }, level);
   }
 
  private:
@@ -292,76 +311,83 @@ class packed_conv2d_weights {
 namespace simd_detail {
 
 #if defined(NPUQ_ARCH_X86_64)
-// Direct convolution on AMX: an output pixel's row of the implicit GEMM is its taps' input bytes,
-// and for pixels of one output row whose taps are all inside the image, the bytes of one K step
-// sit sw * (pixel stride) apart in the input. That is a tile load with that stride, so such
-// pixels run straight from the input (gemm_c4_amx_taps: one input offset per K step), in the
-// input's own signedness (tdpbssd / tdpbuud where the gathered path flips the sign bit), without
-// the gather that costs the implicit GEMM a fifth of its time; pixels with taps over the padding
-// are gathered as they are (padded taps: the zero point's byte), 32 at a time. Two forms:
-//  - taps: groups of a multiple of 64 channels, each K step 64 channels of one tap, the weights
-//    packed as for the implicit GEMM;
-//  - rows: one group whose kernel row of taps is at most 64 contiguous bytes (pixels dense,
-//    KW * C <= 64, no horizontal dilation: 3x3x16, 1x1x32), each K step one kernel row, read as
-//    64 bytes whose tail (the next pixels' bytes) meets zero weights
-//    (packed_conv2d_weights::pack_kernel_rows).
-// Both take channels contiguous in input and output and what amx_direct_output_ok asks; the
-// results are the implicit GEMM's (the same sums).
-enum class amx_conv_form { none, taps, rows };
+// Direct convolution: an output pixel's row of the implicit GEMM is its taps' input bytes, and for
+// pixels of one output row whose taps are all inside the image, the bytes of one K step sit
+// sw * (pixel stride) apart in the input. On AMX that is a tile load with that stride; the AVX-512
+// VNNI kernel broadcasts each pixel's 4 bytes of a step from where they lie. So such pixels run
+// straight from the input (direct_tiles.hpp: one input offset per K step), without the gather
+// that costs the implicit GEMM a fifth of its time (on a 3x3x3 first layer, half); pixels with taps
+// over the padding are gathered as they are (padded taps: the zero point's byte), a tile at a time.
+// Two forms:
+//  - taps (AMX): groups of a multiple of 64 channels, each K step 64 channels of one tap, the
+//    weights packed as for the implicit GEMM;
+//  - rows: one group whose kernel row of taps is one run of contiguous bytes (pixels dense, no
+//    horizontal dilation), each K step one kernel row, read as kernel_row_step bytes whose tail
+//    (the next pixels' bytes) meets zero weights: on AMX rows of at most 64 bytes (3x3x16,
+//    1x1x32; kernel_rows_fit), on AVX-512 VNNI every kernel row (3x3x3 reads 12 bytes a row).
+// Both take channels contiguous in input and output and what direct_output_ok asks; the results
+// are the implicit GEMM's (the same sums).
+enum class direct_conv_form { none, taps, rows };
 
 template <class I, class W, class O>
-amx_conv_form amx_direct_conv_form(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
-                                   const tile_output_stage& st) {
+direct_conv_form direct_conv_form_of(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
+                                     const tile_output_stage& st) {
   const Layout& il = p.in.layout();
-  if (kern.family != kernel_family::amx_int8 || kern.output != kernel_family::avx512_vnni || !amx_direct_output_ok<O>(w, st) ||
+  const bool amx = kern.family == kernel_family::amx_int8;
+  if ((!amx && kern.family != kernel_family::avx512_vnni) || kern.output != kernel_family::avx512_vnni || !direct_output_ok<O>(w, st) ||
       il.stride(3) != 1 || p.out.layout().stride(3) != 1)
-    return amx_conv_form::none;
-  if (p.in_per_group % 64 == 0) return amx_conv_form::taps;
-  if (il.stride(2) == p.g.C && p.g.dilation_w == 1 && kernel_rows_fit(p.groups, p.g.KH, p.g.KW, p.g.C)) return amx_conv_form::rows;
-  return amx_conv_form::none;
+    return direct_conv_form::none;
+  if (amx && p.in_per_group % 64 == 0) return direct_conv_form::taps;
+  if (il.stride(2) == p.g.C && p.g.dilation_w == 1 && kernel_rows_fit(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C))
+    return direct_conv_form::rows;
+  return direct_conv_form::none;
 }
 
-template <class I, class W, class O>
-bool amx_direct_conv_applies(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
-                             const tile_output_stage& st) {
-  return amx_direct_conv_form(kern, p, w, st) != amx_conv_form::none;
-}
-
-// The direct convolution's scratch: per part (one per output row range) a 32-row buffer of
-// gathered pixels, their output offsets, the interior tiles' output offsets and the K steps' input
+// The direct convolution's scratch: per part (one per output row range) a tile of gathered
+// pixels, their output offsets, a block of interior tiles' output offsets and the K steps' input
 // offsets.
-template <class I, class W, class O>
-struct amx_direct_conv_layout {
-  std::int64_t parts, lda, steps;
+struct direct_conv_layout {
+  std::int64_t parts, step, steps, lda, tile_rows, block_rows;
   std::size_t bytes;
-  amx_direct_conv_layout(int threads, const conv2d_problem<I, W, O>& p, amx_conv_form form)
+  // tile_rows, block_tiles: the tiles' rows and how many whole tiles go in one call.
+  template <class I, class W, class O>
+  direct_conv_layout(int threads, kernel_family family, const conv2d_problem<I, W, O>& p, direct_conv_form form, int tile_rows_,
+                     int block_tiles)
       : parts(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, p.g.N * p.g.OH))),
-        steps(form == amx_conv_form::rows ? p.g.KH : p.g.KH * p.g.KW * (p.in_per_group / 64)) {
-    lda = 64 * steps;  // the K of the form's weights, whole AMX steps
+        step(form == direct_conv_form::rows ? kernel_row_step(family, p.g.KW, p.g.C) : 64),
+        steps(form == direct_conv_form::rows ? p.g.KH : p.g.KH * p.g.KW * (p.in_per_group / 64)),
+        tile_rows(tile_rows_),
+        block_rows(std::int64_t{tile_rows_} * block_tiles) {
+    lda = step * steps;  // the K of the form's weights
     scratch_carver size;
-    carve(size);
+    carve<std::int8_t>(size);
     bytes = size.used;
   }
+  template <class I>
   struct buffers {
     I* edge_a;
     std::int64_t *edge_off, *offs, *a_steps;
   };
-  buffers carve(scratch_carver& c) const {
-    buffers b{};
-    b.edge_a = c.take<I>(amx_tile_rows * lda + 64);
-    b.edge_off = c.take<std::int64_t>(amx_tile_rows);
-    b.offs = c.take<std::int64_t>(amx_tile_rows);
+  template <class I>
+  buffers<I> carve(scratch_carver& c) const {
+    buffers<I> b{};
+    b.edge_a = c.take<I>(tile_rows * lda + 64);
+    b.edge_off = c.take<std::int64_t>(tile_rows);
+    b.offs = c.take<std::int64_t>(block_rows);
     b.a_steps = c.take<std::int64_t>(steps);
     return b;
   }
 };
 
-// `w` the weights packed for `form`, `st` the stage for the input's own bytes (x86_dot_stage(stage,
-// w, -input zero point)).
-template <class I, class W, class O>
-void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
-                                 amx_conv_form form, const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
-  constexpr int tr = amx_tile_rows;
+// The direct convolution's tiles for kern's family, one per K step's worth of A bytes.
+constexpr int direct_conv_block_tiles(kernel_family family) { return family == kernel_family::amx_int8 ? 1 : 8; }
+
+// `w` the weights packed for `form` (the rows form's step: lay.step), `st` the stage for the bytes
+// the tiles multiply (dot_stages::direct), `tiles` the family's direct_tiles.
+template <class I, class W, class O, class Tiles>
+void run_conv2d_group_direct_with(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
+                                  direct_conv_form form, const Tiles& tiles, driver_scratch& scratch) {
+  constexpr int tr = Tiles::tile_rows;
   const conv_geometry& g = p.g;
   const std::int64_t cg = p.in_per_group, oc0 = grp * p.out_per_group;
   const Layout& il = p.in.layout();
@@ -369,8 +395,8 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
   const std::int64_t sn = il.stride(0), sy = il.stride(1), sx = il.stride(2);
   const std::int64_t so0 = ol.stride(0), so1 = ol.stride(1), so2 = ol.stride(2), o0 = p.out.offset() + oc0 * ol.stride(3);
   const I* in0 = p.in.data() + p.in.offset() + grp * cg;
-  const amx_direct_conv_layout<I, W, O> lay(threads, p, form);
-  const bool rows_form = form == amx_conv_form::rows;
+  const direct_conv_layout lay(threads, kern.family, p, form, tr, direct_conv_block_tiles(kern.family));
+  const bool rows_form = form == direct_conv_form::rows;
   const std::int64_t chunks = std::max<std::int64_t>(1, cg / 64), steps = lay.steps, lda = lay.lda, parts = lay.parts, out_rows = g.N * g.OH;
   // K step s: kernel row s (rows), or tap s / chunks (ky, kx) and channels 64 * (s % chunks) on.
   const auto step_offset = [&](std::int64_t s) {
@@ -378,7 +404,7 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
     const std::int64_t tap = s / chunks, ky = tap / g.KW, kx = tap % g.KW;
     return ky * g.dilation_h * sy + kx * g.dilation_w * sx + 64 * (s % chunks);
   };
-  const std::int64_t tap_reach = step_offset(steps - 1) + 64;  // bytes a pixel's row reads from its first tap on
+  const std::int64_t tap_reach = step_offset(steps - 1) + lay.step;  // bytes a pixel's row reads from its first tap on
   // Output columns [ox_lo, ox_hi) have every tap inside the image (if the row has).
   const std::int64_t ox_lo = std::min(g.OW, g.pad_left <= 0 ? 0 : (g.pad_left + g.stride_w - 1) / g.stride_w);
   const std::int64_t last = g.W - 1 - (g.KW - 1) * g.dilation_w + g.pad_left;  // ox * stride_w <= last
@@ -397,26 +423,25 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
   const bool flat = pitch != 0 && checked_mul(g.stride_h, sy, &row_step) && checked_mul(g.OW, pitch, &pixel_row) && row_step == pixel_row;
   scratch.reserve(parts, lay.bytes);
   const pixel_gather<I, 0, I, W, O> gather0(p, grp * cg, cg, true);
-  const amx_direct_tiles<I, W, O> tiles(w, st, p.out);
   detail::parallel_parts(threads, parts, [&](std::int64_t part) {
     scratch_carver c{scratch.part(part)};
-    const auto buf = lay.carve(c);
+    const auto buf = lay.carve<I>(c);
     for (std::int64_t s = 0; s < steps; ++s) buf.a_steps[s] = step_offset(s);
     std::decay_t<decltype(gather0)> gather = gather0;
     int edges = 0;
     const auto flush_edges = [&] {
       if (edges == 0) return;
-      // All 32 rows of the buffer (rows past `edges` hold earlier pixels' bytes, or none yet).
+      // All rows of the buffer (rows past `edges` hold earlier pixels' bytes, or none yet).
       tiles.run(edges, buf.edge_off, tr, buf.edge_a, nullptr, lda, steps);
       edges = 0;
     };
     const I pad = static_cast<I>(p.in_zero_point);
     const auto add_edge = [&](std::int64_t n, std::int64_t oy, std::int64_t ox) {
       I* row = buf.edge_a + edges * lda;
-      if (rows_form) {  // kernel row ky's taps at 64 ky, padded taps the zero point's byte, the rest too
+      if (rows_form) {  // kernel row ky's taps at step * ky, padded taps the zero point's byte, the rest too
         std::fill(row, row + lda, pad);
         for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
-          std::memcpy(row + 64 * ky + kx * cg, in0 + n * sn + iy * sy + ix * sx, static_cast<std::size_t>(cg) * sizeof(I));
+          std::memcpy(row + lay.step * ky + kx * cg, in0 + n * sn + iy * sy + ix * sx, static_cast<std::size_t>(cg) * sizeof(I));
         });
       } else {
         gather((n * g.OH + oy) * g.OW + ox, 1, row, lda);
@@ -440,25 +465,38 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
         while (re < r_hi && re % g.OH != 0 && row_inside(re % g.OH)) ++re;
       const std::int64_t count = (re - 1 - r) * g.OW + (ox_hi - ox_lo);  // pixels from (oy, ox_lo) on
       const std::int64_t row0 = n * sn + (oy * g.stride_h - g.pad_top) * sy;  // from in0
-      for (std::int64_t q0 = 0; q0 < count; q0 += tr) {
-        const int rows = static_cast<int>(std::min<std::int64_t>(tr, count - q0));
-        std::int64_t y = oy + (ox_lo + q0) / g.OW, x = (ox_lo + q0) % g.OW;
-        for (int i = 0; i < rows; ++i) {
-          buf.offs[i] = o0 + n * so0 + y * so1 + x * so2;
-          if (++x == g.OW) x = 0, ++y;
+      for (std::int64_t q0 = 0; q0 < count; q0 += lay.block_rows) {
+        const std::int64_t rows = std::min<std::int64_t>(lay.block_rows, count - q0);
+        {  // locals: the stores may alias anything, which would reload members per pixel
+          const std::int64_t ow = g.OW, next_row = so1 - ow * so2;
+          std::int64_t x = (ox_lo + q0) % ow, off = o0 + n * so0 + (oy + (ox_lo + q0) / ow) * so1 + x * so2;
+          std::int64_t* offs = buf.offs;
+          for (std::int64_t i = 0; i < rows; ++i, off += so2) {
+            offs[i] = off;
+            if (++x == ow) x = 0, off += next_row;
+          }
         }
         const std::int64_t a_at = row0 + ((ox_lo + q0) * g.stride_w - g.pad_left) * sx;  // past the row's end: the next rows (flat)
         const I* a = in0 + a_at;
-        // A whole 32-row tile reads past the run (pixels whose results are dropped) where that
-        // stays inside the input (whose span counts from channel 0, grp * cg before in0), else the
-        // run's rows whose reads do: all of them in the taps form, whose reads end at the last
-        // tap; in the rows form a pixel's last step reads up to 63 bytes past its taps, so the
-        // last pixels of an input may have to be gathered instead.
+        // A tile reads all its rows (pixels past the run: results dropped), which must stay inside
+        // the input (whose span counts from channel 0, grp * cg before in0): `fit` pixels from a on
+        // do. All of them in the taps form, whose reads end at the last tap; in the rows form a
+        // pixel's last step reads past its taps, so the last pixels of an input may have to be
+        // gathered instead. AMX tiles of fewer rows read only theirs.
         const std::int64_t room = il.span() - (grp * cg + a_at + tap_reach);
-        const std::int64_t fit = room < 0 ? 0 : pitch == 0 ? tr : std::min<std::int64_t>(tr, room / pitch + 1);
-        const int tile_rows = fit == tr ? tr : static_cast<int>(std::min<std::int64_t>(fit, rows));
-        if (tile_rows > 0) tiles.run(std::min(rows, tile_rows), buf.offs, tile_rows, a, buf.a_steps, pitch, steps);
-        for (int i = tile_rows; i < rows; ++i) {
+        const std::int64_t fit = room < 0 ? 0 : pitch == 0 ? lay.block_rows : std::min<std::int64_t>(lay.block_rows, room / pitch + 1);
+        const std::int64_t whole = std::min(rows / tr, fit / tr);  // whole tiles run in place
+        if (whole > 0) tiles.run_tiles(whole, buf.offs, a, tr * pitch, buf.a_steps, pitch, steps);
+        std::int64_t done = whole * tr;
+        if (done < rows && done + tr <= fit) {  // the run's last, partial tile
+          tiles.run(static_cast<int>(rows - done), buf.offs + done, tr, a + done * pitch, buf.a_steps, pitch, steps);
+          done = rows;
+        } else if (Tiles::partial_rows && done < rows && fit > done) {
+          const int part_rows = static_cast<int>(std::min(rows, fit) - done);
+          tiles.run(part_rows, buf.offs + done, part_rows, a + done * pitch, buf.a_steps, pitch, steps);
+          done += part_rows;
+        }
+        for (std::int64_t i = done; i < rows; ++i) {
           const std::int64_t pos = ox_lo + q0 + i;
           add_edge(n, oy + pos / g.OW, pos % g.OW);
         }
@@ -476,6 +514,20 @@ void run_conv2d_group_amx_direct(int threads, const gemm_kernel_set<W>& kern, co
     if (kern.x86_done != nullptr) kern.x86_done();
   });
 }
+
+// The direct convolution of group grp with kern's family's tiles: `w` the weights packed for
+// `form`, `st` the stage dot_stages::direct.
+template <class I, class W, class O>
+void run_conv2d_group_direct(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
+                             direct_conv_form form, const packed_gemm_weights<W>& w, const tile_output_stage& st, driver_scratch& scratch) {
+  if (kern.family == kernel_family::amx_int8) {
+    run_conv2d_group_direct_with(threads, kern, p, grp, form, amx_direct_tiles<I, W, O>(w, st, p.out), scratch);
+    return;
+  }
+  using kernel = vnni_tile_kernel<dot_shift<I, W>()>;
+  const std::int64_t groups = kernel_row_step(kern.family, p.g.KW, p.g.C) / 4;
+  run_conv2d_group_direct_with(threads, kern, p, grp, form, direct_tiles<I, W, O, kernel>(w, st, p.out, kernel{groups}), scratch);
+}
 #endif
 
 // The stages run_conv2d_group takes for group weights w.
@@ -484,9 +536,23 @@ dot_stages make_conv2d_stages(const gemm_kernel_set<W>& kern, const conv2d_probl
                               const packed_gemm_weights<W>& w) {
   bool direct = false;
 #if defined(NPUQ_ARCH_X86_64)
-  direct = amx_direct_conv_applies(kern, p, w, stage);
+  direct = direct_conv_form_of(kern, p, w, stage) != direct_conv_form::none;
 #endif
   return make_dot_stages<I>(kern, stage, w, p.in_zero_point, direct);
+}
+
+// Whether a group of p with weights w (dot_stages `stages`) would run the direct convolution's rows
+// form with weights packed per kernel row (which the caller then passes to run_conv2d_group).
+template <class I, class W, class O>
+bool wants_kernel_rows(const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, const packed_gemm_weights<W>& w,
+                       const dot_stages& stages) {
+#if defined(NPUQ_ARCH_X86_64)
+  return stages.direct && direct_conv_form_of(kern, p, w, stages.gathered) == direct_conv_form::rows &&
+         kernel_rows_packed(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C);
+#else
+  (void)kern, (void)p, (void)w, (void)stages;
+  return false;
+#endif
 }
 
 // Sizes `scratch` for every path run_conv2d_group can take on p's groups (of weights like w), so
@@ -498,10 +564,15 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
     const x86_dot_plan<W> plan(threads, kern, p.g.N * p.g.OH * p.g.OW, w);
     scratch.reserve(plan.split.parts, plan.part_bytes);
 #if defined(NPUQ_ARCH_X86_64)
-    if (kern.family == kernel_family::amx_int8) {
-      const amx_direct_conv_layout<I, W, O> taps(threads, p, amx_conv_form::taps), rows(threads, p, amx_conv_form::rows);
-      if (p.in_per_group % 64 == 0) scratch.reserve(taps.parts, taps.bytes);
-      if (kernel_rows_fit(p.groups, p.g.KH, p.g.KW, p.g.C)) scratch.reserve(rows.parts, rows.bytes);
+    const bool amx = kern.family == kernel_family::amx_int8;
+    const int tr = amx ? amx_tile_kernel::tile_rows : vnni_tile_kernel<0>::tile_rows, block = direct_conv_block_tiles(kern.family);
+    if (amx && p.in_per_group % 64 == 0) {
+      const direct_conv_layout taps(threads, kern.family, p, direct_conv_form::taps, tr, block);
+      scratch.reserve(taps.parts, taps.bytes);
+    }
+    if (kernel_rows_fit(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C)) {
+      const direct_conv_layout rows(threads, kern.family, p, direct_conv_form::rows, tr, block);
+      scratch.reserve(rows.parts, rows.bytes);
     }
 #endif
   } else {
@@ -512,7 +583,7 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
 
 // Group `grp` of a conv2d problem: `w` the group's weights in kern's format, `st` its stages,
 // `kernel_rows` null or the weights as pack_kernel_rows packs them (the rows form of the direct
-// convolution runs only with them). True when it ran the AMX direct convolution.
+// convolution runs only with them where wants_kernel_rows). True when it ran the direct convolution.
 template <class I, class W, class O>
 bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_problem<I, W, O>& p, std::int64_t grp,
                       const packed_gemm_weights<W>& w, const dot_stages& stages, driver_scratch& scratch,
@@ -521,9 +592,10 @@ bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
   const std::int64_t cg = p.in_per_group, ocg = p.out_per_group, M = g.N * g.OH * g.OW, oc0 = grp * ocg;
   const tile_output_stage& st = stages.gathered;
 #if defined(NPUQ_ARCH_X86_64)
-  const amx_conv_form form = stages.direct ? amx_direct_conv_form(kern, p, w, st) : amx_conv_form::none;
-  if (form == amx_conv_form::taps || (form == amx_conv_form::rows && kernel_rows != nullptr)) {
-    run_conv2d_group_amx_direct(threads, kern, p, grp, form, form == amx_conv_form::taps ? w : *kernel_rows, *stages.direct, scratch);
+  const direct_conv_form form = stages.direct ? direct_conv_form_of(kern, p, w, st) : direct_conv_form::none;
+  if (form == direct_conv_form::rows && !kernel_rows_packed(kern.family, p.groups, g.KH, g.KW, g.C)) kernel_rows = &w;
+  if (form == direct_conv_form::taps || (form == direct_conv_form::rows && kernel_rows != nullptr)) {
+    run_conv2d_group_direct(threads, kern, p, grp, form, form == direct_conv_form::taps ? w : *kernel_rows, *stages.direct, scratch);
     return true;
   }
 #else
@@ -570,8 +642,7 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
     const packed_gemm_weights<W>& w = weights_in_format(packed != nullptr ? packed->group(grp) : own, kern.format, converted);
     const dot_stages stages = make_conv2d_stages(kern, p, stage, w);
     const packed_gemm_weights<W>* rows = nullptr;  // the rows form's weights, where it applies
-#if defined(NPUQ_ARCH_X86_64)
-    if (stages.direct && amx_direct_conv_form(kern, p, w, stage) == amx_conv_form::rows) {
+    if (wants_kernel_rows(kern, p, w, stages)) {
       if (packed != nullptr) {
         rows = packed->kernel_rows();
       } else {
@@ -580,7 +651,6 @@ void run_conv2d(const simd_backend& be, const conv2d_problem<I, W, O>& p, const 
       }
       if (rows != nullptr && rows->format() != kern.format) rows = nullptr;
     }
-#endif
     direct = run_conv2d_group(be.thread_count(), kern, p, grp, w, stages, scratch, rows) || direct;
   }
   detail::simd_last_kernel_storage() = gemm_kernel_name(direct ? "conv2d_direct" : "conv2d", p.in.type(), p.w.type(), kern);

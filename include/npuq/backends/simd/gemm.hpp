@@ -37,7 +37,7 @@
 #include "npuq/backends/simd/arm/gemm_c4_dotprod.hpp"
 #include "npuq/backends/simd/arm/gemm_c8_i8mm.hpp"
 #include "npuq/backends/simd/x86/gemm_c2_avx2.hpp"
-#include "npuq/backends/simd/x86/amx_direct.hpp"
+#include "npuq/backends/simd/x86/direct_tiles.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_amx.hpp"
 #include "npuq/backends/simd/x86/copy_avx512.hpp"
 #include "npuq/backends/simd/x86/gemm_c4_avx512_stage.hpp"
@@ -675,8 +675,9 @@ std::string gemm_kernel_name(const char* op, dtype a, dtype b, const gemm_kernel
 }
 
 // A product's output stages for the kernels: `gathered` for the paths that copy A into blocks
-// (kernel_stage), `direct` for the AMX paths that read A's own bytes where they lie (amx_direct.hpp:
-// x86_dot_stage with the offset -(A's zero point)), made only where such a path applies.
+// (kernel_stage), `direct` for the paths that read A where it lies (direct_tiles.hpp), made only
+// where such a path applies: on AMX, for A's own bytes (x86_dot_stage with the offset -(A's zero
+// point)); on AVX-512 VNNI, whose kernel flips the sign bits as the gather does, the gathered one.
 struct dot_stages {
   tile_output_stage gathered;
   std::optional<tile_output_stage> direct;
@@ -692,13 +693,13 @@ struct dot_stages {
 // padding), so A is neither copied nor sign-flipped. It takes A with contiguous rows, at least one
 // whole tile of rows, K up to 1024 (a tile's A rows then stay in L1 while every panel pair meets
 // them: deeper products run faster through the blocked copy), output columns contiguous and what
-// amx_direct_output_ok asks.
+// direct_output_ok asks.
 template <class A, class B, class O>
 bool amx_direct_gemm_applies(const gemm_kernel_set<B>& kern, const gemm_problem<A, B, O>& p, const packed_gemm_weights<B>& w,
                              const tile_output_stage& st) {
   const Layout& al = p.a.layout();
   const Layout& ol = p.out.layout();
-  return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && amx_direct_output_ok<O>(w, st) &&
+  return kern.family == kernel_family::amx_int8 && kern.output == kernel_family::avx512_vnni && direct_output_ok<O>(w, st) &&
          p.M >= amx_tile_rows && w.panel_groups() * 4 <= 1024 && al.stride(al.rank() - 1) == 1 && al.stride(al.rank() - 2) >= 0 &&
          ol.stride(ol.rank() - 1) == 1;
 }
@@ -757,7 +758,7 @@ void run_gemm_batch_amx_direct(int threads, const gemm_problem<A, B, O>& p, std:
       while (count < block && t + count < t_hi && whole_in_place(t + count)) ++count;
       if (count > 0) {
         for (std::int64_t m = 0; m < count * tr; ++m) buf.offs[m] = o0 + (t * tr + m) * om;
-        tiles.run_tiles(count, buf.offs, a + t * tr * sm, tr * sm, sm, lay.steps);
+        tiles.run_tiles(count, buf.offs, a + t * tr * sm, tr * sm, nullptr, sm, lay.steps);
         t += count;
         continue;
       }
@@ -855,7 +856,8 @@ template <class A, class B>
 dot_stages make_dot_stages(const gemm_kernel_set<B>& kern, const tile_output_stage& stage, const packed_gemm_weights<B>& w,
                            std::int32_t za, bool direct) {
   dot_stages s{kernel_stage<A>(kern, stage, w, za), std::nullopt};
-  if (direct) s.direct.emplace(x86_dot_stage(stage, w, -za));
+  if (direct && kern.family == kernel_family::amx_int8) s.direct.emplace(x86_dot_stage(stage, w, -za));
+  else if (direct) s.direct.emplace(s.gathered);  // AVX-512 VNNI flips A's sign bits as the gather does
   return s;
 }
 

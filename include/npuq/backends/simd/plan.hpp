@@ -258,10 +258,8 @@ class conv2d_plan {
       s->st.push_back(simd_detail::make_conv2d_stages(s->kern, s->p, stage, wg));
       s->st.back().point_at(&s->p.stage);
       direct = direct || s->st.back().direct.has_value();
-#if defined(NPUQ_ARCH_X86_64)
-      if (s->st.back().direct && simd_detail::amx_direct_conv_form(s->kern, s->p, wg, stage) == simd_detail::amx_conv_form::rows)
+      if (simd_detail::wants_kernel_rows(s->kern, s->p, wg, s->st.back()))
         packed_conv2d_weights<W>::pack_kernel_rows(s->p.w, &s->w_rows.emplace(), be.level());
-#endif
     }
     s->threads = be.thread_count();
     s->in_shape = s->p.in.layout();

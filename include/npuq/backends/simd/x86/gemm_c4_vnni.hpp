@@ -93,6 +93,45 @@ NPUQ_TARGET_AVX512_VNNI __attribute__((noinline)) void gemm_c4_avx512_vnni(std::
     }
 }
 
+// c as gemm_c4_avx512_vnni's, with A read where it lies (the direct convolution, conv2d.hpp): K
+// step s, `gs` groups of 4, reads the rows lda apart from a + a_steps[s] (a_steps null: from
+// a + 4 * gs * s), A's bytes as they are with their sign bits flipped when Shift is 128 (an input of
+// the weights' own signedness: the stage takes the flipped bytes, as it does the gathered ones).
+// Step s's weights are groups [gs * s, gs * (s + 1)) of b's panels.
+template <int MR, int NP, class B, int Shift>
+NPUQ_TARGET_AVX512_VNNI __attribute__((noinline)) void gemm_c4_avx512_vnni_steps(std::int64_t steps, std::int64_t gs, const unsigned char* a,
+                                                                                 const std::int64_t* a_steps, std::int64_t lda, const B* b,
+                                                                                 std::int64_t ldp, std::int32_t* c) {
+  static_assert(MR >= 1 && MR <= 8 && NP >= 1 && NP <= 2, "gemm_c4_avx512_vnni_steps: 1-8 rows, 1-2 panels");
+  static_assert(Shift == 0 || Shift == 128, "gemm_c4_avx512_vnni_steps: Shift 0 or 128");
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(Shift));
+  __m512i acc[MR][NP];
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p) acc[m][p] = _mm512_setzero_si512();
+  for (std::int64_t s = 0; s < steps; ++s) {
+    const unsigned char* as = a + (a_steps != nullptr ? a_steps[s] : 4 * gs * s);
+    const B* bs = b + s * gs * 64;
+    for (std::int64_t g = 0; g < gs; ++g) {
+      __m512i bv[NP];
+#pragma GCC unroll 2
+      for (int p = 0; p < NP; ++p) bv[p] = _mm512_loadu_si512(bs + p * ldp + g * 64);
+#pragma GCC unroll 8
+      for (int m = 0; m < MR; ++m) {
+        __m512i av = _mm512_set1_epi32(load_group(as + m * lda + g * 4));
+        if (Shift != 0) av = _mm512_xor_si512(av, flip);
+#pragma GCC unroll 2
+        for (int p = 0; p < NP; ++p) acc[m][p] = dpbusd512<B>(acc[m][p], bv[p], av);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+    for (int p = 0; p < NP; ++p) _mm512_storeu_si512(c + p * MR * 16 + m * 16, acc[m][p]);
+}
+
 template <class B>
 NPUQ_TARGET_AVX_VNNI inline __m256i dpbusd256(__m256i acc, __m256i bv, __m256i av) {
   if constexpr (std::is_same<B, std::int8_t>::value) return _mm256_dpbusd_avx_epi32(acc, av, bv);
