@@ -42,29 +42,35 @@ void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int
 }
 
 // The direct convolution's rows form (see direct_conv_form) reads each kernel row of kw taps over
-// c channels as one K step of this many bytes: AMX's 64, AVX-512 VNNI's kw * c rounded up to
-// whole groups of 4; the bytes past the taps (the next pixels') meet zero weights.
+// c channels as one K step of this many bytes: AMX's 64, whose bytes past the taps (the next
+// pixels') meet zero weights; AVX-512 VNNI's the kernel row itself (whole groups of 4 bytes).
 inline std::int64_t kernel_row_step(kernel_family family, std::int64_t kw, std::int64_t c) {
-  return family == kernel_family::amx_int8 ? 64 : (kw * c + 3) / 4 * 4;
+  return family == kernel_family::amx_int8 ? 64 : kw * c;
 }
 
-// Whether the rows form fits a kernel of kh x kw taps over c channels in `groups` groups on the
-// kernels of `family`: one group, and on AMX channels not a multiple of 64 (those take the taps
-// form), kernel rows of at most 64 bytes and no more K steps (one per kernel row) than the
-// gathered rows take (a 3x3x3 kernel would take 3 instead of 1, and runs slower than the gather it
-// saves). On AVX-512 VNNI every kernel row fits (its steps are as long as the row).
-inline bool kernel_rows_fit(kernel_family family, std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c) {
+// Whether the rows form fits a kernel of kh x kw taps over c channels in `groups` groups, with
+// horizontal stride stride_w, on the kernels of `family`: one group, and
+//  - on AMX channels not a multiple of 64 (those take the taps form), kernel rows of at most 64
+//    bytes and no more K steps (one per kernel row) than the gathered rows take (a 3x3x3 kernel
+//    would take 3 instead of 1, and runs slower than the gather it saves);
+//  - on AVX-512 VNNI kernel rows of whole groups of 4 bytes and a horizontal stride of 2 or more,
+//    where it measured faster than the gather (3x3x16 stride 2: 52 against 54.5 us on Zen 5). With
+//    rows padded to whole groups (3x3x3: 9 groups for the gather's 7) and at stride 1 (ResNet's
+//    3x3x64, which computes the pixels between output rows twice) it was slower (docs/simd.md).
+inline bool kernel_rows_fit(kernel_family family, std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c,
+                            std::int64_t stride_w) {
   if (groups != 1) return false;
-  if (family == kernel_family::avx512_vnni) return true;
   const std::int64_t row_bytes = kw * c;
+  if (family == kernel_family::avx512_vnni) return row_bytes % 4 == 0 && stride_w >= 2;
   return family == kernel_family::amx_int8 && c % 64 != 0 && row_bytes <= 64 && kh <= (kh * row_bytes + 63) / 64;
 }
 
 // Whether the rows form needs the weights packed per kernel row
-// (packed_conv2d_weights::pack_kernel_rows): where its steps are longer than the kernel rows; else
-// the implicit GEMM's weights are the same bytes.
+// (packed_conv2d_weights::pack_kernel_rows): where its steps are longer than the kernel rows, which
+// only AMX's are (its fit does not depend on the stride); else the implicit GEMM's weights are the
+// same bytes.
 inline bool kernel_rows_packed(kernel_family family, std::int64_t groups, std::int64_t kh, std::int64_t kw, std::int64_t c) {
-  return kernel_rows_fit(family, groups, kh, kw, c) && kernel_row_step(family, kw, c) != kw * c;
+  return family == kernel_family::amx_int8 && kernel_rows_fit(family, groups, kh, kw, c, 1) && kernel_row_step(family, kw, c) != kw * c;
 }
 
 // Output pixel m as (n, oy, ox), for the consecutive m the drivers walk: one step of a
@@ -82,6 +88,29 @@ struct pixel_cursor {
       ox = to % OW, oy = (to / OW) % OH, n = to / (OW * OH);
     }
     m = to;
+  }
+};
+
+// Output pixel m's offset in the output (o0 + n * s0 + oy * s1 + ox * s2), one pixel or a run of
+// them (run_x86_dot_on's row function).
+struct pixel_offsets {
+  std::int64_t OH, OW, s0, s1, s2, o0;
+  std::int64_t operator()(std::int64_t m) const {
+    const std::int64_t ox = m % OW, oy = (m / OW) % OH, n = m / (OW * OH);
+    return o0 + n * s0 + oy * s1 + ox * s2;
+  }
+  void fill(std::int64_t m0, std::int64_t count, std::int64_t* dst) const {
+    const std::int64_t ow = OW, oh = OH, a = s0, b = s1, c = s2, first = o0;  // locals: the stores may alias the members
+    std::int64_t ox = m0 % ow, oy = (m0 / ow) % oh, n = m0 / (ow * oh), off = first + n * a + oy * b + ox * c;
+    for (std::int64_t i = 0; i < count; ++i) {
+      dst[i] = off;
+      off += c;
+      if (++ox == ow) {
+        ox = 0;
+        if (++oy == oh) oy = 0, ++n;
+        off = first + n * a + oy * b;
+      }
+    }
   }
 };
 
@@ -316,15 +345,16 @@ namespace simd_detail {
 // sw * (pixel stride) apart in the input. On AMX that is a tile load with that stride; the AVX-512
 // VNNI kernel broadcasts each pixel's 4 bytes of a step from where they lie. So such pixels run
 // straight from the input (direct_tiles.hpp: one input offset per K step), without the gather
-// that costs the implicit GEMM a fifth of its time (on a 3x3x3 first layer, half); pixels with taps
-// over the padding are gathered as they are (padded taps: the zero point's byte), a tile at a time.
+// that costs the implicit GEMM part of its time; pixels with taps over the padding are gathered as
+// they are (padded taps: the zero point's byte), a tile at a time.
 // Two forms:
 //  - taps (AMX): groups of a multiple of 64 channels, each K step 64 channels of one tap, the
 //    weights packed as for the implicit GEMM;
 //  - rows: one group whose kernel row of taps is one run of contiguous bytes (pixels dense, no
-//    horizontal dilation), each K step one kernel row, read as kernel_row_step bytes whose tail
-//    (the next pixels' bytes) meets zero weights: on AMX rows of at most 64 bytes (3x3x16,
-//    1x1x32; kernel_rows_fit), on AVX-512 VNNI every kernel row (3x3x3 reads 12 bytes a row).
+//    horizontal dilation), each K step one kernel row, read as kernel_row_step bytes: on AMX rows
+//    of at most 64 bytes (3x3x16, 1x1x32) read as 64 whose tail (the next pixels' bytes) meets
+//    zero weights, on AVX-512 VNNI rows of whole groups of 4 bytes at strides of 2 or more
+//    (kernel_rows_fit).
 // Both take channels contiguous in input and output and what direct_output_ok asks; the results
 // are the implicit GEMM's (the same sums).
 enum class direct_conv_form { none, taps, rows };
@@ -338,7 +368,7 @@ direct_conv_form direct_conv_form_of(const gemm_kernel_set<W>& kern, const conv2
       il.stride(3) != 1 || p.out.layout().stride(3) != 1)
     return direct_conv_form::none;
   if (amx && p.in_per_group % 64 == 0) return direct_conv_form::taps;
-  if (il.stride(2) == p.g.C && p.g.dilation_w == 1 && kernel_rows_fit(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C))
+  if (il.stride(2) == p.g.C && p.g.dilation_w == 1 && kernel_rows_fit(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C, p.g.stride_w))
     return direct_conv_form::rows;
   return direct_conv_form::none;
 }
@@ -422,6 +452,7 @@ void run_conv2d_group_direct_with(int threads, const gemm_kernel_set<W>& kern, c
   std::int64_t row_step = 0, pixel_row = 0;
   const bool flat = pitch != 0 && checked_mul(g.stride_h, sy, &row_step) && checked_mul(g.OW, pitch, &pixel_row) && row_step == pixel_row;
   scratch.reserve(parts, lay.bytes);
+  const pixel_offsets out_at{g.OH, g.OW, so0, so1, so2, o0};
   const pixel_gather<I, 0, I, W, O> gather0(p, grp * cg, cg, true);
   detail::parallel_parts(threads, parts, [&](std::int64_t part) {
     scratch_carver c{scratch.part(part)};
@@ -440,9 +471,15 @@ void run_conv2d_group_direct_with(int threads, const gemm_kernel_set<W>& kern, c
       I* row = buf.edge_a + edges * lda;
       if (rows_form) {  // kernel row ky's taps at step * ky, padded taps the zero point's byte, the rest too
         std::fill(row, row + lda, pad);
-        for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
-          std::memcpy(row + lay.step * ky + kx * cg, in0 + n * sn + iy * sy + ix * sx, static_cast<std::size_t>(cg) * sizeof(I));
-        });
+        // The taps inside the image, [kx_lo, kx_hi) of each kernel row: one run of bytes (pixels dense).
+        const std::int64_t iy0 = oy * g.stride_h - g.pad_top, ix0 = ox * g.stride_w - g.pad_left;
+        const std::int64_t kx_lo = std::min(g.KW, std::max<std::int64_t>(0, -ix0));
+        const std::int64_t kx_hi = std::max(kx_lo, std::min<std::int64_t>(g.KW, g.W - ix0));
+        const auto bytes = static_cast<std::size_t>((kx_hi - kx_lo) * cg) * sizeof(I);
+        for (std::int64_t ky = 0; ky < g.KH && bytes != 0; ++ky) {
+          const std::int64_t iy = iy0 + ky * g.dilation_h;
+          if (iy >= 0 && iy < g.H) std::memcpy(row + lay.step * ky + kx_lo * cg, in0 + n * sn + iy * sy + (ix0 + kx_lo) * sx, bytes);
+        }
       } else {
         gather((n * g.OH + oy) * g.OW + ox, 1, row, lda);
       }
@@ -467,15 +504,7 @@ void run_conv2d_group_direct_with(int threads, const gemm_kernel_set<W>& kern, c
       const std::int64_t row0 = n * sn + (oy * g.stride_h - g.pad_top) * sy;  // from in0
       for (std::int64_t q0 = 0; q0 < count; q0 += lay.block_rows) {
         const std::int64_t rows = std::min<std::int64_t>(lay.block_rows, count - q0);
-        {  // locals: the stores may alias anything, which would reload members per pixel
-          const std::int64_t ow = g.OW, next_row = so1 - ow * so2;
-          std::int64_t x = (ox_lo + q0) % ow, off = o0 + n * so0 + (oy + (ox_lo + q0) / ow) * so1 + x * so2;
-          std::int64_t* offs = buf.offs;
-          for (std::int64_t i = 0; i < rows; ++i, off += so2) {
-            offs[i] = off;
-            if (++x == ow) x = 0, off += next_row;
-          }
-        }
+        out_at.fill((n * g.OH + oy) * g.OW + ox_lo + q0, rows, buf.offs);
         const std::int64_t a_at = row0 + ((ox_lo + q0) * g.stride_w - g.pad_left) * sx;  // past the row's end: the next rows (flat)
         const I* a = in0 + a_at;
         // A tile reads all its rows (pixels past the run: results dropped), which must stay inside
@@ -570,7 +599,7 @@ void reserve_conv2d_scratch(int threads, const gemm_kernel_set<W>& kern, const c
       const direct_conv_layout taps(threads, kern.family, p, direct_conv_form::taps, tr, block);
       scratch.reserve(taps.parts, taps.bytes);
     }
-    if (kernel_rows_fit(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C)) {
+    if (kernel_rows_fit(kern.family, p.groups, p.g.KH, p.g.KW, p.g.C, p.g.stride_w)) {
       const direct_conv_layout rows(threads, kern.family, p, direct_conv_form::rows, tr, block);
       scratch.reserve(rows.parts, rows.bytes);
     }
@@ -607,14 +636,8 @@ bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
     const Layout& ol = p.out.layout();
     const std::int64_t so[4] = {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}, o0 = p.out.offset() + oc0 * so[3];
     const pixel_gather<AB, shift, I, W, O> gather(p, grp * cg, cg, kern.output == kernel_family::avx512_vnni);
-    // The output row function keeps a cursor of its own (run_x86_dot_on copies it per part).
-    run_x86_dot_on(
-        threads, kern, M, w, st, oc0, dot_offset<I, W>(p.in_zero_point), gather, p.out,
-        [so, o0, out_at = pixel_cursor{g.OH, g.OW}](std::int64_t m) mutable {
-          out_at.seek(m);
-          return o0 + out_at.n * so[0] + out_at.oy * so[1] + out_at.ox * so[2];
-        },
-        so[3], scratch);
+    run_x86_dot_on(threads, kern, M, w, st, oc0, dot_offset<I, W>(p.in_zero_point), gather, p.out,
+                   pixel_offsets{g.OH, g.OW, so[0], so[1], so[2], o0}, so[3], scratch);
     return false;
   }
   run_c2_on(

@@ -560,6 +560,14 @@ tile_output_stage x86_dot_stage(const tile_output_stage& stage, const packed_gem
 // is x86_dot_stage(stage, w, o). `prepared`, if given, is x86_dot_plan(threads, kern, M, w)
 // made beforehand (a plan's, which saves its divisions on tiny products). Output row m starts at element
 // row_at(m) of `out` (column 0 of this product), its columns `col_stride` apart.
+// Whether a row function also has fill(m0, count, dst): dst[i] = (*this)(m0 + i) for i < count, in
+// one call (a loop over locals, where calling it per row reloads its state after every store).
+template <class F, class = void>
+struct fills_rows : std::false_type {};
+template <class F>
+struct fills_rows<F, std::void_t<decltype(std::declval<const F&>().fill(std::int64_t{}, std::int64_t{}, static_cast<std::int64_t*>(nullptr)))>>
+    : std::true_type {};
+
 template <class B, class O, class FillFn, class RowFn>
 void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w,
                     const tile_output_stage& st, std::int64_t first_channel, std::int32_t o, FillFn&& fill_rows, const TensorView<O>& out, RowFn&& row_of,
@@ -606,14 +614,16 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
       // Writes [0, K) of each row, and may leave up to 15 bytes of garbage past K (times B's zero
       // pad: 0; what lies beyond lda is the next row's, filled after it, or the block's slack).
       fill_bytes(m0, rows_in_block, buf.a_block, lda);
-      for (std::int64_t m = 0; m < rows_in_block; ++m) {
+      if constexpr (fills_rows<std::decay_t<RowFn>>::value) {
+        row_at.fill(m0, rows_in_block, buf.row_off);
+      } else {
+        for (std::int64_t m = 0; m < rows_in_block; ++m) buf.row_off[m] = row_at(m0 + m);
+      }
+      for (std::int64_t m = 0; zero_points && m < rows_in_block; ++m) {  // sum of v = a - za = bytes + o
         const AB* row = buf.a_block + m * lda;
-        buf.row_off[m] = row_at(m0 + m);
-        if (zero_points) {  // sum of v = a - za = bytes + o
-          std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
-          for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));
-          buf.v_sum[m] = s;
-        }
+        std::uint32_t s = static_cast<std::uint32_t>(K) * static_cast<std::uint32_t>(o);
+        for (std::int64_t k = 0; k < K; ++k) s += static_cast<std::uint32_t>(static_cast<std::int32_t>(row[k]));
+        buf.v_sum[m] = s;
       }
       for (std::int64_t p0 = p_lo; p0 < p_hi; p0 += kern.np) {
         const int np = static_cast<int>(std::min<std::int64_t>(kern.np, p_hi - p0));
