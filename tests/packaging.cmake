@@ -12,6 +12,7 @@
 #   packaging_fetchcontent     examples/consumer with FetchContent from a local source archive
 #   packaging_headers_<dir>    every public header (include/npuq/*.hpp, core/, formats/, ops/)
 #                              compiles on its own with include/ alone (tests/headers.cmake)
+#   packaging_headers_top_clang  the same for include/npuq/*.hpp with clang++, where installed
 #
 # Fixtures order install -> relocate -> (find_package, pkg_config). The consumer is configured
 # with this build's generator and C++ compiler and built with its own flags (Release, -O2).
@@ -80,6 +81,16 @@ if(NOT CMAKE_SCRIPT_MODE_FILE)
                      -P "${CMAKE_CURRENT_LIST_DIR}/headers.cmake")
     set_tests_properties(packaging_headers_${_npuq_dir} PROPERTIES LABELS packaging TIMEOUT 600)
   endforeach()
+  # The umbrella headers (which include every other) with clang as well, where it is installed:
+  # what a clang user's -Wall -Wextra -Werror build sees.
+  find_program(NPUQ_CLANGXX NAMES clang++ clang++-14 DOC "clang++, for packaging_headers_top_clang")
+  mark_as_advanced(NPUQ_CLANGXX)
+  if(NPUQ_CLANGXX AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    add_test(NAME packaging_headers_top_clang
+             COMMAND "${CMAKE_COMMAND}" "-DNPUQ_CXX=${NPUQ_CLANGXX}" "-DNPUQ_SOURCE_DIR=${npuq_SOURCE_DIR}" "-DNPUQ_HEADER_DIR=."
+                     "-DNPUQ_WORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/headers_clang" -P "${CMAKE_CURRENT_LIST_DIR}/headers.cmake")
+    set_tests_properties(packaging_headers_top_clang PROPERTIES LABELS packaging TIMEOUT 600)
+  endif()
   return()
 endif()
 

@@ -13,10 +13,16 @@
 
 // Around AVX-512 kernels: GCC 12's AVX-512 headers build some broadcasts from _mm512_undefined_*,
 // which -Wuninitialized reports wherever they are inlined (GCC bug 105593, fixed in GCC 13).
+// Clang has neither the bug nor the -Wmaybe-uninitialized group (naming it warns there).
+#if defined(__clang__)
+#define NPUQ_AVX512_WARNINGS_OFF
+#define NPUQ_AVX512_WARNINGS_ON
+#else
 #define NPUQ_AVX512_WARNINGS_OFF                                  \
   _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
       _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 #define NPUQ_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#endif
 
 #if defined(NPUQ_X86_EMULATED) && NPUQ_X86_EMULATED
 #ifndef SIMDE_ENABLE_NATIVE_ALIASES
