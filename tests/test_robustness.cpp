@@ -497,6 +497,24 @@ TEST_CASE("batched B with per-column quantization on simd (fuzz_gemm: simd wrote
   });
 }
 
+TEST_CASE("an empty A's batch strides are never multiplied (libFuzzer fuzz_gemm: UBSan in batch_offsets)", "[robustness][gemm]") {
+  // K = 0: A [3, 3, 3, 0] addresses nothing, so its strides pass validation whatever they are, and
+  // its batch offset 2 * INT64_MAX overflowed; the output is the bias alone, requantized.
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::int8_t> a_bytes(16, 5), b_bytes(16, 7);
+  const TensorView<const std::int8_t> a(a_bytes.data(), 0, Layout::strided({3, 3, 3, 0}, {0, big, 1, 1}), Quant::per_tensor(0.1f, 103), 16);
+  const TensorView<const std::int8_t> b(b_bytes.data(), 0, Layout::strided({3, 3, 0, 10}, {0, 0, 10, 1}), Quant::per_tensor(0.2f, 116), 16);
+  Tensor<std::int32_t> bias(Layout::row_major({10}));
+  for (std::int64_t i = 0; i < 10; ++i) bias.data()[i] = static_cast<std::int32_t>(100 * i - 450);
+  gemm_params p;
+  const Quant oq = Quant::per_tensor(0.5f, -22);
+  std::vector<int> expect;  // round(bias * 0.1 * 0.2 / 0.5) - 22, the stage on a sum of 0
+  for (std::int64_t i = 0; i < 10; ++i) expect.push_back(static_cast<int>(std::lround(static_cast<double>(100 * i - 450) * 0.04)) - 22);
+  all_backends_agree<std::int8_t>(Layout::row_major({3, 3, 3, 10}), oq, [&](const auto& be, const TensorView<std::int8_t>& o) {
+    return try_gemm(be, p, a, b, bias, o);
+  }, expect);
+}
+
 TEST_CASE("empty layouts and outputs whatever their other extents (fuzz_formats, fuzz_attention)", "[robustness][layout][attention]") {
   // A zero extent makes a layout empty: its span is 0 even when another extent times its stride
   // overflows (try_span gave up on the overflow first and an empty view failed validation).

@@ -192,4 +192,4 @@ void one_call(gen& g, driver& d) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv, "fuzz_attention", one_call); }
+NPUQ_FUZZ_MAIN("fuzz_attention", one_call)

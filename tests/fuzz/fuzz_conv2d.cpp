@@ -99,4 +99,4 @@ void one_call(gen& g, driver& d) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv, "fuzz_conv2d", one_call); }
+NPUQ_FUZZ_MAIN("fuzz_conv2d", one_call)

@@ -230,4 +230,4 @@ void one_call(gen& g, driver& d) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv, "fuzz_formats", one_call); }
+NPUQ_FUZZ_MAIN("fuzz_formats", one_call)

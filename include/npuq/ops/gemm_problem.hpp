@@ -145,8 +145,8 @@ status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, con
   pb->batch_rank = r - 2;
   for (int d = 0; d < r - 2; ++d) {
     pb->batch_shape[d] = a.dim(d);
-    pb->a_bstride[d] = a.layout().stride(d);
-    pb->b_bstride[d] = b.rank() == r ? b.layout().stride(d) : 0;
+    pb->a_bstride[d] = a.size() != 0 ? a.layout().stride(d) : 0;  // an empty view addresses nothing: any stride passed its checks
+    pb->b_bstride[d] = b.rank() == r && b.size() != 0 ? b.layout().stride(d) : 0;
     pb->o_bstride[d] = out.layout().stride(d);
   }
   return {};

@@ -112,7 +112,7 @@ status make_gemm_sparse_problem(const gemm_params& p, const TensorView<const A>&
   pb->batch_rank = r - 2;
   for (int d = 0; d < r - 2; ++d) {
     pb->batch_shape[d] = a.dim(d);
-    pb->a_bstride[d] = a.layout().stride(d);
+    pb->a_bstride[d] = a.size() != 0 ? a.layout().stride(d) : 0;  // an empty view addresses nothing: any stride passed its checks
     pb->o_bstride[d] = out.layout().stride(d);
   }
   return {};
