@@ -86,12 +86,10 @@ NPUQ_TARGET_AVX512_VNNI inline void store_row_bytes(unsigned char* dst, __m256i 
 // out.rows[MR * i ...]; the first `cols` columns are written (columns [n0, n0 + cols) of the
 // stage, 16 * (NP - 1) < cols <= 16 * NP), and the first `rows` rows of each tile (the others
 // are computed and dropped).
-// InRange: t.fp32_in_range (the fp32 kind's conversion without its clamp). Whole: every row and
-// column stored (rows == MR, cols == 16 * NP), the common case, compiled without the tests.
-template <int MR, int NP, tile_requant Kind, bool InRange, bool Whole, class TileFn>
+// InRange: t.fp32_in_range (the fp32 kind's conversion without its clamp).
+template <int MR, int NP, tile_requant Kind, bool InRange, class TileFn>
 NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512_with(const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols,
                                                      const stage_tile_out& out, std::int64_t tiles, int rows) {
-  if (Whole) rows = MR, cols = 16 * NP;
   static_assert(NP == 1 || NP == 2, "stage_tiles_avx512: 1 or 2 panels");
   static_assert(MR % 4 == 0, "stage_tiles_avx512: whole groups of four rows");
   constexpr bool fp32 = Kind == tile_requant::fp32_half_even;
@@ -156,15 +154,10 @@ NPUQ_TARGET_AVX512_VNNI void stage_tiles_avx512_with(const TileFn& tile, const t
 template <int MR, int NP, tile_requant Kind, class TileFn>
 void stage_tiles_avx512(const TileFn& tile, const tile_output_stage& t, std::int64_t n0, std::int64_t cols, const stage_tile_out& out,
                         std::int64_t tiles, int rows = MR) {
-  const bool whole = rows == MR && cols == 16 * NP;
   if constexpr (Kind == tile_requant::fp32_half_even) {
-    if (t.fp32_in_range) {
-      if (whole) return stage_tiles_avx512_with<MR, NP, Kind, true, true>(tile, t, n0, cols, out, tiles, rows);
-      return stage_tiles_avx512_with<MR, NP, Kind, true, false>(tile, t, n0, cols, out, tiles, rows);
-    }
+    if (t.fp32_in_range) return stage_tiles_avx512_with<MR, NP, Kind, true>(tile, t, n0, cols, out, tiles, rows);
   }
-  if (whole) return stage_tiles_avx512_with<MR, NP, Kind, false, true>(tile, t, n0, cols, out, tiles, rows);
-  stage_tiles_avx512_with<MR, NP, Kind, false, false>(tile, t, n0, cols, out, tiles, rows);
+  stage_tiles_avx512_with<MR, NP, Kind, false>(tile, t, n0, cols, out, tiles, rows);
 }
 
 // `tiles` tiles of MR rows x np panels, the first `rows` rows of each stored, through
