@@ -3,6 +3,7 @@
 // runs, on 1-3 threads, for every profile, with strided inputs; runs allocate nothing (counted
 // through a replaced global operator new); and every way a run's tensors can disagree with the
 // plan is refused by name before anything is written.
+#include "support/allocations.hpp"
 #include "support/catch.hpp"
 #include "support/levels.hpp"
 #include "support/random.hpp"
@@ -15,32 +16,10 @@
 
 #include <npuq/npuq.hpp>
 
-namespace {
-std::atomic<long> g_allocations{0};
-std::atomic<bool> g_counting{false};
-}  // namespace
-
-// Every allocation through operator new is counted while g_counting is set. Not under
-// AddressSanitizer, whose runtime owns operator new (the release pass counts). GCC cannot see
-// that the replaced new and delete below pair malloc with free.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kCountsAllocations = false;
-#else
-constexpr bool kCountsAllocations = true;
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-void* operator new(std::size_t n) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-#endif
-
 using namespace npuq;
+using npuq_test::allocations_in;
 using npuq_test::fill;
+using npuq_test::kCountsAllocations;
 using npuq_test::random_scales;
 using npuq_test::random_zero_points;
 using npuq_test::rng;
@@ -49,16 +28,6 @@ using npuq_test::values;
 namespace {
 
 const numerics_profile kProfiles[] = {numerics_profile::tflite(), numerics_profile::onnx(), numerics_profile::tosa_single()};
-
-// Allocations made by fn().
-template <class Fn>
-long allocations_in(Fn&& fn) {
-  g_allocations = 0;
-  g_counting = true;
-  fn();
-  g_counting = false;
-  return g_allocations.load();
-}
 
 }  // namespace
 
