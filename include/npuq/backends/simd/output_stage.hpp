@@ -2,17 +2,22 @@
 // a tile of int32 sums (modulo 2^32), 16 output channels at a time.
 //
 // `tile_output_stage` lays the per-channel parameters out in panel order once per call. The
-// portable path applies the reference's output_stage element by element. The AVX2 path
-// vectorizes the three contracts users pick most (tflite double rounding, single rounding ties
-// up, fp32 ties to even) with arithmetic that is the reference's step for step; every other
-// profile takes the portable path, so results never depend on the path.
+// portable path (the portable and NEON levels) runs the fp32 ties-to-even contract and raw int32
+// outputs on xsimd batches (SSE2 on x86-64 builds without -m flags, NEON on aarch64: one source
+// for every architecture xsimd supports) and applies the reference's output_stage element by
+// element for the rest (the Q31 contracts need a 32 x 32 -> 64-bit multiply that xsimd 8 has no
+// batch form of). The AVX2 path vectorizes the three contracts users pick most (tflite double
+// rounding, single rounding ties up, fp32 ties to even) with arithmetic that is the reference's
+// step for step; every other profile takes the portable path, so results never depend on the
+// path.
 #pragma once
 
-#include <algorithm>
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
+
+#include <xsimd/xsimd.hpp>
 
 #include "npuq/core/cpu_features.hpp"
 #include "npuq/ops/output_stage.hpp"
@@ -105,9 +110,45 @@ inline std::int32_t finish_wrapped(std::int32_t sum, const output_stage& st, con
   return st.apply(wrap_to_bits(static_cast<std::int32_t>(v), st.numerics.acc.bits), channel);
 }
 
+// The fp32 ties-to-even and raw kinds on xsimd's default batches: the reference's steps (bias
+// and the accumulator width modulo 2^32, float(sum) * scale, clamp relative to the zero point,
+// round to nearest even, add the zero point), as apply_tile_avx2_kind does them. The rounding is
+// the conversion's (cvtps2dq, vcvtnq): the default floating-point environment's round to nearest
+// even, the mode the reference's float multiply assumes too.
+template <tile_requant Kind>
+inline void apply_tile_xsimd_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int32_t* out) {
+  using vi = xsimd::batch<std::int32_t>;
+  using vf = xsimd::batch<float>;
+  static_assert(16 % vi::size == 0 && vi::size == vf::size, "16-column tiles in whole batches");
+  const output_stage& st = *t.st;
+  const std::int32_t drop = 32 - st.numerics.acc.bits;
+  const std::int32_t lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
+  const vi zp(st.zero_point);
+  const vf flo(static_cast<float>(lo_rel)), fhi(static_cast<float>(hi_rel));
+  for (std::size_t j = 0; j < 16; j += vi::size) {
+    const std::size_t ch = static_cast<std::size_t>(n0) + j;
+    const vi bias = vi::load_unaligned(&t.bias[ch]);
+    const vf scale = vf::load_unaligned(&t.scale[ch]);
+    for (int m = 0; m < rows; ++m) {
+      // Wrapping int32 arithmetic on unsigned lanes (signed overflow is undefined in scalar code).
+      using vu = xsimd::batch<std::uint32_t>;
+      const vu sum = xsimd::bitwise_cast<vu>(vi::load_unaligned(c + m * 16 + j)) + xsimd::bitwise_cast<vu>(bias);
+      vi v = xsimd::bitwise_cast<vi>(sum << drop) >> drop;  // accumulator width (wrap)
+      if (Kind == tile_requant::fp32_half_even) {
+        const vf f = xsimd::min(xsimd::max(xsimd::to_float(v) * scale, flo), fhi);
+        v = xsimd::nearbyint_as_int(f) + zp;
+      }
+      v.store_unaligned(out + m * 16 + j);
+    }
+  }
+}
+
 // out[m][j] = stage(c[m][j]) for `rows` rows of 16 sums, channels [n0, n0 + 16).
 inline void apply_tile_portable(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t first_channel,
                                 std::int64_t cols, std::int32_t* out) {
+  const bool wraps = t.st->numerics.acc.bits >= 1 && t.st->numerics.acc.bits <= 32;
+  if (wraps && t.kind == tile_requant::fp32_half_even) return apply_tile_xsimd_kind<tile_requant::fp32_half_even>(t, c, rows, n0, out);
+  if (wraps && t.kind == tile_requant::raw) return apply_tile_xsimd_kind<tile_requant::raw>(t, c, rows, n0, out);
   for (int m = 0; m < rows; ++m)
     for (std::int64_t j = 0; j < cols; ++j) out[m * 16 + j] = t.apply_one(c[m * 16 + j], n0 + j, first_channel);
 }
