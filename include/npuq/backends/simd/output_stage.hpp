@@ -4,12 +4,13 @@
 // `tile_output_stage` lays the per-channel parameters out in panel order once per call. The
 // portable path (the portable and NEON levels) runs the fp32 ties-to-even contract and raw int32
 // outputs on xsimd batches (SSE2 on x86-64 builds without -m flags, NEON on aarch64: one source
-// for every architecture xsimd supports) and applies the reference's output_stage element by
-// element for the rest (the Q31 contracts need a 32 x 32 -> 64-bit multiply that xsimd 8 has no
-// batch form of). The AVX2 path vectorizes the three contracts users pick most (tflite double
-// rounding, single rounding ties up, fp32 ties to even) with arithmetic that is the reference's
-// step for step; every other profile takes the portable path, so results never depend on the
-// path.
+// for every architecture xsimd supports). The Q31 contracts need a 32 x 32 -> 64-bit multiply
+// that xsimd 8 has no batch form of: on aarch64 they run on NEON intrinsics
+// (arm/output_stage_neon.hpp), elsewhere the reference's output_stage element by element, like
+// every other profile. The AVX2 path vectorizes the three contracts users pick most (tflite
+// double rounding, single rounding ties up, fp32 ties to even) with arithmetic that is the
+// reference's step for step; every other profile takes the portable path, so results never
+// depend on the path.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 
 #include <xsimd/xsimd.hpp>
 
+#include "npuq/backends/simd/arm/output_stage_neon.hpp"
 #include "npuq/core/cpu_features.hpp"
 #include "npuq/ops/output_stage.hpp"
 
@@ -149,6 +151,17 @@ inline void apply_tile_portable(const tile_output_stage& t, const std::int32_t* 
   const bool wraps = t.st->numerics.acc.bits >= 1 && t.st->numerics.acc.bits <= 32;
   if (wraps && t.kind == tile_requant::fp32_half_even) return apply_tile_xsimd_kind<tile_requant::fp32_half_even>(t, c, rows, n0, out);
   if (wraps && t.kind == tile_requant::raw) return apply_tile_xsimd_kind<tile_requant::raw>(t, c, rows, n0, out);
+#if defined(__aarch64__)
+  if (wraps && (t.kind == tile_requant::q31_double || t.kind == tile_requant::q31_half_up)) {
+    const auto ch = static_cast<std::size_t>(n0);
+    const output_stage& st = *t.st;
+    return t.kind == tile_requant::q31_double
+               ? apply_q31_tile_neon<true>(&t.bias[ch], &t.multiplier[ch], &t.shift[ch], st.numerics.acc.bits, st.lo, st.hi, st.zero_point, c,
+                                           rows, out)
+               : apply_q31_tile_neon<false>(&t.bias[ch], &t.multiplier[ch], &t.shift[ch], st.numerics.acc.bits, st.lo, st.hi, st.zero_point,
+                                            c, rows, out);
+  }
+#endif
   for (int m = 0; m < rows; ++m)
     for (std::int64_t j = 0; j < cols; ++j) out[m * 16 + j] = t.apply_one(c[m * 16 + j], n0 + j, first_channel);
 }
