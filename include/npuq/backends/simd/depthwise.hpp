@@ -29,12 +29,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "npuq/backends/scalar/conv2d.hpp"
 #include "npuq/backends/simd/gemm.hpp"
+#include "npuq/backends/simd/output_stage.hpp"
 #include "npuq/backends/simd/portable/dwconv.hpp"
 #include "npuq/backends/simd/x86/dwconv_avx2.hpp"
 #include "npuq/backends/simd/x86/dwconv_avx512.hpp"
@@ -229,6 +231,7 @@ struct dw_prepared {
   // 16c families
   dw_packed_weights pw;
   std::vector<std::int64_t> xcol;  // OW x KW: the input column each (ox, kx) reads, or -1 (padding)
+  std::optional<tile_output_stage> tile;  // portable family: the vector output stage (bias is in the start values)
 #if defined(NPUQ_ARCH_X86_64)
   dw_requant_table rq;
   bool rq_ok = false;
@@ -260,6 +263,7 @@ struct dw_prepared {
     }
 #endif
     pw.pack(taps);
+    if (f == kernel_family::portable) tile.emplace(p.stage, TensorView<const std::int32_t>{}, p.OC);
     xcol.resize(static_cast<std::size_t>(g.OW * g.KW));
     for (std::int64_t ox = 0; ox < g.OW; ++ox)
       for (std::int64_t kx = 0; kx < g.KW; ++kx) {
@@ -543,7 +547,18 @@ void run_depthwise_portable(const dw_prepared<I, W, O>& pr, const depthwise_prob
       dwconv_row_portable<KT>(g.OW, pr.pw.taps, ind, c0, static_cast<int>(std::min<std::int64_t>(dw_block, p.OC - c0)),
                               pr.pw.block_weights(b), pr.pw.block_start(b), m.acc + c0, acc_stride);
     }
-    dw_finish_scalar(p, n, oy, 0, g.OW, 0, p.OC, m.acc, acc_stride);
+    // The output stage 16 channels at a time (apply_tile_portable: vector code for the common
+    // contracts, the reference's for the rest).
+    const std::int64_t cs = p.out.layout().stride(3);
+    alignas(64) std::int32_t vals[dw_block];
+    for (std::int64_t ox = 0; ox < g.OW; ++ox) {
+      const std::int64_t off = p.out.offset() + p.out.layout()(n, oy, ox, std::int64_t{0});
+      for (std::int64_t c0 = 0; c0 < p.OC; c0 += dw_block) {
+        const std::int64_t cols = std::min<std::int64_t>(dw_block, p.OC - c0);
+        apply_tile_portable(*pr.tile, m.acc + ox * acc_stride + c0, 1, c0, 0, cols, vals);
+        for (std::int64_t j = 0; j < cols; ++j) p.out.store(off + (c0 + j) * cs, static_cast<O>(vals[j]));
+      }
+    }
   });
 }
 

@@ -33,21 +33,30 @@ constexpr int dw_acc_lane(int ch) { return ((ch / 4) % 2) * 8 + (ch / 8) * 4 + c
 // ind[p * taps + t] + c0 (channels c0 .. c0 + nch - 1, nch <= 16), and its 16 int32 sums go to
 // acc + p * acc_stride in channel order (all 16 are written; lanes >= nch keep their start value
 // and are never used). KT > 0 fixes the tap count at compile time, so the tap loop unrolls.
+//
+// Taps outside, pixels inside: each tap's 16 weights are put back in channel order once (the
+// packed order interleaves them for vpmaddwd) and the sums live in acc, so the channel loop is 16
+// independent lanes of fixed length, which the compiler vectorizes (SSE2, NEON).
 template <int KT, class I>
 void dwconv_row_portable(std::int64_t npix, std::int64_t taps, const I* const* ind, std::int64_t c0, int nch, const std::int16_t* w,
                          const std::int32_t* start, std::int32_t* acc, std::int64_t acc_stride) {
   const std::int64_t T = KT > 0 ? KT : taps;
-  for (std::int64_t p = 0; p < npix; ++p) {
-    const I* const* tp = ind + p * T;
-    std::uint32_t sum[dw_block];
-    for (int j = 0; j < dw_block; ++j) sum[j] = static_cast<std::uint32_t>(start[dw_acc_lane(j)]);
-    for (std::int64_t t = 0; t < T; ++t) {
-      const I* x = tp[t] + c0;
-      const std::int16_t* wt = w + (t / 2) * 2 * dw_block + (t % 2);
-      for (int j = 0; j < nch; ++j)
-        sum[j] += static_cast<std::uint32_t>(static_cast<std::int32_t>(x[j]) * static_cast<std::int32_t>(wt[dw_lane(j)]));
+  for (std::int64_t p = 0; p < npix; ++p)
+    for (int j = 0; j < dw_block; ++j) acc[p * acc_stride + j] = start[dw_acc_lane(j)];
+  for (std::int64_t t = 0; t < T; ++t) {
+    const std::int16_t* wt = w + (t / 2) * 2 * dw_block + (t % 2);
+    std::int32_t wv[dw_block];
+    for (int j = 0; j < dw_block; ++j) wv[j] = wt[dw_lane(j)];
+    for (std::int64_t p = 0; p < npix; ++p) {
+      const I* x = ind[p * T + t] + c0;
+      I padded[dw_block] = {};
+      if (nch < dw_block) x = static_cast<const I*>(std::memcpy(padded, x, static_cast<std::size_t>(nch) * sizeof(I)));
+      std::int32_t* a = acc + p * acc_stride;
+      // Wrapping int32 sums (as uint32: the reference's sums wrap modulo 2^32).
+      for (int j = 0; j < dw_block; ++j)
+        a[j] = static_cast<std::int32_t>(static_cast<std::uint32_t>(a[j]) +
+                                         static_cast<std::uint32_t>(static_cast<std::int32_t>(x[j]) * wv[j]));
     }
-    for (int j = 0; j < dw_block; ++j) acc[p * acc_stride + j] = static_cast<std::int32_t>(sum[j]);
   }
 }
 
