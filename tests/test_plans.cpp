@@ -97,6 +97,17 @@ TEST_CASE("a gemm plan runs strided and batched inputs", "[plan][gemm]") {
     for (std::int64_t i = 0; i < batches; ++i)
       for (std::int64_t m = 0; m < M; ++m)
         for (std::int64_t n = 0; n < N; ++n) REQUIRE(got(i, m, n) == expect.view()(i, m, n));
+    // The same plan on dense views: other batch strides than at creation (found reading the
+    // creation's strides, i.e. past the end of these buffers).
+    Tensor<std::int8_t> dense_a(Layout::row_major({batches, M, K}), wide.quant());
+    for (std::int64_t i = 0; i < batches; ++i)
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t k = 0; k < K; ++k) dense_a.data()[(i * M + m) * K + k] = a(i, m, k);
+    Tensor<std::int8_t> dense_out(Layout::row_major({batches, M, N}), oq);
+    plan.run(dense_a, dense_out);
+    for (std::int64_t i = 0; i < batches; ++i)
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t n = 0; n < N; ++n) REQUIRE(dense_out.view()(i, m, n) == expect.view()(i, m, n));
   }
 }
 

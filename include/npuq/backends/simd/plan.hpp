@@ -119,6 +119,17 @@ status check_run(run_memo& memo, const TensorView<const I>& iv, const Quant& iq,
   return {};
 }
 
+// A run's batch strides: the run's views may have other strides than the creation's (and so
+// other batch strides than make_gemm_problem stored). Empty views address nothing and get 0, as
+// make_gemm_problem gives them.
+template <class A, class B, class O>
+void set_batch_strides(gemm_problem<A, B, O>* p) {
+  for (int d = 0; d < p->batch_rank; ++d) {
+    p->a_bstride[d] = p->a.size() != 0 ? p->a.layout().stride(d) : 0;
+    p->o_bstride[d] = p->out.layout().stride(d);
+  }
+}
+
 inline status plan_numerics(const numerics_profile& p, const char* op) {
   if (simd_detail::wraps_within_32_bits(p)) return {};
   return {errc::unsupported, std::string(op) + " plan: the profile's accumulator saturates or is wider than 32 bits; the one-shot call " +
@@ -181,6 +192,7 @@ class gemm_plan {
     if (!same) {  // else the problem holds these views already
       s_->p.a = av;
       s_->p.out = ov;
+      detail::set_batch_strides(&s_->p);
     }
     for (std::int64_t batch = 0; batch < s_->p.batch_count(); ++batch)
       simd_detail::run_gemm_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->st, s_->scratch, s_->x86 ? &*s_->x86 : nullptr);
