@@ -13,3 +13,6 @@
 #include "npuq/backends/simd/softmax_int16.hpp"
 #include "npuq/backends/simd/attention.hpp"
 #include "npuq/backends/simd/plan.hpp"
+#include "npuq/backends/simd/plan_sparse.hpp"
+#include "npuq/backends/simd/plan_int4.hpp"
+#include "npuq/backends/simd/plan_attention.hpp"

@@ -122,6 +122,27 @@ inline std::string dim_string(std::int64_t a, std::int64_t b, std::int64_t c, in
                    : "[" + std::to_string(b) + ", " + std::to_string(c) + "]";
 }
 
+// A mask against [H, S, T]: a valid view of rank 1..3, right-aligned, each dimension 1 or
+// equal; strides[] receives its element strides per (head, query, key), 0 where it broadcasts.
+inline status attention_mask_strides(const TensorView<const std::int32_t>& mask, std::int64_t H, std::int64_t S, std::int64_t T,
+                                     std::int64_t strides[3]) {
+  NPUQ_RETURN_IF_ERROR(mask.validate("mask"));
+  const std::int64_t full[3] = {H, S, T};
+  const int mr = mask.rank();
+  if (mr < 1 || mr > 3)
+    return {errc::invalid_shape, "mask: rank " + std::to_string(mr) + ", expected 1..3 (broadcast against [heads, S, T])"};
+  std::int64_t st[3] = {0, 0, 0};
+  for (int i = 0; i < mr; ++i) {
+    const int f = 3 - mr + i;
+    if (mask.dim(i) != 1 && mask.dim(i) != full[f])
+      return {errc::invalid_shape, "mask: shape " + mask.layout().shape_string() + " does not broadcast to " + dim_string(H, S, T, 3) +
+                                       " (dimension " + std::to_string(i) + ")"};
+    st[f] = mask.dim(i) == 1 ? 0 : mask.layout().stride(i);
+  }
+  for (int f = 0; f < 3; ++f) strides[f] = st[f];
+  return {};
+}
+
 }  // namespace detail
 
 template <class Q, class KV, class O>
@@ -177,20 +198,7 @@ status make_attention_problem(const attention_params& p, const TensorView<const 
   sm.exp = p.exp;
 
   // Mask: rank 1..3, right-aligned against [H, S, T], each dimension 1 or equal.
-  if (mask.rank() > 0 || mask.data() != nullptr) {
-    NPUQ_RETURN_IF_ERROR(mask.validate("mask"));
-    const std::int64_t full[3] = {H, S, T};
-    const int mr = mask.rank();
-    if (mr < 1 || mr > 3)
-      return {errc::invalid_shape, "mask: rank " + std::to_string(mr) + ", expected 1..3 (broadcast against [heads, S, T])"};
-    for (int i = 0; i < mr; ++i) {
-      const int f = 3 - mr + i;
-      if (mask.dim(i) != 1 && mask.dim(i) != full[f])
-        return {errc::invalid_shape, "mask: shape " + mask.layout().shape_string() + " does not broadcast to " +
-                                         detail::dim_string(H, S, T, 3) + " (dimension " + std::to_string(i) + ")"};
-      pb->mask_stride[f] = mask.dim(i) == 1 ? 0 : mask.layout().stride(i);
-    }
-  }
+  if (mask.rank() > 0 || mask.data() != nullptr) NPUQ_RETURN_IF_ERROR(detail::attention_mask_strides(mask, H, S, T, pb->mask_stride));
   NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, q, k, v, mask));
 
   // The two requantizations, derived exactly as GEMM derives them.
@@ -252,6 +260,10 @@ class kv_cache {
 
   TensorView<const KV> keys() const { return k_.cview().slice(1, 0, length_); }
   TensorView<const KV> values() const { return v_.cview().slice(1, 0, length_); }
+  // The whole [H, capacity, d] and [H, capacity, dv] buffers (positions from length() on hold
+  // nothing meaningful); an attention plan reads them without copying their quantization.
+  const Tensor<KV>& key_buffer() const { return k_; }
+  const Tensor<KV>& value_buffer() const { return v_; }
 
   // Appends n positions: k_new [H, n, d] and v_new [H, n, dv], quantized exactly as the cache.
   template <class XK, class XV>

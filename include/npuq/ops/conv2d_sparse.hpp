@@ -80,6 +80,31 @@ void im2col_rows(const TensorView<const I>& in, const conv_geometry& g, std::int
     }
 }
 
+// A 1x1 window, stride 1, no padding: one sparse GEMM on the NHWC input as it is.
+inline bool sparse_conv_direct(const conv_geometry& g) {
+  return g.KH == 1 && g.KW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 && g.pad_bottom == 0 &&
+         g.pad_right == 0;
+}
+// Output rows per band of im2col rows.
+inline std::int64_t sparse_conv_band(const conv_geometry& g) {
+  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.OW * g.KH * g.KW * g.C);
+  return std::max<std::int64_t>(1, std::min<std::int64_t>(g.OH, sparse_conv_band_bytes / row_bytes));
+}
+// A band's GEMM operands: its patches [rows, OW, K] (in the im2col buffer of `capacity` elements)
+// and output rows [oy0, oy0 + rows) of image n as [rows, OW, OC].
+template <class I>
+TensorView<const I> sparse_conv_band_input(const I* cols, std::int64_t capacity, const conv_geometry& g, std::int64_t rows,
+                                           const Quant& q) {
+  return {cols, 0, Layout::row_major({rows, g.OW, g.KH * g.KW * g.C}), q, capacity};
+}
+template <class O>
+TensorView<O> sparse_conv_band_output(const TensorView<O>& out, const conv_geometry& g, std::int64_t OC, std::int64_t n, std::int64_t oy0,
+                                      std::int64_t rows, const Quant& q) {
+  const Layout& ol = out.layout();
+  return {out.data(), out.offset() + n * ol.stride(0) + oy0 * ol.stride(1),
+          Layout::strided({rows, g.OW, OC}, {ol.stride(1), ol.stride(2), ol.stride(3)}), q, out.capacity()};
+}
+
 template <class Backend, class I, class S, class O>
 status run_conv2d_sparse(const Backend& backend, const conv2d_params& p, const TensorView<const I>& in, const S& w,
                          sparse_conv_kernel kernel, const TensorView<const std::int32_t>& bias, const TensorView<O>& out) {
@@ -87,23 +112,16 @@ status run_conv2d_sparse(const Backend& backend, const conv2d_params& p, const T
   NPUQ_RETURN_IF_ERROR(validate_conv2d_sparse(p, in, w, kernel, bias, out, &g));
   gemm_params gp;
   static_cast<output_params&>(gp) = p;
-  const bool direct = g.KH == 1 && g.KW == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 &&
-                      g.pad_bottom == 0 && g.pad_right == 0;
-  if (direct) return try_gemm(backend, gp, in, w, bias, out);  // [N, H, W, C] x [C, OC] -> [N, H, W, OC]
-  const std::int64_t K = g.KH * g.KW * g.C;
-  const Layout& ol = out.layout();
-  const std::int64_t row_bytes = std::max<std::int64_t>(1, g.OW * K);
-  const std::int64_t band = std::max<std::int64_t>(1, std::min<std::int64_t>(g.OH, sparse_conv_band_bytes / row_bytes));
+  if (sparse_conv_direct(g)) return try_gemm(backend, gp, in, w, bias, out);  // [N, H, W, C] x [C, OC] -> [N, H, W, OC]
+  const std::int64_t K = g.KH * g.KW * g.C, band = sparse_conv_band(g);
   std::vector<I> cols(static_cast<std::size_t>(band * g.OW * K));
   const I zp = static_cast<I>(in.quant().present() ? in.quant().zero_point() : 0);
   for (std::int64_t n = 0; n < g.N; ++n)
     for (std::int64_t oy0 = 0; oy0 < g.OH; oy0 += band) {
       const std::int64_t rows = std::min(band, g.OH - oy0);
       im2col_rows(in, g, n, oy0, rows, zp, cols.data());
-      const TensorView<const I> a(cols.data(), Layout::row_major({rows, g.OW, K}), in.quant(), static_cast<std::int64_t>(cols.size()));
-      const TensorView<O> o(out.data(), out.offset() + n * ol.stride(0) + oy0 * ol.stride(1),
-                            Layout::strided({rows, g.OW, w.N}, {ol.stride(1), ol.stride(2), ol.stride(3)}), out.quant(), out.capacity());
-      NPUQ_RETURN_IF_ERROR(try_gemm(backend, gp, a, w, bias, o));
+      const TensorView<const I> a = sparse_conv_band_input(cols.data(), static_cast<std::int64_t>(cols.size()), g, rows, in.quant());
+      NPUQ_RETURN_IF_ERROR(try_gemm(backend, gp, a, w, bias, sparse_conv_band_output(out, g, w.N, n, oy0, rows, out.quant())));
     }
   return {};
 }

@@ -18,7 +18,10 @@
 // once and V at most once, as bytes (x86/attention_decode_avx2.hpp,
 // x86/attention_decode_avx512.hpp, arm/attention_decode_neon.hpp, a portable loop elsewhere; each
 // level runs the family its row of level_table.hpp lists).
-// An int4 cache is unpacked head by head into int8 rows first.
+// An int4 cache (or a view whose columns are not contiguous) is copied head by head into int8
+// rows first. This row pass (run_attention_rows) splits the (head, query) rows over the backend's
+// threads, each row computed as on one thread, and runs on caller-sized scratch: the attention
+// plan (plan_attention.hpp) runs every S through it without allocating.
 //
 // Every sum is int32 with wrap-around (exact for accumulators that wrap at <= 32 bits); other
 // profiles run the reference ("attention_reference").
@@ -52,27 +55,73 @@ TensorView<V> head_matrix(const TensorView<V>& t, std::int64_t h) {
   return {t.data(), off, Layout::strided({l.dim(r - 2), l.dim(r - 1)}, {l.stride(r - 2), l.stride(r - 1)}), t.quant(), t.capacity()};
 }
 
-// A head of K or V as 8-bit rows with unit column stride: the view itself when it already is
-// one, otherwise a contiguous copy (int4 storage unpacked, or a column-strided view).
+// K and V as the kernels read them: 8-bit rows with unit column stride (int4 storage as int8).
+template <class KV>
+using head_byte_t = std::conditional_t<std::is_same<KV, int4>::value, std::int8_t, KV>;
+
+// A head's rows: row i starts at row0 + i * stride.
+template <class KB>
+struct head_rows {
+  const KB* row0 = nullptr;
+  std::int64_t stride = 0;
+};
+
+// True when the heads of a rank-2 or rank-3 K or V must be copied to be read as head_rows
+// (int4 storage, or columns that are not contiguous).
+template <class KV>
+bool head_needs_copy(const TensorView<const KV>& t) {
+  if constexpr (std::is_same<KV, int4>::value) {
+    (void)t;
+    return true;
+  } else {
+    const Layout& l = t.layout();
+    return l.dim(l.rank() - 1) > 1 && l.stride(l.rank() - 1) != 1;
+  }
+}
+
+// Head h of K or V as rows: the view's own bytes, or (head_needs_copy) a contiguous copy in
+// `buf`, which holds a head's rows x cols elements. Reads through the layout only (the view's
+// quantization may be absent, as in a plan's).
+template <class KV>
+head_rows<head_byte_t<KV>> head_bytes(const TensorView<const KV>& t, std::int64_t h, head_byte_t<KV>* buf) {
+  using KB = head_byte_t<KV>;
+  const Layout& l = t.layout();
+  const int r = l.rank();
+  const std::int64_t rows = l.dim(r - 2), cols = l.dim(r - 1), rs = l.stride(r - 2), cs = l.stride(r - 1);
+  const std::int64_t off = t.offset() + (r == 3 ? h * l.stride(0) : 0);
+  if constexpr (!std::is_same<KV, int4>::value) {
+    if (!head_needs_copy(t)) return {t.data() + off, rows <= 1 ? 0 : rs};
+  }
+  for (std::int64_t i = 0; i < rows; ++i)
+    for (std::int64_t j = 0; j < cols; ++j) buf[i * cols + j] = static_cast<KB>(t.load(off + i * rs + j * cs));
+  return {buf, rows <= 1 ? 0 : cols};
+}
+
+// Elements of the copy buffer head_bytes needs for t (0 when it reads t in place).
+template <class KV>
+std::size_t head_copy_elements(const TensorView<const KV>& t) {
+  const Layout& l = t.layout();
+  return head_needs_copy(t) ? static_cast<std::size_t>(l.dim(l.rank() - 2) * l.dim(l.rank() - 1)) : 0;
+}
+
+// A 2-D head of K or V as 8-bit rows with unit column stride, as a view (for callers that pass
+// it to GEMMs, e.g. the NPU backend): the view itself, or a contiguous copy made by head_bytes.
 template <class KV>
 struct head_operand {
-  using byte_type = std::conditional_t<std::is_same<KV, int4>::value, std::int8_t, KV>;
+  using byte_type = head_byte_t<KV>;
   Tensor<byte_type> copy;
   TensorView<const byte_type> view;
   explicit head_operand(const TensorView<const KV>& m) {
     if constexpr (!std::is_same<KV, int4>::value) {
-      if (m.layout().stride(1) == 1 || m.dim(1) <= 1) {
+      if (!head_needs_copy(m)) {
         view = m;
         return;
       }
     }
     copy = Tensor<byte_type>(Layout::matrix(m.dim(0), m.dim(1)), m.quant());
-    for (std::int64_t i = 0; i < m.dim(0); ++i)
-      for (std::int64_t j = 0; j < m.dim(1); ++j) copy.data()[i * m.dim(1) + j] = static_cast<byte_type>(m(i, j));
+    head_bytes(m, 0, copy.data());
     view = copy.cview();
   }
-  const byte_type* row0() const { return view.data() + view.offset(); }
-  std::int64_t row_stride() const { return view.dim(0) <= 1 ? 0 : view.layout().stride(0); }
 };
 
 // The decode kernels at one level (see x86/attention_decode_avx2.hpp for what they compute).
@@ -164,22 +213,23 @@ void attention_prefill(const simd_backend& be, const attention_problem<Q, KV, O>
   out_params.requant = p.out_stage.channel;
   const Quant score_quant = Quant::per_tensor(1.0f, p.score_stage.zero_point);
   const Quant prob_quant = Quant::per_tensor(1.0f / 256.0f, 0);
-  using KB = typename head_operand<KV>::byte_type;
+  using KB = head_byte_t<KV>;
   std::vector<packed_gemm_weights<KB>> k_tiles(static_cast<std::size_t>(tiles));
   packed_gemm_weights<KB> v_packed;
+  std::vector<KB> k_copy(head_copy_elements(p.k)), v_copy(head_copy_elements(p.v));
   for (std::int64_t h = 0; h < p.heads; ++h) {
-    const head_operand<KV> kh(head_matrix(p.k, h)), vh(head_matrix(p.v, h));
+    const head_rows<KB> kh = head_bytes(p.k, h, k_copy.data()), vh = head_bytes(p.v, h, v_copy.data());
     // K^T tiles ([d, keys]) and V ([T, dv]) packed for the level the GEMMs run at, read through
     // raw row pointers (the heads were validated with the problem).
-    const KB* kb = kh.row0();
-    const KB* vb = vh.row0();
-    const std::int64_t ks = kh.row_stride(), vs = vh.row_stride();
+    const KB* kb = kh.row0;
+    const KB* vb = vh.row0;
+    const std::int64_t ks = kh.stride, vs = vh.stride;
     for (std::int64_t c = 0; c < tiles; ++c) {
       const std::int64_t t0 = c * attention_key_tile, tn = std::min(attention_key_tile, T - t0);
       k_tiles[static_cast<std::size_t>(c)].pack_from(
-          p.d, tn, kh.view.quant(), [&](std::int64_t i, std::int64_t t) { return kb[(t0 + t) * ks + i]; }, be.level());
+          p.d, tn, p.k.quant(), [&](std::int64_t i, std::int64_t t) { return kb[(t0 + t) * ks + i]; }, be.level());
     }
-    v_packed.pack_from(T, p.dv, vh.view.quant(), [&](std::int64_t t, std::int64_t j) { return vb[t * vs + j]; }, be.level());
+    v_packed.pack_from(T, p.dv, p.v.quant(), [&](std::int64_t t, std::int64_t j) { return vb[t * vs + j]; }, be.level());
     const TensorView<const Q> qh = head_matrix(p.q, h);
     const TensorView<O> oh = head_matrix(p.out, h);
     for (std::int64_t s0 = 0; s0 < p.S; s0 += B) {
@@ -215,60 +265,135 @@ inline void narrow(const std::int32_t* in, std::int64_t n, std::int8_t* out) {
   for (; i < n; ++i) out[i] = static_cast<std::int8_t>(in[i]);
 }
 
-template <class Q, class KV, class O>
-const char* attention_decode(const simd_backend& be, const attention_problem<Q, KV, O>& p, const softmax_tables& tables) {
-  using KB = typename head_operand<KV>::byte_type;
-  const decode_kernels<KB> kern = select_decode<KB>(be.level());
-  const std::int64_t T = p.T, d = p.d, dv = p.dv;
-  std::vector<std::int16_t> qc(static_cast<std::size_t>(d));
-  std::vector<std::uint32_t> dots(static_cast<std::size_t>(T)), acc(static_cast<std::size_t>(dv));
-  std::vector<std::int32_t> requantized(static_cast<std::size_t>(T));
-  // Both output stages over rows of 16 sums; the bias carries the zero-point term of each query.
-  tile_output_stage score_tile(p.score_stage, TensorView<const std::int32_t>{}, 16);  // bias = -zk * sum(q - zq)
-  tile_output_stage out_tile(p.out_stage, TensorView<const std::int32_t>{}, 16);      // bias = -zv * sum(p - zp)
-  std::vector<std::int32_t> out_row(static_cast<std::size_t>(dv));
-  std::vector<std::int8_t> score(static_cast<std::size_t>(T)), packed(static_cast<std::size_t>(T));
-  std::vector<std::uint8_t> packed_prob(static_cast<std::size_t>(T));
-  std::vector<std::int32_t> key(static_cast<std::size_t>(T)), kept_key(static_cast<std::size_t>(T));
-  for (std::int64_t h = 0; h < p.heads; ++h) {
-    const head_operand<KV> kh(head_matrix(p.k, h)), vh(head_matrix(p.v, h));
-    const TensorView<const Q> qh = head_matrix(p.q, h);
-    for (std::int64_t s = 0; s < p.S; ++s) {
-      std::uint32_t q_sum = 0;
-      const auto* qrow = qh.data() + qh.offset() + s * qh.layout().stride(0);
-      const std::int64_t q_step = qh.layout().stride(1);
-      for (std::int64_t i = 0; i < d; ++i) {
-        qc[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(qrow[i * q_step] - p.q_zero_point);
-        q_sum += static_cast<std::uint32_t>(qc[static_cast<std::size_t>(i)]);
-      }
-      // Scores: sum (q - zq) * k - zk * sum (q - zq), requantized.
-      const std::uint32_t k_offset = q_sum * static_cast<std::uint32_t>(p.k_zero_point);
-      const std::int64_t vis = p.visible_keys(s);
-      kern.dot_rows(qc.data(), kh.row0(), kh.row_stride(), d, vis, dots.data());
-      std::fill(score_tile.bias.begin(), score_tile.bias.end(), static_cast<std::int32_t>(0u - k_offset));
-      apply_rows(kern, score_tile, reinterpret_cast<const std::int32_t*>(dots.data()), vis, requantized.data());
-      narrow(requantized.data(), vis, score.data());
-      // Probabilities: only the keys whose P - zp is not zero, as (weight, key) pairs.
-      std::int64_t n = 0;
-      if (!p.has_mask()) {
-        n = softmax_row_nonzero(tables, score.data(), vis, packed_prob.data(), key.data());
-      } else {
-        const std::int64_t kept = apply_mask_row(p, h, s, score.data(), vis, packed.data(), kept_key.data());
-        n = softmax_row_nonzero(tables, packed.data(), kept, packed_prob.data(), key.data());
-        for (std::int64_t i = 0; i < n; ++i) key[static_cast<std::size_t>(i)] = kept_key[static_cast<std::size_t>(key[static_cast<std::size_t>(i)])];
-      }
-      std::uint32_t p_sum = 0;
-      for (std::int64_t i = 0; i < n; ++i) p_sum += packed_prob[static_cast<std::size_t>(i)];
-      std::fill(acc.begin(), acc.end(), 0u);
-      kern.axpy_rows(packed_prob.data(), key.data(), n, vh.row0(), vh.row_stride(), dv, acc.data());
-      std::fill(out_tile.bias.begin(), out_tile.bias.end(), static_cast<std::int32_t>(0u - p_sum * static_cast<std::uint32_t>(p.v_zero_point)));
-      apply_rows(kern, out_tile, reinterpret_cast<const std::int32_t*>(acc.data()), dv, out_row.data());
-      O* orow = p.out.data() + p.at(p.out, h, s, 0);
-      const std::int64_t o_step = p.out.layout().stride(p.out.rank() - 1);
-      for (std::int64_t j = 0; j < dv; ++j) orow[j * o_step] = static_cast<O>(out_row[static_cast<std::size_t>(j)]);
+// Working memory of one part of the row pass (attention_rows), for up to `max_keys` keys: the
+// row buffers, both output stages over rows of 16 sums (their bias carries each query's
+// zero-point term) and, where head_bytes copies, a head of K and of V.
+template <class KB>
+struct attention_rows_scratch {
+  std::vector<std::int16_t> qc;
+  std::vector<std::uint32_t> dots, acc;
+  std::vector<std::int32_t> requantized, out_row, key, kept_key;
+  std::vector<std::int8_t> score, packed;
+  std::vector<std::uint8_t> packed_prob;
+  std::vector<KB> k_copy, v_copy;
+  tile_output_stage score_tile, out_tile;  // bias = -zk * sum(q - zq), bias = -zv * sum(p - zp)
+
+  // The stages point at p's; copy_k / copy_v: head_bytes copies K / V.
+  template <class Q, class KV, class O>
+  attention_rows_scratch(const attention_problem<Q, KV, O>& p, std::int64_t max_keys, bool copy_k, bool copy_v)
+      : qc(static_cast<std::size_t>(p.d)),
+        dots(static_cast<std::size_t>(max_keys)),
+        acc(static_cast<std::size_t>(p.dv)),
+        requantized(static_cast<std::size_t>(max_keys)),
+        out_row(static_cast<std::size_t>(p.dv)),
+        key(static_cast<std::size_t>(max_keys)),
+        kept_key(static_cast<std::size_t>(max_keys)),
+        score(static_cast<std::size_t>(max_keys)),
+        packed(static_cast<std::size_t>(max_keys)),
+        packed_prob(static_cast<std::size_t>(max_keys)),
+        k_copy(copy_k ? static_cast<std::size_t>(max_keys * p.d) : 0),
+        v_copy(copy_v ? static_cast<std::size_t>(max_keys * p.dv) : 0),
+        score_tile(p.score_stage, TensorView<const std::int32_t>{}, 16),
+        out_tile(p.out_stage, TensorView<const std::int32_t>{}, 16) {}
+};
+
+// Thread parts of the row pass over the heads x S (head, query) rows: contiguous ranges of rows
+// (a row's result does not depend on the part it falls in, so the bytes do not depend on the
+// thread count), with about 32K multiply-adds or more per part so that small decode steps do
+// not pay for a fork and join. At most min(threads, rows).
+inline std::int64_t attention_row_parts(int threads, std::int64_t rows, std::int64_t keys, std::int64_t d, std::int64_t dv) {
+  const std::int64_t per_row = std::max<std::int64_t>(1, keys) * (d + dv);
+  const std::int64_t by_work = std::max<std::int64_t>(1, rows / std::max<std::int64_t>(1, 32768 / per_row));
+  return std::max<std::int64_t>(1, std::min({static_cast<std::int64_t>(std::max(threads, 1)), rows, by_work}));
+}
+
+// Rows [r0, r1) of the row pass (row = h * S + s): per query, one pass over the visible keys
+// computes each int8 score with a dot product, the softmax runs on the int8 scores, and a second
+// pass adds (p - zp) * v rows for the keys whose probability is not zero. A head's K and V are
+// copied (where head_bytes must) once per part. Allocates nothing.
+template <class Q, class KV, class O, class KB>
+void attention_rows_part(const attention_problem<Q, KV, O>& p, const decode_kernels<KB>& kern, const softmax_tables& tables,
+                         std::int64_t r0, std::int64_t r1, attention_rows_scratch<KB>& sc) {
+  const std::int64_t d = p.d, dv = p.dv;
+  const Layout& ql = p.q.layout();
+  const std::int64_t q_row = ql.stride(ql.rank() - 2), q_step = ql.stride(ql.rank() - 1);
+  const std::int64_t o_step = p.out.layout().stride(p.out.rank() - 1);
+  head_rows<KB> kh, vh;
+  std::int64_t loaded = -1;
+  for (std::int64_t row = r0; row < r1; ++row) {
+    const std::int64_t h = row / p.S, s = row % p.S;
+    if (h != loaded) {
+      kh = head_bytes(p.k, h, sc.k_copy.data());
+      vh = head_bytes(p.v, h, sc.v_copy.data());
+      loaded = h;
     }
+    std::uint32_t q_sum = 0;
+    const Q* qrow = p.q.data() + p.at(p.q, h, 0, 0) + s * q_row;
+    for (std::int64_t i = 0; i < d; ++i) {
+      sc.qc[static_cast<std::size_t>(i)] = static_cast<std::int16_t>(qrow[i * q_step] - p.q_zero_point);
+      q_sum += static_cast<std::uint32_t>(sc.qc[static_cast<std::size_t>(i)]);
+    }
+    // Scores: sum (q - zq) * k - zk * sum (q - zq), requantized.
+    const std::uint32_t k_offset = q_sum * static_cast<std::uint32_t>(p.k_zero_point);
+    const std::int64_t vis = p.visible_keys(s);
+    kern.dot_rows(sc.qc.data(), kh.row0, kh.stride, d, vis, sc.dots.data());
+    std::fill(sc.score_tile.bias.begin(), sc.score_tile.bias.end(), static_cast<std::int32_t>(0u - k_offset));
+    apply_rows(kern, sc.score_tile, reinterpret_cast<const std::int32_t*>(sc.dots.data()), vis, sc.requantized.data());
+    narrow(sc.requantized.data(), vis, sc.score.data());
+    // Probabilities: only the keys whose P - zp is not zero, as (weight, key) pairs.
+    std::int64_t n = 0;
+    if (!p.has_mask()) {
+      n = softmax_row_nonzero(tables, sc.score.data(), vis, sc.packed_prob.data(), sc.key.data());
+    } else {
+      const std::int64_t kept = apply_mask_row(p, h, s, sc.score.data(), vis, sc.packed.data(), sc.kept_key.data());
+      n = softmax_row_nonzero(tables, sc.packed.data(), kept, sc.packed_prob.data(), sc.key.data());
+      for (std::int64_t i = 0; i < n; ++i)
+        sc.key[static_cast<std::size_t>(i)] = sc.kept_key[static_cast<std::size_t>(sc.key[static_cast<std::size_t>(i)])];
+    }
+    std::uint32_t p_sum = 0;
+    for (std::int64_t i = 0; i < n; ++i) p_sum += sc.packed_prob[static_cast<std::size_t>(i)];
+    std::fill(sc.acc.begin(), sc.acc.end(), 0u);
+    kern.axpy_rows(sc.packed_prob.data(), sc.key.data(), n, vh.row0, vh.stride, dv, sc.acc.data());
+    std::fill(sc.out_tile.bias.begin(), sc.out_tile.bias.end(),
+              static_cast<std::int32_t>(0u - p_sum * static_cast<std::uint32_t>(p.v_zero_point)));
+    apply_rows(kern, sc.out_tile, reinterpret_cast<const std::int32_t*>(sc.acc.data()), dv, sc.out_row.data());
+    O* orow = p.out.data() + p.at(p.out, h, s, 0);
+    for (std::int64_t j = 0; j < dv; ++j) orow[j * o_step] = static_cast<O>(sc.out_row[static_cast<std::size_t>(j)]);
   }
-  return kern.suffix;
+}
+
+// The whole row pass on up to `threads` threads; scratch holds attention_row_parts(...) parts
+// (at most min(threads, heads * S)) sized for p.T keys or more. The one-shot decode and the
+// attention plan (plan_attention.hpp) both run attention through this function.
+template <class Q, class KV, class O, class KB>
+void run_attention_rows(int threads, const attention_problem<Q, KV, O>& p, const decode_kernels<KB>& kern, const softmax_tables& tables,
+                        attention_rows_scratch<KB>* scratch) {
+  const std::int64_t rows = p.heads * p.S, parts = attention_row_parts(threads, rows, p.T, p.d, p.dv);
+  detail::parallel_parts(threads, parts, [&](std::int64_t part) {
+    const std::int64_t r0 = part * (rows / parts) + std::min(part, rows % parts);
+    const std::int64_t r1 = r0 + rows / parts + (part < rows % parts ? 1 : 0);
+    attention_rows_part(p, kern, tables, r0, r1, scratch[part]);
+  });
+}
+
+// The name the row pass runs under, e.g. "attention_decode_s8_rows_avx512_vnni".
+template <class KV>
+std::string attention_rows_kernel_name(const char* suffix) {
+  return std::string("attention_decode_") + (std::is_same<KV, int4>::value ? "s4" : "s8") + "_rows_" + suffix;
+}
+
+// Decode (S < 8) as a one-shot call: the row pass with scratch of its own.
+template <class Q, class KV, class O>
+std::string attention_decode(const simd_backend& be, const attention_problem<Q, KV, O>& p, const softmax_tables& tables) {
+  using KB = head_byte_t<KV>;
+  const decode_kernels<KB> kern = select_decode<KB>(be.level());
+  const int threads = be.thread_count();
+  const std::int64_t parts = attention_row_parts(threads, p.heads * p.S, p.T, p.d, p.dv);
+  std::vector<attention_rows_scratch<KB>> scratch;
+  scratch.reserve(static_cast<std::size_t>(parts));
+  for (std::int64_t i = 0; i < parts; ++i) scratch.emplace_back(p, p.T, head_needs_copy(p.k), head_needs_copy(p.v));
+  run_attention_rows(threads, p, kern, tables, scratch.data());
+  return attention_rows_kernel_name<KV>(kern.suffix);
 }
 
 }  // namespace simd_detail
@@ -285,8 +410,7 @@ status execute(const simd_backend& be, const attention_problem<Q, KV, O>& p) {
     simd_detail::attention_prefill(be, p, tables);
     detail::simd_last_kernel_storage() = "attention_prefill_b64_t512+" + detail::simd_last_kernel_storage();
   } else {
-    const char* suffix = simd_detail::attention_decode(be, p, tables);
-    detail::simd_last_kernel_storage() = std::string("attention_decode_") + (std::is_same<KV, int4>::value ? "s4" : "s8") + "_rows_" + suffix;
+    detail::simd_last_kernel_storage() = simd_detail::attention_decode(be, p, tables);
   }
   return {};
 }
