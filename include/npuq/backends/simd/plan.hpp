@@ -119,11 +119,32 @@ status check_run(run_memo& memo, const TensorView<const I>& iv, const Quant& iq,
   return {};
 }
 
-// A run's batch strides: the run's views may have other strides than the creation's (and so
-// other batch strides than make_gemm_problem stored). Empty views address nothing and get 0, as
-// make_gemm_problem gives them.
+// A run's input and output as bare views, checked against the plan (check_run). `changed`: they
+// are not the last accepted run's views, so the plan's problem must be pointed at them.
+template <class I, class O>
+struct run_views {
+  TensorView<const I> in;
+  TensorView<O> out;
+  bool changed = false;
+};
+template <class I, class O, class XI, class XO>
+status accept_run(run_memo& memo, const XI& input, const char* in_name, const Layout& in_shape, const Quant& in_q, const XO& out,
+                  const Layout& out_shape, const Quant& out_q, run_views<I, O>* v) {
+  v->in = bare_input_view(input);
+  v->out = bare_output_view(out);
+  bool same = false;
+  NPUQ_RETURN_IF_ERROR(check_run(memo, v->in, input.quant(), in_shape, in_q, in_name, v->out, out.quant(), out_shape, out_q, &same));
+  v->changed = !same;
+  return {};
+}
+
+// Points a GEMM problem at a run's views, with their batch strides (a run's views may have
+// other strides than the creation's, and so other batch strides than make_gemm_problem stored;
+// empty views address nothing and get 0, as make_gemm_problem gives them).
 template <class A, class B, class O>
-void set_batch_strides(gemm_problem<A, B, O>* p) {
+void set_views(gemm_problem<A, B, O>* p, const run_views<A, O>& v) {
+  p->a = v.in;
+  p->out = v.out;
   for (int d = 0; d < p->batch_rank; ++d) {
     p->a_bstride[d] = p->a.size() != 0 ? p->a.layout().stride(d) : 0;
     p->o_bstride[d] = p->out.layout().stride(d);
@@ -184,16 +205,9 @@ class gemm_plan {
     static_assert(std::is_same<detail::element_of<XA>, A>::value, "gemm_plan::run: a's element type differs from the plan's A");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "gemm_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "gemm_plan: empty plan (make it with make_gemm_plan)"};
-    const TensorView<const A> av = detail::bare_input_view(a);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(
-        detail::check_run(s_->memo, av, a.quant(), s_->a_shape, s_->a_quant, "a", ov, out.quant(), s_->out_shape, s_->out_quant, &same));
-    if (!same) {  // else the problem holds these views already
-      s_->p.a = av;
-      s_->p.out = ov;
-      detail::set_batch_strides(&s_->p);
-    }
+    detail::run_views<A, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, a, "a", s_->a_shape, s_->a_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) detail::set_views(&s_->p, v);  // else the problem holds these views already
     for (std::int64_t batch = 0; batch < s_->p.batch_count(); ++batch)
       simd_detail::run_gemm_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->st, s_->scratch, s_->x86 ? &*s_->x86 : nullptr);
     return {};
@@ -293,14 +307,11 @@ class conv2d_plan {
     static_assert(std::is_same<detail::element_of<XI>, I>::value, "conv2d_plan::run: input element type differs from the plan's I");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "conv2d_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "conv2d_plan: empty plan (make it with make_conv2d_plan)"};
-    const TensorView<const I> iv = detail::bare_input_view(input);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
-                                           s_->out_quant, &same));
-    if (!same) {  // else the problem holds these views already
-      s_->p.in = iv;
-      s_->p.out = ov;
+    detail::run_views<I, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, input, "input", s_->in_shape, s_->in_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) {  // else the problem holds these views already
+      s_->p.in = v.in;
+      s_->p.out = v.out;
     }
     for (std::int64_t g = 0; g < s_->p.groups; ++g)
       simd_detail::run_conv2d_group(s_->threads, s_->kern, s_->p, g, s_->w[static_cast<std::size_t>(g)],
@@ -391,14 +402,11 @@ class depthwise_plan {
     static_assert(std::is_same<detail::element_of<XI>, I>::value, "depthwise_plan::run: input element type differs from the plan's I");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "depthwise_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "depthwise_plan: empty plan (make it with make_depthwise_plan)"};
-    const TensorView<const I> iv = detail::bare_input_view(input);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
-                                           s_->out_quant, &same));
-    if (!same) {  // else the problem holds these views already
-      s_->p.in = iv;
-      s_->p.out = ov;
+    detail::run_views<I, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, input, "input", s_->in_shape, s_->in_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) {  // else the problem holds these views already
+      s_->p.in = v.in;
+      s_->p.out = v.out;
     }
     simd_detail::run_depthwise_on(s_->threads, *s_->pr, s_->p, s_->scratch);
     return {};
@@ -479,14 +487,11 @@ class softmax_plan {
     static_assert(std::is_same<detail::element_of<XI>, I>::value, "softmax_plan::run: input element type differs from the plan's I");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "softmax_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "softmax_plan: empty plan (make it with make_softmax_plan)"};
-    const TensorView<const I> iv = detail::bare_input_view(input);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
-                                           s_->out_quant, &same));
-    if (!same) {  // else the problem holds these views already
-      s_->p.in = iv;
-      s_->p.out = ov;
+    detail::run_views<I, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, input, "input", s_->in_shape, s_->in_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) {  // else the problem holds these views already
+      s_->p.in = v.in;
+      s_->p.out = v.out;
     }
     simd_detail::run_softmax_on(s_->threads, s_->tables, s_->p, s_->in_rows.data(), s_->out_rows.data());
     return {};

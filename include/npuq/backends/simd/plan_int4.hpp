@@ -97,16 +97,9 @@ class gemm_int4_plan {
     static_assert(std::is_same<detail::element_of<XA>, A>::value, "gemm_int4_plan::run: a's element type differs from the plan's A");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "gemm_int4_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "gemm_int4_plan: empty plan (make it with make_gemm_plan)"};
-    const TensorView<const A> av = detail::bare_input_view(a);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(
-        detail::check_run(s_->memo, av, a.quant(), s_->a_shape, s_->a_quant, "a", ov, out.quant(), s_->out_shape, s_->out_quant, &same));
-    if (!same) {  // else the problem holds these views already
-      s_->p.a = av;
-      s_->p.out = ov;
-      detail::set_batch_strides(&s_->p);
-    }
+    detail::run_views<A, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, a, "a", s_->a_shape, s_->a_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) detail::set_views(&s_->p, v);  // else the problem holds these views already
     if (!s_->stage) return {};
     for (std::int64_t batch = 0; batch < s_->p.batch_count(); ++batch)
       simd_detail::run_gemm_int4_batch(s_->threads, s_->kern, s_->p, batch, s_->w, *s_->stage, s_->rows);
@@ -195,14 +188,11 @@ class gemm_grouped_plan {
     static_assert(std::is_same<detail::element_of<XO>, O>::value,
                   "gemm_grouped_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "gemm_grouped_plan: empty plan (make it with make_gemm_grouped_plan)"};
-    const TensorView<const A> av = detail::bare_input_view(a);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(
-        detail::check_run(s_->memo, av, a.quant(), s_->a_shape, s_->a_quant, "a", ov, out.quant(), s_->out_shape, s_->out_quant, &same));
-    if (!same) {  // else the problem holds these views already
-      s_->p.a = av;
-      s_->p.out = ov;
+    detail::run_views<A, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, a, "a", s_->a_shape, s_->a_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) {  // else the problem holds these views already
+      s_->p.a = v.in;
+      s_->p.out = v.out;
     }
     if (s_->p.out.size() == 0) return {};
     simd_detail::run_gemm_grouped_on(s_->threads, s_->kern, s_->p, s_->w, s_->rows, s_->dw.data(), s_->sg.data());

@@ -171,12 +171,9 @@ class gemm_sparse_plan {
     static_assert(std::is_same<detail::element_of<XA>, A>::value, "gemm_sparse_plan::run: a's element type differs from the plan's A");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "gemm_sparse_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "gemm_sparse_plan: empty plan (make it with make_gemm_sparse_plan)"};
-    const TensorView<const A> av = detail::bare_input_view(a);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(
-        detail::check_run(s_->memo, av, a.quant(), s_->a_shape, s_->a_quant, "a", ov, out.quant(), s_->out_shape, s_->out_quant, &same));
-    if (!same) s_->core.set_views(av, ov);  // else the problem holds these views already
+    detail::run_views<A, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, a, "a", s_->a_shape, s_->a_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) s_->core.set_views(v.in, v.out);  // else the problem holds these views already
     s_->core.run(s_->core.split);
     return {};
   }
@@ -282,14 +279,11 @@ class conv2d_sparse_plan {
     static_assert(std::is_same<detail::element_of<XI>, I>::value, "conv2d_sparse_plan::run: input element type differs from the plan's I");
     static_assert(std::is_same<detail::element_of<XO>, O>::value, "conv2d_sparse_plan::run: output element type differs from the plan's O");
     if (!s_) return {errc::invalid_argument, "conv2d_sparse_plan: empty plan (make it with make_conv2d_sparse_plan)"};
-    const TensorView<const I> iv = detail::bare_input_view(input);
-    const TensorView<O> ov = detail::bare_output_view(out);
-    bool same = false;
-    NPUQ_RETURN_IF_ERROR(detail::check_run(s_->memo, iv, input.quant(), s_->in_shape, s_->in_quant, "input", ov, out.quant(), s_->out_shape,
-                                           s_->out_quant, &same));
+    detail::run_views<I, O> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, input, "input", s_->in_shape, s_->in_quant, out, s_->out_shape, s_->out_quant, &v));
     simd_detail::sparse_gemm_core<I, P, O>& core = s_->core;
     if (s_->direct) {
-      if (!same) core.set_views(iv, ov);  // else the problem holds these views already
+      if (v.changed) core.set_views(v.in, v.out);  // else the problem holds these views already
       core.run(core.split);
       return {};
     }
@@ -300,9 +294,9 @@ class conv2d_sparse_plan {
       for (std::int64_t oy0 = 0; oy0 < g.OH; oy0 += s_->band) {
         const std::int64_t rows = std::min(s_->band, g.OH - oy0);
         detail::parallel_parts(core.threads, rows,
-                               [&](std::int64_t r) { detail::im2col_rows(iv, g, n, oy0 + r, 1, s_->zp, cols + r * g.OW * K); });
+                               [&](std::int64_t r) { detail::im2col_rows(v.in, g, n, oy0 + r, 1, s_->zp, cols + r * g.OW * K); });
         core.set_views(detail::sparse_conv_band_input<I>(cols, capacity, g, rows, Quant{}),
-                       detail::sparse_conv_band_output(ov, g, core.p.N, n, oy0, rows, Quant{}));
+                       detail::sparse_conv_band_output(v.out, g, core.p.N, n, oy0, rows, Quant{}));
         core.run(rows == s_->band ? core.split : core.d->split(core.threads, core.p.M, rows));
       }
     return {};
