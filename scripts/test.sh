@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds and runs the npuq test suite on Debian bookworm, installing what is missing through apt
-# first. Three passes, all with Ninja and every core:
+# first. Four passes, all with Ninja and every core:
 #
 #   1. release    -O2 without debug information (it only slows the build), every test (the
 #                 packaging tests included), and the benchmarks
@@ -11,7 +11,9 @@
 #                 packaging ones (label `packaging`: they build separate consumer projects) and
 #                 the SIMDe-emulated ISA builds (label `emulated`: pass 1 runs them; under the
 #                 sanitizers they would mostly check SIMDe itself and double the build time)
-#   3. aarch64    the suite cross-compiled for aarch64 and run under qemu-user on two CPU models
+#   3. tsan       test_concurrency (concurrent plans and one-shot calls) under ThreadSanitizer,
+#                 without OpenMP (about half a minute)
+#   4. aarch64    the suite cross-compiled for aarch64 and run under qemu-user on two CPU models
 #                 (scripts/test-aarch64.sh; NPUQ_SKIP_AARCH64=1 skips it)
 #
 # Every pass always runs; the exit status is non-zero if anything failed, and the last line
@@ -19,7 +21,7 @@
 #
 #   bash scripts/test.sh
 #
-# Build directories: $NPUQ_BUILD_ROOT/build-test, build-sanitize and build-aarch64 (default: the
+# Build directories: $NPUQ_BUILD_ROOT/build-test, build-sanitize, build-tsan and build-aarch64 (default: the
 # repository root).
 set -euo pipefail
 
@@ -86,6 +88,23 @@ run_pass sanitize "$root/build-sanitize" "-LE packaging" -- \
   "-DCMAKE_EXE_LINKER_FLAGS=$sanitize_flags" || overall=FAIL
 sanitize_short=$pass_short sanitize_long=$pass_long
 
+# ThreadSanitizer over concurrent plans and one-shot calls: only test_concurrency, without OpenMP
+# (libgomp is not instrumented), about half a minute.
+t0=$SECONDS tsan_short="tsan FAILED"
+echo
+echo "==== tsan: test_concurrency with -fsanitize=thread in $root/build-tsan"
+npuq_reset_foreign_build_dir "$root/build-tsan" "$repo"
+if cmake -S "$repo" -B "$root/build-tsan" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DNPUQ_OPENMP=OFF -DNPUQ_BUILD_TESTS=ON \
+  -DNPUQ_BUILD_EXAMPLES=OFF -DNPUQ_BUILD_BENCHMARKS=OFF -DNPUQ_EMULATED_ISA_TESTS=OFF \
+  "-DCMAKE_CXX_FLAGS=-O1 -fsanitize=thread" -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread &&
+  cmake --build "$root/build-tsan" -j "$jobs" --target test_concurrency &&
+  TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}" "$root/build-tsan/tests/test_concurrency"; then
+  tsan_short="tsan passed"
+else
+  overall=FAIL
+fi
+tsan_long="$tsan_short ($(duration $((SECONDS - t0))))"
+
 aarch64_short="aarch64 skipped" aarch64_long="aarch64: skipped (NPUQ_SKIP_AARCH64)"
 if [[ ${NPUQ_SKIP_AARCH64:-0} != 1 ]]; then
   t0=$SECONDS aarch64_log=$(mktemp)
@@ -99,6 +118,7 @@ fi
 echo
 echo "==== $release_long"
 echo "==== $sanitize_long"
+echo "==== $tsan_long"
 echo "==== $aarch64_long"
-echo "npuq test.sh: $overall ($release_short; $sanitize_short; $aarch64_short) in $(duration $((SECONDS - start)))"
+echo "npuq test.sh: $overall ($release_short; $sanitize_short; $tsan_short; $aarch64_short) in $(duration $((SECONDS - start)))"
 [[ $overall == PASS ]]

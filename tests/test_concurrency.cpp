@@ -1,10 +1,11 @@
-// Concurrent calls (issue 14): gemm and conv2d plans (one per thread, threads = 1) and one-shot
-// gemm, conv2d, depthwise, softmax and attention calls run at the same time from std::threads
-// over shared read-only inputs, each several times, and every result must equal the reference
-// computed before the threads start. Built like any test it checks results; built with
-// -fsanitize=thread (and NPUQ_OPENMP=OFF: libgomp is not instrumented) it also proves that the
-// shared state the calls touch (CPU detection, cached softmax tables, kernel-name storage, the
-// emulator-free paths) is race-free; docs/design.md, "Validation contract", has the command.
+// Concurrent calls (issue 14): gemm, conv2d, depthwise, softmax and attention plans (one per
+// thread, threads = 1) and one-shot gemm, conv2d, depthwise, softmax and attention calls run at
+// the same time from std::threads over shared read-only inputs, each several times, and every
+// result must equal the reference computed before the threads start. Built like any test it
+// checks results; built with -fsanitize=thread (and NPUQ_OPENMP=OFF: libgomp is not
+// instrumented) it also proves that the shared state the calls touch (CPU detection, cached
+// softmax tables, kernel-name storage, the emulator-free paths) is race-free: scripts/test.sh
+// runs it so in its `tsan` pass.
 #include "support/catch.hpp"
 
 #include <cstdint>
@@ -83,6 +84,9 @@ TEST_CASE("plans and one-shot calls run concurrently and give the reference's by
   std::vector<conv2d_plan<std::int8_t, std::int8_t, std::int8_t>> conv_plans(2);
   for (auto& p : gemm_plans) REQUIRE(try_make_gemm_plan(one, gp, a, b, bias, gemm_ref, &p).ok());
   for (auto& p : conv_plans) REQUIRE(try_make_conv2d_plan(one, cp, in, w, no_bias, conv_ref, &p).ok());
+  auto dw_plan = make_depthwise_plan(one, dp, in, dw, no_bias, dw_ref);
+  auto sm_plan = make_softmax_plan(one, sp, sx, sm_ref);
+  auto att_plan = make_attention_plan(one, ap, q, k, v, no_mask, att_ref);
   auto add = [&](std::function<Tensor<std::int8_t>()> make, const Tensor<std::int8_t>& ref, std::function<status(const Tensor<std::int8_t>&)> call) {
     const std::size_t first = outs.size();
     for (int r = 0; r < rounds; ++r) {
@@ -94,6 +98,9 @@ TEST_CASE("plans and one-shot calls run concurrently and give the reference's by
   outs.reserve(64);
   for (auto& p : gemm_plans) add(gemm_out, gemm_ref, [&p, &a](const Tensor<std::int8_t>& o) { return p.try_run(a, o); });
   for (auto& p : conv_plans) add(conv_out, conv_ref, [&p, &in](const Tensor<std::int8_t>& o) { return p.try_run(in, o); });
+  add(dw_out, dw_ref, [&](const Tensor<std::int8_t>& o) { return dw_plan.try_run(in, o); });
+  add(sm_out, sm_ref, [&](const Tensor<std::int8_t>& o) { return sm_plan.try_run(sx, o); });
+  add(att_out, att_ref, [&](const Tensor<std::int8_t>& o) { return att_plan.try_run(q, k, v, no_mask, o); });
   add(gemm_out, gemm_ref, [&](const Tensor<std::int8_t>& o) { return try_gemm(one, gp, a, b, bias, o); });
   add(conv_out, conv_ref, [&](const Tensor<std::int8_t>& o) { return try_conv2d(one, cp, in, w, no_bias, o); });
   add(dw_out, dw_ref, [&](const Tensor<std::int8_t>& o) { return try_depthwise_conv2d(one, dp, in, dw, no_bias, o); });
