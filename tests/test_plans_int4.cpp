@@ -265,6 +265,66 @@ TEST_CASE("int4 conv2d plans write conv2d_int4's bytes", "[plan][int4][conv2d]")
   REQUIRE(try_make_conv2d_plan(simd, conv2d_params{}, in, w, no_bias, out, &plan).ok());  // the full range holds -8
 }
 
+TEST_CASE("int4 depthwise plans write depthwise_conv2d_int4's bytes", "[plan][int4][depthwise]") {
+  rng r(406);
+  struct cfg {
+    std::int64_t N, H, W, C, M, K, stride;
+  };
+  // 3x3 and 5x5 at stride 1 and 2, channel counts off the 16-channel blocks, M = 2.
+  const cfg cases[] = {{1, 8, 8, 16, 1, 3, 1}, {2, 11, 13, 33, 1, 3, 2}, {1, 9, 10, 7, 1, 5, 1},
+                       {1, 12, 11, 20, 1, 5, 2}, {1, 7, 9, 5, 2, 3, 1}};
+  for (isa level : cpu().levels())
+    for (const cfg& c : cases)
+      for (const numerics_profile& prof : kProfiles)
+        for (int threads : {1, 3}) {
+          INFO(to_string(level) << " depthwise " << c.H << "x" << c.W << "x" << c.C << " M=" << c.M << " " << c.K << "x" << c.K
+                                << " stride " << c.stride << " " << prof.describe() << " threads " << threads);
+          const std::int64_t OC = c.C * c.M;
+          depthwise_params p;
+          p.numerics = prof;
+          p.stride_h = p.stride_w = c.stride;
+          p.padding = padding_spec::same();
+          conv_geometry g = detail::input_geometry(Layout::nhwc(c.N, c.H, c.W, c.C), c.K, c.K);
+          REQUIRE(detail::resolve_geometry(p, &g).ok());
+          Tensor<std::uint8_t> in(Layout::nhwc(c.N, c.H, c.W, c.C), Quant::per_tensor(0.03f, 131));
+          Tensor<int4> w(Layout::hwc_m(c.K, c.K, c.C, c.M), Quant::per_axis(2, random_scales(r, OC)));
+          Tensor<std::int32_t> bias(Layout::row_major({OC}));
+          fill(in, r);
+          fill(w, r, -8, 7);
+          fill(bias, r, -3000, 3000);
+          const Quant oq = Quant::per_tensor(0.07f, -20);
+          const Layout ol = Layout::nhwc(c.N, g.OH, g.OW, OC);
+          Tensor<std::int8_t> expect(ol, oq), one_shot(ol, oq), got(ol, oq);
+          depthwise_conv2d_int4(scalar, p, in, w, bias, expect);
+          const simd_backend be{level, threads};
+          depthwise_conv2d_int4(be, p, in, w, bias, one_shot);
+          REQUIRE(values(one_shot) == values(expect));
+          auto plan = threads == 1 ? make_depthwise_plan(be, p, in, w, bias, got) : make_depthwise_plan(be, p, in, w.cview(), bias, got);
+          static_assert(std::is_same<decltype(plan), depthwise_plan<std::uint8_t, std::int8_t, std::int8_t>>::value,
+                        "an int4 depthwise plan is the int8 plan on the widened weights");
+          CHECK(plan.kernel_name() == simd_last_kernel());
+          require_plan_writes(plan, in, got, expect);
+        }
+  // The range is checked once, at creation, naming the weights.
+  Tensor<std::int8_t> in(Layout::nhwc(1, 5, 5, 3), Quant::per_tensor(0.03f, 0));
+  Tensor<int4> w(Layout::hwc_m(3, 3, 3, 1), Quant::per_axis(2, random_scales(r, 3)));
+  fill(w, r, -7, 7);
+  w.view().set(-8, 1, 2, 2);
+  Tensor<std::int8_t> out(Layout::nhwc(1, 3, 3, 3), Quant::per_tensor(0.1f, 0));
+  depthwise_plan<std::int8_t, std::int8_t, std::int8_t> plan;
+  status st = try_make_depthwise_plan(simd, depthwise_params{}, in, w, no_bias, out, &plan, int4_range::symmetric);
+  CHECK(st.code() == errc::invalid_argument);
+  CHECK(st.message().find("weights: value -8 at [1, 2, 2]") != std::string::npos);
+  CHECK(plan.empty());
+  CHECK_THROWS_AS(make_depthwise_plan(simd, depthwise_params{}, in, w, no_bias, out, int4_range::symmetric), npuq::error);
+  REQUIRE(try_make_depthwise_plan(simd, depthwise_params{}, in, w, no_bias, out, &plan).ok());  // the full range holds -8
+  Tensor<std::int8_t> expect(out.layout(), out.quant());
+  fill(in, r);
+  depthwise_conv2d_int4(scalar, depthwise_params{}, in, w, no_bias, expect);
+  plan.run(in, out);
+  CHECK(values(out) == values(expect));
+}
+
 TEST_CASE("int4 plans refuse what differs from their creation, writing nothing", "[plan][int4][errors]") {
   rng r(405);
   Tensor<std::int8_t> a(Layout::matrix(8, 40), Quant::per_tensor(0.02f, 1));

@@ -25,6 +25,7 @@
 #include "npuq/backends/simd/depthwise.hpp"
 #include "npuq/backends/simd/gemm.hpp"
 #include "npuq/backends/simd/softmax.hpp"
+#include "npuq/backends/simd/softmax_int16.hpp"
 
 namespace npuq {
 namespace detail {
@@ -86,6 +87,10 @@ struct run_memo {
       return data == static_cast<const void*>(v.data()) && offset == v.offset() && capacity == v.capacity() && layout.identical(v.layout());
     }
     template <class T>
+    bool matches(const Tensor<T>& t) const {
+      return data == static_cast<const void*>(t.data()) && offset == 0 && capacity == t.capacity() && layout.identical(t.layout());
+    }
+    template <class T>
     void set(const TensorView<T>& v) {
       data = v.data();
       offset = v.offset();
@@ -119,8 +124,10 @@ status check_run(run_memo& memo, const TensorView<const I>& iv, const Quant& iq,
   return {};
 }
 
-// A run's input and output as bare views, checked against the plan (check_run). `changed`: they
-// are not the last accepted run's views, so the plan's problem must be pointed at them.
+// A run's input and output checked against the plan. The last accepted run's views (the plan's
+// problem holds them already) take only the quantization comparison, without building views
+// (a tiny run's overhead); other views are made bare and go through check_run, and `changed`
+// says the problem must be pointed at v->in and v->out (set only then).
 template <class I, class O>
 struct run_views {
   TensorView<const I> in;
@@ -130,6 +137,12 @@ struct run_views {
 template <class I, class O, class XI, class XO>
 status accept_run(run_memo& memo, const XI& input, const char* in_name, const Layout& in_shape, const Quant& in_q, const XO& out,
                   const Layout& out_shape, const Quant& out_q, run_views<I, O>* v) {
+  if (memo.valid && memo.in.matches(input) && memo.out.matches(out)) {
+    if (!same_quant(input.quant(), in_q)) return quant_differs(in_name);
+    if (!same_quant(out.quant(), out_q)) return quant_differs("output");
+    v->changed = false;
+    return {};
+  }
   v->in = bare_input_view(input);
   v->out = bare_output_view(out);
   bool same = false;
@@ -365,7 +378,7 @@ conv2d_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_of<X
 // allocates (once).
 template <class I, class W, class O>
 class depthwise_plan {
-  static_assert(is_8bit_v<W>, "depthwise_plan: weights must be int8_t or uint8_t (int4 plans are not built yet)");
+  static_assert(is_8bit_v<W>, "depthwise_plan: weights must be int8_t or uint8_t (make_depthwise_plan widens int4 weights to int8)");
 
  public:
   depthwise_plan() = default;
@@ -454,7 +467,7 @@ depthwise_plan<detail::element_of<XI>, detail::element_of<XW>, detail::element_o
 // every thread part. Runs split the rows over the backend's threads (same bytes for any count).
 template <class I, class O>
 class softmax_plan {
-  static_assert(is_8bit_v<I> && is_8bit_v<O>, "softmax_plan: input and output must be int8_t or uint8_t (int16 softmax has no plan yet)");
+  static_assert(is_8bit_v<I> && is_8bit_v<O>, "softmax_plan: input and output must be int8_t or uint8_t (int16 softmax: softmax_int16_plan)");
 
  public:
   softmax_plan() = default;
@@ -530,6 +543,88 @@ template <class XI, class XO>
 softmax_plan<detail::element_of<XI>, detail::element_of<XO>> make_softmax_plan(const simd_backend& be, const softmax_params& params,
                                                                                  const XI& input, const XO& out) {
   softmax_plan<detail::element_of<XI>, detail::element_of<XO>> plan;
+  throw_if_error(plan.create(be, params, input, out));
+  return plan;
+}
+
+// int16 softmax over the last axis (TFLite's SoftmaxInt16) on the simd backend, created once by
+// make_softmax_int16_plan: the call validated, the parameters and their two tables copied into
+// the plan and the row buffers for strided rows sized for every thread part. Runs split the rows
+// over the backend's threads and write the one-shot call's bytes for any thread count.
+class softmax_int16_plan {
+ public:
+  softmax_int16_plan() = default;
+
+  template <class XI, class XO>
+  status create(const simd_backend& be, const softmax_int16_params& params, const XI& input, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, std::int16_t>::value && std::is_same<detail::element_of<XO>, std::int16_t>::value,
+                  "int16 softmax: input and output must be int16_t tensors");
+    auto s = std::make_unique<state>();
+    NPUQ_RETURN_IF_ERROR(make_softmax_int16_problem(params, input_view(input), output_view(out), &s->p));
+    s->threads = be.thread_count();
+    // Sized for strided rows whatever the creation views' strides: runs may pass other views.
+    const std::size_t rows = static_cast<std::size_t>(simd_detail::softmax_parts(s->threads, s->p.rows, s->p.depth) * s->p.depth);
+    s->in_rows.assign(rows, 0);
+    s->out_rows.assign(rows, 0);
+    s->in_shape = s->p.in.layout();
+    s->out_shape = s->p.out.layout();
+    s->in_quant = s->p.in.quant();
+    s->out_quant = s->p.out.quant();
+    s->kernel = simd_detail::softmax_s16_kernel_name(true);
+    s_ = std::move(s);
+    return {};
+  }
+
+  // out = softmax(input) over the last axis; allocates nothing; on failure nothing is written.
+  template <class XI, class XO>
+  status try_run(const XI& input, const XO& out) {
+    static_assert(std::is_same<detail::element_of<XI>, std::int16_t>::value,
+                  "softmax_int16_plan::run: input must be an int16_t tensor");
+    static_assert(std::is_same<detail::element_of<XO>, std::int16_t>::value,
+                  "softmax_int16_plan::run: output must be an int16_t tensor");
+    if (!s_) return {errc::invalid_argument, "softmax_int16_plan: empty plan (make it with make_softmax_int16_plan)"};
+    detail::run_views<std::int16_t, std::int16_t> v;
+    NPUQ_RETURN_IF_ERROR(detail::accept_run(s_->memo, input, "input", s_->in_shape, s_->in_quant, out, s_->out_shape, s_->out_quant, &v));
+    if (v.changed) {  // else the problem holds these views already
+      s_->p.in = v.in;
+      s_->p.out = v.out;
+    }
+    simd_detail::run_softmax_s16_on(s_->threads, s_->p, s_->in_rows.data(), s_->out_rows.data());
+    return {};
+  }
+  template <class XI, class XO>
+  void run(const XI& input, const XO& out) {
+    throw_if_error(try_run(input, out));
+  }
+
+  bool empty() const { return !s_; }
+  // The kernel the plan runs on contiguous rows: "softmax_s16_lut".
+  const std::string& kernel_name() const { return s_->kernel; }
+  int threads() const { return s_->threads; }
+
+ private:
+  struct state {
+    softmax_int16_problem p;  // holds the parameters and their tables
+    std::vector<std::int16_t> in_rows, out_rows;
+    Layout in_shape, out_shape;
+    Quant in_quant, out_quant;
+    detail::run_memo memo;
+    std::string kernel;
+    int threads = 1;
+  };
+  std::unique_ptr<state> s_;
+};
+
+// Makes an int16 softmax plan: validates exactly like softmax(simd, params, input, out) with
+// int16 parameters, input and out standing for the tensors later runs pass.
+template <class XI, class XO>
+status try_make_softmax_int16_plan(const simd_backend& be, const softmax_int16_params& params, const XI& input, const XO& out,
+                                   softmax_int16_plan* plan) {
+  return plan->create(be, params, input, out);
+}
+template <class XI, class XO>
+softmax_int16_plan make_softmax_int16_plan(const simd_backend& be, const softmax_int16_params& params, const XI& input, const XO& out) {
+  softmax_int16_plan plan;
   throw_if_error(plan.create(be, params, input, out));
   return plan;
 }

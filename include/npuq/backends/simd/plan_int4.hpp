@@ -13,6 +13,8 @@
 //     (the float contract of gemm_grouped_problem.hpp)        -> gemm_grouped_plan<A, O>
 //   make_conv2d_plan(be, params, input, w_int4, bias, out[, range])
 //     widens the weights once (as conv2d_int4 does per call)  -> conv2d_plan<I, int8_t, O>
+//   make_depthwise_plan(be, params, input, w_int4, bias, out[, range])
+//     widens the weights once (as depthwise_conv2d_int4 does) -> depthwise_plan<I, int8_t, O>
 //
 // Each has a try_make_* form returning a status. As with the int8 plans, the shapes and all
 // quantization parameters are fixed at creation; accumulators that saturate or are wider than 32
@@ -266,6 +268,28 @@ gemm_grouped_plan<detail::element_of<XA>, detail::element_of<XO>> make_gemm_grou
   return detail::made_plan<gemm_grouped_plan<detail::element_of<XA>, detail::element_of<XO>>>(be, params, a, b, bias, out);
 }
 
+namespace detail {
+
+// A plan of the int8 conv2d or depthwise kind on int4 weights: the weights range checked and
+// widened to int8 once (as the one-shot int4 call does per call), then the int8 plan made on them.
+template <class Plan, class Params, class XI, class XW, class XBias, class XO>
+status create_on_widened_int4(Plan* plan, const simd_backend& be, const Params& params, const XI& input, const XW& weights,
+                              const XBias& bias, const XO& out, int4_range range) {
+  static_assert(std::is_same<element_of<XW>, int4>::value, "weights must be int4");
+  Tensor<std::int8_t> w8;
+  NPUQ_RETURN_IF_ERROR(widen_int4_weights(input_view(weights), range, &w8));
+  return plan->create(be, params, input, w8, bias, out);
+}
+template <class Plan, class Params, class XI, class XW, class XBias, class XO>
+Plan made_on_widened_int4(const simd_backend& be, const Params& params, const XI& input, const XW& weights, const XBias& bias,
+                          const XO& out, int4_range range) {
+  Plan plan;
+  throw_if_error(create_on_widened_int4(&plan, be, params, input, weights, bias, out, range));
+  return plan;
+}
+
+}  // namespace detail
+
 // conv2d with int4 weights (OHWI, any layout TensorView<int4> describes): the weights are range
 // checked and widened to int8 once, as conv2d_int4(simd, ..., range) does per call, and the plan
 // is the int8 conv2d plan on them (so its bytes are conv2d_int4's).
@@ -273,27 +297,48 @@ template <class XI, class XW, class XBias, class XO, std::enable_if_t<std::is_sa
 status try_make_conv2d_plan(const simd_backend& be, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
                             const XO& out, conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>* plan,
                             int4_range range = int4_range::full) {
-  Tensor<std::int8_t> w8;
-  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
-  return plan->create(be, params, input, w8, bias, out);
+  return detail::create_on_widened_int4(plan, be, params, input, weights, bias, out, range);
 }
 template <class XI, class XBias, class XO>
 conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_conv2d_plan(const simd_backend& be,
                                                                                           const conv2d_params& params, const XI& input,
                                                                                           const Tensor<int4>& weights, const XBias& bias,
                                                                                           const XO& out, int4_range range = int4_range::full) {
-  conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> plan;
-  throw_if_error(try_make_conv2d_plan(be, params, input, weights, bias, out, &plan, range));
-  return plan;
+  return detail::made_on_widened_int4<conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(be, params, input, weights,
+                                                                                                                 bias, out, range);
 }
 template <class XI, class T, class XBias, class XO, std::enable_if_t<std::is_same<std::remove_const_t<T>, int4>::value, int> = 0>
 conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_conv2d_plan(const simd_backend& be,
                                                                                           const conv2d_params& params, const XI& input,
                                                                                           const TensorView<T>& weights, const XBias& bias,
                                                                                           const XO& out, int4_range range = int4_range::full) {
-  conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> plan;
-  throw_if_error(try_make_conv2d_plan(be, params, input, weights, bias, out, &plan, range));
-  return plan;
+  return detail::made_on_widened_int4<conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(be, params, input, weights,
+                                                                                                                 bias, out, range);
+}
+
+// Depthwise conv2d with int4 weights ([KH, KW, C*M], any layout TensorView<int4> describes): the
+// weights widened to int8 once, as depthwise_conv2d_int4(simd, ..., range) does per call, and the
+// plan is the int8 depthwise plan on them (so its bytes are depthwise_conv2d_int4's).
+template <class XI, class XW, class XBias, class XO, std::enable_if_t<std::is_same<detail::element_of<XW>, int4>::value, int> = 0>
+status try_make_depthwise_plan(const simd_backend& be, const depthwise_params& params, const XI& input, const XW& weights,
+                               const XBias& bias, const XO& out,
+                               depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>* plan,
+                               int4_range range = int4_range::full) {
+  return detail::create_on_widened_int4(plan, be, params, input, weights, bias, out, range);
+}
+template <class XI, class XBias, class XO>
+depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_depthwise_plan(
+    const simd_backend& be, const depthwise_params& params, const XI& input, const Tensor<int4>& weights, const XBias& bias, const XO& out,
+    int4_range range = int4_range::full) {
+  return detail::made_on_widened_int4<depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(
+      be, params, input, weights, bias, out, range);
+}
+template <class XI, class T, class XBias, class XO, std::enable_if_t<std::is_same<std::remove_const_t<T>, int4>::value, int> = 0>
+depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_depthwise_plan(
+    const simd_backend& be, const depthwise_params& params, const XI& input, const TensorView<T>& weights, const XBias& bias,
+    const XO& out, int4_range range = int4_range::full) {
+  return detail::made_on_widened_int4<depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(
+      be, params, input, weights, bias, out, range);
 }
 
 }  // namespace npuq

@@ -287,6 +287,8 @@ class conv2d_sparse_plan {
       core.run(core.split);
       return {};
     }
+    const TensorView<const I> iv = detail::bare_input_view(input);  // v holds the views only when they changed
+    const TensorView<O> ov = detail::bare_output_view(out);
     const conv_geometry& g = s_->g;
     const std::int64_t K = g.KH * g.KW * g.C, capacity = static_cast<std::int64_t>(s_->cols.size());
     I* cols = s_->cols.data();
@@ -294,9 +296,9 @@ class conv2d_sparse_plan {
       for (std::int64_t oy0 = 0; oy0 < g.OH; oy0 += s_->band) {
         const std::int64_t rows = std::min(s_->band, g.OH - oy0);
         detail::parallel_parts(core.threads, rows,
-                               [&](std::int64_t r) { detail::im2col_rows(v.in, g, n, oy0 + r, 1, s_->zp, cols + r * g.OW * K); });
+                               [&](std::int64_t r) { detail::im2col_rows(iv, g, n, oy0 + r, 1, s_->zp, cols + r * g.OW * K); });
         core.set_views(detail::sparse_conv_band_input<I>(cols, capacity, g, rows, Quant{}),
-                       detail::sparse_conv_band_output(v.out, g, core.p.N, n, oy0, rows, Quant{}));
+                       detail::sparse_conv_band_output(ov, g, core.p.N, n, oy0, rows, Quant{}));
         core.run(rows == s_->band ? core.split : core.d->split(core.threads, core.p.M, rows));
       }
     return {};
