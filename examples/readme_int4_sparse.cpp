@@ -52,14 +52,12 @@ int main() {
 
   // README begin
 
-  // Sparse conv2d: the weights are the conv's [K = KH * KW * C, OC] matrix, which is how OHWI
-  // weights [OC, KH, KW, C] lie in memory read column-major; the per-channel axis becomes 1.
-  const Quant wc_kn_quant = Quant::per_axis(1, wc.quant().scales);
-  const TensorView<std::int8_t> wc_kn(wc.data(), Layout::col_major(3 * 3 * 4, 8), wc_kn_quant);  // wc: OHWI [8, 3, 3, 4]
-  sparse_2_4_matrix<> wc24;
-  throw_if_error(prune_2_4(wc_kn));                                   // prunes wc in place
-  throw_if_error(compress_2_4(wc_kn, &wc24));
-  conv2d_sparse(simd, conv2d_params{}, image, wc24, sparse_conv_kernel{3, 3}, no_bias, fmap);  // image NHWC [1, 8, 8, 4]
+  // Sparse conv2d: dense conv weights (OHWI here; Layout::oihw / Layout::hwio views work too)
+  // pruned and compressed into sparse_conv2d_weights, which carry the kernel extent.
+  sparse_conv2d_weights<sparse_2_4_matrix<>> wc24;
+  throw_if_error(prune_conv2d_2_4(wc.view()));                        // wc: OHWI [8, 3, 3, 4], pruned in place
+  throw_if_error(compress_conv2d_2_4(wc.cview(), &wc24));
+  conv2d(simd, conv2d_params{}, image, wc24, no_bias, fmap);          // image NHWC [1, 8, 8, 4]
   // README end
   conv2d(scalar, conv2d_params{}, image, wc, no_bias, fmap_dense);
   if (!same("2:4 conv2d", fmap, fmap_dense)) return 1;

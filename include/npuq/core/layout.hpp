@@ -80,6 +80,14 @@ class Layout {
     l.overflow_ = !ok;
     return l;
   }
+  // TensorFlow's conv weight order [KH, KW, I, O], read as the logical (O, KH, KW, I).
+  static Layout hwio(std::int64_t kh, std::int64_t kw, std::int64_t i, std::int64_t o) {
+    bool ok = true;
+    const std::int64_t io = product(i, o, &ok), wio = product(kw, io, &ok);
+    Layout l = strided({o, kh, kw, i}, {1, wio, io, o});
+    l.overflow_ = !ok;
+    return l;
+  }
   // Depthwise weights, logical (KH, KW, C*M): output channel oc = c * M + m.
   static Layout hwc_m(std::int64_t kh, std::int64_t kw, std::int64_t c, std::int64_t m) {
     bool ok = true;

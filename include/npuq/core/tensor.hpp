@@ -228,6 +228,11 @@ struct view_element<no_bias_t> {
 };
 template <class X>
 using element_of = typename view_element<std::remove_cv_t<std::remove_reference_t<X>>>::type;
+// True for the arguments element_of reads (Tensor, TensorView, no_bias).
+template <class X, class = void>
+struct is_view_arg : std::false_type {};
+template <class X>
+struct is_view_arg<X, std::void_t<element_of<X>>> : std::true_type {};
 }  // namespace detail
 
 template <class T>

@@ -62,7 +62,8 @@ inline status validate_block_shape(std::int64_t bn, std::int64_t bk, const char*
 inline status validate_sparse_weights(const TensorView<const std::int8_t>& w, const char* name) {
   NPUQ_RETURN_IF_ERROR(w.validate(name));
   if (w.rank() != 2)
-    return {errc::invalid_shape, sparse_arg(name, "shape " + w.layout().shape_string() + ", expected a [K, N] matrix")};
+    return {errc::invalid_shape, sparse_arg(name, "shape " + w.layout().shape_string() +
+                                                      ", expected a [K, N] matrix (conv weights: compress_conv2d_* and prune_conv2d_2_4)")};
   if (w.dim(0) > sparse_max_dim || w.dim(1) > sparse_max_dim)
     return {errc::unsupported, sparse_arg(name, "shape " + w.layout().shape_string() + " exceeds the int32 index range")};
   return validate_sparse_quant(w.quant(), w.layout(), dtype::s8, name);

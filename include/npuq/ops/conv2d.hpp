@@ -7,7 +7,10 @@
 //
 // One call shape for every weight format: int8 and uint8 weights run the op; int4 weights
 // (Tensor<int4>, TensorView<int4>) run conv2d_int4 / depthwise_conv2d_int4 (conv2d_int4.hpp,
-// TFLite's range [-8, 7]; call those directly for TOSA's symmetric range).
+// params.int4_weights: TFLite's [-8, 7] or TOSA's symmetric [-7, 7]); sparse conv weights
+// (sparse_conv2d_weights, which carry the kernel extent) run conv2d_sparse (conv2d_sparse.hpp).
+// Weights are the logical [OC, KH, KW, C] of any memory order: Layout::ohwi, Layout::oihw
+// (ONNX, PyTorch), Layout::hwio (TensorFlow); per-channel quantization is on axis 0.
 #pragma once
 
 #include <type_traits>
@@ -22,6 +25,9 @@ namespace npuq {
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_conv2d(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
                   const XO& out) {
+  static_assert(detail::is_view_arg<XW>::value,
+                "conv2d: weights are a Tensor / TensorView of int8_t, uint8_t or int4, or sparse_conv2d_weights "
+                "(made by compress_conv2d_2_4 / compress_conv2d_block_csr / compress_conv2d_csr, ops/conv2d_sparse.hpp)");
   if constexpr (std::is_same<detail::element_of<XW>, int4>::value) {
     return try_conv2d_int4(backend, params, input, weights, bias, out);  // conv2d_int4.hpp, included below
   } else {
@@ -41,6 +47,9 @@ void conv2d(const Backend& backend, const conv2d_params& params, const XI& input
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_depthwise_conv2d(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
                             const XBias& bias, const XO& out) {
+  static_assert(detail::is_view_arg<XW>::value,
+                "depthwise_conv2d: weights are a Tensor / TensorView of int8_t, uint8_t or int4 (sparse depthwise weights are not "
+                "supported: each channel has only KH * KW weights)");
   if constexpr (std::is_same<detail::element_of<XW>, int4>::value) {
     return try_depthwise_conv2d_int4(backend, params, input, weights, bias, out);  // conv2d_int4.hpp, included below
   } else {

@@ -3,7 +3,8 @@
 // Why a wrapper: convolution weights are small next to their reuse (every weight meets every
 // output pixel), so nothing is gained by convolving on nibbles; what users need is to pass the
 // int4 tensors their models hold (TFLite / CMSIS-NN OHWI or depthwise [KH, KW, C*M], rows that
-// may start mid-byte, viewed through TensorView<int4>). The weights are range checked (TFLite
+// may start mid-byte, viewed through TensorView<int4>). The weights are range checked (params'
+// int4_weights, or the `range` argument when given: TFLite
 // [-8, 7] or TOSA's symmetric [-7, 7]), widened to int8 once per call and handed to the int8 op,
 // so the results are the int8 conv's on the unpacked weights by construction, under every
 // profile and on every backend. A backend that models memory traffic (the NPU emulator) is told
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <type_traits>
 
 #include "npuq/formats/int4.hpp"
@@ -54,33 +56,33 @@ class int4_weight_scope {
 
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_conv2d_int4(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
-                       const XO& out, int4_range range = int4_range::full) {
+                       const XO& out, std::optional<int4_range> range = std::nullopt) {
   static_assert(std::is_same<detail::element_of<XW>, int4>::value, "conv2d_int4: weights must be int4");
   Tensor<std::int8_t> w8;
-  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
+  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range.value_or(params.int4_weights), &w8));
   const int4_weight_scope<Backend> scope(backend);
   return try_conv2d(backend, params, input, w8, bias, out);
 }
 
 template <class Backend, class XI, class XW, class XBias, class XO>
 void conv2d_int4(const Backend& backend, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
-                 const XO& out, int4_range range = int4_range::full) {
+                 const XO& out, std::optional<int4_range> range = std::nullopt) {
   throw_if_error(try_conv2d_int4(backend, params, input, weights, bias, out, range));
 }
 
 template <class Backend, class XI, class XW, class XBias, class XO>
 status try_depthwise_conv2d_int4(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
-                                 const XBias& bias, const XO& out, int4_range range = int4_range::full) {
+                                 const XBias& bias, const XO& out, std::optional<int4_range> range = std::nullopt) {
   static_assert(std::is_same<detail::element_of<XW>, int4>::value, "depthwise_conv2d_int4: weights must be int4");
   Tensor<std::int8_t> w8;
-  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range, &w8));
+  NPUQ_RETURN_IF_ERROR(detail::widen_int4_weights(input_view(weights), range.value_or(params.int4_weights), &w8));
   const int4_weight_scope<Backend> scope(backend);
   return try_depthwise_conv2d(backend, params, input, w8, bias, out);
 }
 
 template <class Backend, class XI, class XW, class XBias, class XO>
 void depthwise_conv2d_int4(const Backend& backend, const depthwise_params& params, const XI& input, const XW& weights,
-                           const XBias& bias, const XO& out, int4_range range = int4_range::full) {
+                           const XBias& bias, const XO& out, std::optional<int4_range> range = std::nullopt) {
   throw_if_error(try_depthwise_conv2d_int4(backend, params, input, weights, bias, out, range));
 }
 

@@ -30,8 +30,11 @@ namespace npuq {
 
 struct conv2d_params : output_params, window_params {
   std::int64_t groups = 1;
+  int4_range int4_weights = int4_range::full;  // accepted values of int4 weights (TOSA: symmetric), as gemm_params
 };
-struct depthwise_params : output_params, window_params {};
+struct depthwise_params : output_params, window_params {
+  int4_range int4_weights = int4_range::full;  // accepted values of int4 weights (TOSA: symmetric)
+};
 
 // What conv2d and depthwise share once validated.
 template <class I, class W, class O>

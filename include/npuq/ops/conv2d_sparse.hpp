@@ -34,6 +34,109 @@ struct sparse_conv_kernel {
   std::int64_t KH = 1, KW = 1;
 };
 
+// Sparse conv2d weights as one object: the sparse [K = KH * KW * C, OC] matrix and its kernel
+// extent. conv2d (and make_conv2d_plan on simd) take it where they take dense weights:
+//
+//   sparse_conv2d_weights<sparse_2_4_matrix<>> w24;
+//   throw_if_error(prune_conv2d_2_4(w));                  // w: dense conv weights, OHWI / OIHW / HWIO view
+//   throw_if_error(compress_conv2d_2_4(w.cview(), &w24));
+//   conv2d(simd, params, input, w24, bias, out);          // = conv2d on the pruned dense weights
+template <class S>
+struct sparse_conv2d_weights {
+  static_assert(is_sparse_format<S>::value, "sparse_conv2d_weights: S is sparse_2_4_matrix, block_csr_matrix or csr_matrix");
+  S matrix;                    // [KH * KW * C, OC], K in (ky, kx, c) order
+  sparse_conv_kernel kernel;   // KH, KW
+};
+
+namespace detail {
+
+// Dense conv weights, a logical OHWI view of any strides (Layout::ohwi, Layout::oihw,
+// Layout::hwio), copied into OHWI order so that they read as the [K, OC] matrix the sparse
+// formats hold (column-major: K = (ky, kx, c) is contiguous per output channel). The
+// per-output-channel axis 0 becomes the matrix's axis 1.
+struct conv2d_weight_matrix {
+  Tensor<std::int8_t> ohwi;
+  Quant quant;
+  sparse_conv_kernel kernel;
+
+  status make(const TensorView<const std::int8_t>& w, const char* name) {
+    NPUQ_RETURN_IF_ERROR(w.validate(name));
+    if (w.rank() != 4)
+      return {errc::invalid_shape, sparse_arg(name, "shape " + w.layout().shape_string() +
+                                                        ", expected conv weights [OC, KH, KW, C] (Layout::ohwi, oihw or hwio)")};
+    const std::int64_t OC = w.dim(0), KH = w.dim(1), KW = w.dim(2), C = w.dim(3);
+    std::int64_t K = 0;
+    if (!checked_mul(KH, KW, &K) || !checked_mul(K, C, &K) || K > sparse_max_dim || OC > sparse_max_dim)
+      return {errc::unsupported, sparse_arg(name, "shape " + w.layout().shape_string() + " exceeds the int32 index range")};
+    quant = w.quant();
+    if (quant.granularity == quant_granularity::per_axis) {
+      if (quant.axis != 0)
+        return {errc::invalid_argument, sparse_arg(name, "per-channel axis " + std::to_string(quant.axis) +
+                                                             ", expected 0 (the output channel of the logical [OC, KH, KW, C] view)")};
+      quant.axis = 1;
+    } else if (quant.granularity == quant_granularity::per_group) {
+      return {errc::unsupported, sparse_arg(name, "per-group quantization; sparse conv weights are per tensor or per output channel")};
+    }
+    Tensor<std::int8_t> t(Layout::row_major({OC, KH, KW, C}));
+    for (std::int64_t o = 0; o < OC; ++o)
+      for (std::int64_t y = 0; y < KH; ++y)
+        for (std::int64_t x = 0; x < KW; ++x)
+          for (std::int64_t c = 0; c < C; ++c) t.view().set(w(o, y, x, c), o, y, x, c);
+    ohwi = std::move(t);
+    kernel = {KH, KW};
+    return {};
+  }
+  TensorView<std::int8_t> matrix() const {
+    return {ohwi.view().data(), 0, Layout::col_major(kernel.KH * kernel.KW * ohwi.layout().dim(3), ohwi.layout().dim(0)), quant,
+            ohwi.layout().size()};
+  }
+};
+
+template <class S, class Compress>
+status compress_conv2d(const TensorView<const std::int8_t>& w, sparse_conv2d_weights<S>* out, Compress compress) {
+  if (out == nullptr) return {errc::invalid_argument, "out: null"};
+  conv2d_weight_matrix m;
+  NPUQ_RETURN_IF_ERROR(m.make(w, "w"));
+  sparse_conv2d_weights<S> r;
+  NPUQ_RETURN_IF_ERROR(compress(TensorView<const std::int8_t>(m.matrix()), &r.matrix));
+  r.kernel = m.kernel;
+  *out = std::move(r);
+  return {};
+}
+
+}  // namespace detail
+
+// Compress dense conv weights (a logical [OC, KH, KW, C] view: Layout::ohwi, Layout::oihw for
+// ONNX / PyTorch order, Layout::hwio for TensorFlow order; per-tensor or per-output-channel
+// (axis 0) quantization) into sparse conv2d weights. Fail like the matrix forms, naming the
+// first offending group or block; *out is unchanged on failure.
+template <class V>
+status compress_conv2d_2_4(const TensorView<const std::int8_t>& w, sparse_conv2d_weights<sparse_2_4_matrix<V>>* out) {
+  return detail::compress_conv2d(w, out, [](const TensorView<const std::int8_t>& m, sparse_2_4_matrix<V>* s) { return compress_2_4(m, s); });
+}
+inline status compress_conv2d_block_csr(const TensorView<const std::int8_t>& w, std::int64_t bn, std::int64_t bk,
+                                        sparse_conv2d_weights<block_csr_matrix>* out) {
+  return detail::compress_conv2d(w, out, [&](const TensorView<const std::int8_t>& m, block_csr_matrix* s) { return compress_block_csr(m, bn, bk, s); });
+}
+inline status compress_conv2d_csr(const TensorView<const std::int8_t>& w, sparse_conv2d_weights<csr_matrix>* out) {
+  return detail::compress_conv2d(w, out, [](const TensorView<const std::int8_t>& m, csr_matrix* s) { return compress_csr(m, s); });
+}
+
+// Magnitude pruning of dense conv weights (any layout compress_conv2d_2_4 takes) to 2:4 along
+// K = (ky, kx, c) in place, as prune_2_4 does on the [K, OC] matrix.
+inline status prune_conv2d_2_4(const TensorView<std::int8_t>& w) {
+  detail::conv2d_weight_matrix m;
+  NPUQ_RETURN_IF_ERROR(m.make(w, "w"));
+  if (!detail::writable_layout(w.layout()))
+    return {errc::invalid_layout, "w: layout " + w.layout().to_string() + " maps two elements to one address"};
+  NPUQ_RETURN_IF_ERROR(prune_2_4(m.matrix()));
+  for (std::int64_t o = 0; o < w.dim(0); ++o)
+    for (std::int64_t y = 0; y < w.dim(1); ++y)
+      for (std::int64_t x = 0; x < w.dim(2); ++x)
+        for (std::int64_t c = 0; c < w.dim(3); ++c) w.set(m.ohwi.view()(o, y, x, c), o, y, x, c);
+  return {};
+}
+
 namespace detail {
 
 // Output elements a band of im2col rows may hold (about 1 MiB of int8 patches).
@@ -132,6 +235,18 @@ template <class Backend, class XI, class S, class XBias, class XO, class = std::
 status try_conv2d_sparse(const Backend& backend, const conv2d_params& params, const XI& input, const S& weights,
                          sparse_conv_kernel kernel, const XBias& bias, const XO& out) {
   return detail::run_conv2d_sparse(backend, params, input_view(input), weights, kernel, input_view(bias), output_view(out));
+}
+
+// One call shape: conv2d with sparse conv2d weights is conv2d_sparse on their matrix and kernel.
+template <class Backend, class XI, class S, class XBias, class XO>
+status try_conv2d(const Backend& backend, const conv2d_params& params, const XI& input, const sparse_conv2d_weights<S>& weights,
+                  const XBias& bias, const XO& out) {
+  return try_conv2d_sparse(backend, params, input, weights.matrix, weights.kernel, bias, out);
+}
+template <class Backend, class XI, class S, class XBias, class XO>
+void conv2d(const Backend& backend, const conv2d_params& params, const XI& input, const sparse_conv2d_weights<S>& weights,
+            const XBias& bias, const XO& out) {
+  throw_if_error(try_conv2d(backend, params, input, weights, bias, out));
 }
 
 template <class Backend, class XI, class S, class XBias, class XO, class = std::enable_if_t<is_sparse_format<S>::value>>

@@ -11,9 +11,9 @@
 //     (Tensor<int4>, TensorView<int4> or packed_int4_weights) -> gemm_int4_plan<A, O>
 //   make_gemm_grouped_plan(be, params, a, b_int4, bias, out)  group-wise scales along K
 //     (the float contract of gemm_grouped_problem.hpp)        -> gemm_grouped_plan<A, O>
-//   make_conv2d_plan(be, params, input, w_int4, bias, out[, range])
+//   make_conv2d_plan(be, params, input, w_int4, bias, out[, range])  (range: params.int4_weights)
 //     widens the weights once (as conv2d_int4 does per call)  -> conv2d_plan<I, int8_t, O>
-//   make_depthwise_plan(be, params, input, w_int4, bias, out[, range])
+//   make_depthwise_plan(be, params, input, w_int4, bias, out[, range])  (likewise)
 //     widens the weights once (as depthwise_conv2d_int4 does) -> depthwise_plan<I, int8_t, O>
 //
 // Each has a try_make_* form returning a status. As with the int8 plans, the shapes and all
@@ -274,15 +274,15 @@ namespace detail {
 // widened to int8 once (as the one-shot int4 call does per call), then the int8 plan made on them.
 template <class Plan, class Params, class XI, class XW, class XBias, class XO>
 status create_on_widened_int4(Plan* plan, const simd_backend& be, const Params& params, const XI& input, const XW& weights,
-                              const XBias& bias, const XO& out, int4_range range) {
+                              const XBias& bias, const XO& out, std::optional<int4_range> range) {
   static_assert(std::is_same<element_of<XW>, int4>::value, "weights must be int4");
   Tensor<std::int8_t> w8;
-  NPUQ_RETURN_IF_ERROR(widen_int4_weights(input_view(weights), range, &w8));
+  NPUQ_RETURN_IF_ERROR(widen_int4_weights(input_view(weights), range.value_or(params.int4_weights), &w8));
   return plan->create(be, params, input, w8, bias, out);
 }
 template <class Plan, class Params, class XI, class XW, class XBias, class XO>
 Plan made_on_widened_int4(const simd_backend& be, const Params& params, const XI& input, const XW& weights, const XBias& bias,
-                          const XO& out, int4_range range) {
+                          const XO& out, std::optional<int4_range> range) {
   Plan plan;
   throw_if_error(create_on_widened_int4(&plan, be, params, input, weights, bias, out, range));
   return plan;
@@ -296,14 +296,14 @@ Plan made_on_widened_int4(const simd_backend& be, const Params& params, const XI
 template <class XI, class XW, class XBias, class XO, std::enable_if_t<std::is_same<detail::element_of<XW>, int4>::value, int> = 0>
 status try_make_conv2d_plan(const simd_backend& be, const conv2d_params& params, const XI& input, const XW& weights, const XBias& bias,
                             const XO& out, conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>* plan,
-                            int4_range range = int4_range::full) {
+                            std::optional<int4_range> range = std::nullopt) {
   return detail::create_on_widened_int4(plan, be, params, input, weights, bias, out, range);
 }
 template <class XI, class XBias, class XO>
 conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_conv2d_plan(const simd_backend& be,
                                                                                           const conv2d_params& params, const XI& input,
                                                                                           const Tensor<int4>& weights, const XBias& bias,
-                                                                                          const XO& out, int4_range range = int4_range::full) {
+                                                                                          const XO& out, std::optional<int4_range> range = std::nullopt) {
   return detail::made_on_widened_int4<conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(be, params, input, weights,
                                                                                                                  bias, out, range);
 }
@@ -311,7 +311,7 @@ template <class XI, class T, class XBias, class XO, std::enable_if_t<std::is_sam
 conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_conv2d_plan(const simd_backend& be,
                                                                                           const conv2d_params& params, const XI& input,
                                                                                           const TensorView<T>& weights, const XBias& bias,
-                                                                                          const XO& out, int4_range range = int4_range::full) {
+                                                                                          const XO& out, std::optional<int4_range> range = std::nullopt) {
   return detail::made_on_widened_int4<conv2d_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(be, params, input, weights,
                                                                                                                  bias, out, range);
 }
@@ -323,20 +323,20 @@ template <class XI, class XW, class XBias, class XO, std::enable_if_t<std::is_sa
 status try_make_depthwise_plan(const simd_backend& be, const depthwise_params& params, const XI& input, const XW& weights,
                                const XBias& bias, const XO& out,
                                depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>* plan,
-                               int4_range range = int4_range::full) {
+                               std::optional<int4_range> range = std::nullopt) {
   return detail::create_on_widened_int4(plan, be, params, input, weights, bias, out, range);
 }
 template <class XI, class XBias, class XO>
 depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_depthwise_plan(
     const simd_backend& be, const depthwise_params& params, const XI& input, const Tensor<int4>& weights, const XBias& bias, const XO& out,
-    int4_range range = int4_range::full) {
+    std::optional<int4_range> range = std::nullopt) {
   return detail::made_on_widened_int4<depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(
       be, params, input, weights, bias, out, range);
 }
 template <class XI, class T, class XBias, class XO, std::enable_if_t<std::is_same<std::remove_const_t<T>, int4>::value, int> = 0>
 depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>> make_depthwise_plan(
     const simd_backend& be, const depthwise_params& params, const XI& input, const TensorView<T>& weights, const XBias& bias,
-    const XO& out, int4_range range = int4_range::full) {
+    const XO& out, std::optional<int4_range> range = std::nullopt) {
   return detail::made_on_widened_int4<depthwise_plan<detail::element_of<XI>, std::int8_t, detail::element_of<XO>>>(
       be, params, input, weights, bias, out, range);
 }

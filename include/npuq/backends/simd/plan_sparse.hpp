@@ -349,4 +349,17 @@ conv2d_sparse_plan_for<XI, S, XO> make_conv2d_sparse_plan(const simd_backend& be
   return plan;
 }
 
+// The one call shape: make_conv2d_plan on sparse_conv2d_weights is make_conv2d_sparse_plan on
+// their matrix and kernel extent.
+template <class XI, class S, class XBias, class XO>
+status try_make_conv2d_plan(const simd_backend& be, const conv2d_params& params, const XI& input, const sparse_conv2d_weights<S>& weights,
+                            const XBias& bias, const XO& out, conv2d_sparse_plan_for<XI, S, XO>* plan) {
+  return try_make_conv2d_sparse_plan(be, params, input, weights.matrix, weights.kernel, bias, out, plan);
+}
+template <class XI, class S, class XBias, class XO>
+conv2d_sparse_plan_for<XI, S, XO> make_conv2d_plan(const simd_backend& be, const conv2d_params& params, const XI& input,
+                                                   const sparse_conv2d_weights<S>& weights, const XBias& bias, const XO& out) {
+  return make_conv2d_sparse_plan(be, params, input, weights.matrix, weights.kernel, bias, out);
+}
+
 }  // namespace npuq
