@@ -515,6 +515,20 @@ TEST_CASE("an empty A's batch strides are never multiplied (libFuzzer fuzz_gemm:
   }, expect);
 }
 
+TEST_CASE("an empty A's row stride is never multiplied (libFuzzer fuzz_gemm, 30-minute run: UBSan in the simd row copy)", "[robustness][gemm]") {
+  // K = 0: A [9, 0] with row stride INT64_MAX (valid: it addresses nothing); the simd row copy
+  // formed row 2's address as 2 * INT64_MAX. The output is the bias-free stage on a sum of 0.
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max();
+  std::vector<std::int8_t> a_bytes(16, 5), b_bytes(16, 7);
+  const TensorView<const std::int8_t> a(a_bytes.data(), 0, Layout::strided({9, 0}, {big, 1}), Quant::per_tensor(0.1f, -75), 16);
+  const TensorView<const std::int8_t> b(b_bytes.data(), 0, Layout::strided({0, 23}, {big, big}), Quant::per_tensor(0.2f, 29), 16);
+  gemm_params p;
+  const Quant oq = Quant::per_tensor(0.5f, 30);
+  all_backends_agree<std::int8_t>(Layout::row_major({9, 23}), oq, [&](const auto& be, const TensorView<std::int8_t>& o) {
+    return try_gemm(be, p, a, b, no_bias, o);
+  }, std::vector<int>(23, 30));
+}
+
 TEST_CASE("empty layouts and outputs whatever their other extents (fuzz_formats, fuzz_attention)", "[robustness][layout][attention]") {
   // A zero extent makes a layout empty: its span is 0 even when another extent times its stride
   // overflows (try_span gave up on the overflow first and an empty view failed validation).

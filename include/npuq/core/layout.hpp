@@ -154,6 +154,14 @@ class Layout {
     return try_span(&n) ? n : std::numeric_limits<std::int64_t>::max();
   }
   bool is_row_major() const { return *this == row_major_like(); }
+  // The same shape with row-major strides (the stride products may overflow only for a shape
+  // whose size does: fits() says). Ops give an empty view these, since any strides pass the
+  // checks of a view that addresses nothing.
+  Layout row_major_like() const {
+    Layout l = *this;
+    l.make_row_major_strides();
+    return l;
+  }
 
   // Offset of a multi-index (elements).
   template <class... I>
@@ -260,11 +268,6 @@ class Layout {
       if (i > 0) s = product(s, shape_[static_cast<std::size_t>(i)], &ok);  // the full product is size()
     }
     overflow_ = !ok;
-  }
-  Layout row_major_like() const {
-    Layout l = *this;
-    l.make_row_major_strides();
-    return l;
   }
 
   int rank_ = 0;
