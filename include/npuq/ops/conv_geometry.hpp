@@ -58,13 +58,16 @@ inline void taps_inside(std::int64_t first, std::int64_t dil, std::int64_t taps,
 // Calls f(ky, kx, iy, ix) for every tap of output pixel (oy, ox) that lands inside the image,
 // in (ky, kx) order. Padded taps are skipped: they contribute (in_zp - in_zp) * w = 0. The loops
 // visit only the taps inside the image, so a window of 2^62 taps over padding costs what the
-// image holds, not what the kernel spans.
+// image holds, not what the kernel spans. With no input channels (C = 0) a tap holds nothing and
+// none is visited; nor is any row when no column of the window lands inside (libFuzzer
+// fuzz_conv2d: 2^62 kernel rows over an image of width 0 ran for half an hour).
 template <class F>
 void for_each_tap(const conv_geometry& g, std::int64_t oy, std::int64_t ox, F&& f) {
   const std::int64_t y0 = oy * g.stride_h - g.pad_top, x0 = ox * g.stride_w - g.pad_left;
   std::int64_t ky_lo = 0, ky_hi = 0, kx_lo = 0, kx_hi = 0;
   taps_inside(y0, g.dilation_h, g.KH, g.H, &ky_lo, &ky_hi);
   taps_inside(x0, g.dilation_w, g.KW, g.W, &kx_lo, &kx_hi);
+  if (g.C == 0 || kx_lo >= kx_hi) return;
   for (std::int64_t ky = ky_lo; ky < ky_hi; ++ky)
     for (std::int64_t kx = kx_lo; kx < kx_hi; ++kx) f(ky, kx, y0 + ky * g.dilation_h, x0 + kx * g.dilation_w);
 }
