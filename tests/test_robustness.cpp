@@ -538,6 +538,37 @@ TEST_CASE("an empty A's row stride is never multiplied (libFuzzer fuzz_gemm, 30-
   }, std::vector<int>(23, 30));
 }
 
+TEST_CASE("empty inputs' strides are never multiplied, one-shot and in plan runs (libFuzzer fuzz_conv2d, 30-minute run)", "[robustness][conv2d][gemm]") {
+  // Input [1, 6, 1, 0] (no channels: it addresses nothing) with a row stride of 2^62: the simd
+  // gather formed row 2's offset as 2 * 2^62. Every output is the stage on a sum of 0.
+  const std::int64_t h = std::int64_t{1} << 62;
+  std::vector<std::int8_t> bytes(64, 3);
+  const TensorView<const std::int8_t> in(bytes.data(), 33, Layout::strided({1, 6, 1, 0}, {0, h, 0, 1}), Quant::per_tensor(0.1f, 38), -1);
+  const TensorView<const std::int8_t> w(bytes.data(), 0, Layout::strided({1, 1, 1, 0}, {0, 0, 0, 1}), Quant::per_axis(0, {0.02f}, {-28}), 64);
+  const Quant oq = Quant::per_tensor(0.5f, -77);
+  all_backends_agree<std::int8_t>(Layout::nhwc(1, 6, 1, 1), oq, [&](const auto& be, const TensorView<std::int8_t>& o) {
+    return try_conv2d(be, conv2d_params{}, in, w, no_bias, o);
+  }, std::vector<int>(6, -77));
+  // Plans made on ordinary strides, run on such views (runs take new strides; an empty one gets
+  // row-major ones, as the one-shot problems give it).
+  const TensorView<const std::int8_t> in_plain(bytes.data(), 0, Layout::nhwc(1, 6, 1, 0), Quant::per_tensor(0.1f, 38), 64);
+  const TensorView<const std::int8_t> a_plain(bytes.data(), 0, Layout::matrix(9, 0), Quant::per_tensor(0.1f, -75), 64);
+  const TensorView<const std::int8_t> a_huge(bytes.data(), 0, Layout::strided({9, 0}, {std::numeric_limits<std::int64_t>::max(), 1}),
+                                             Quant::per_tensor(0.1f, -75), 64);
+  const TensorView<const std::int8_t> b(bytes.data(), 0, Layout::matrix(0, 23), Quant::per_tensor(0.2f, 29), 64);
+  for (isa level : cpu().levels()) {
+    INFO(to_string(level));
+    Tensor<std::int8_t> out(Layout::nhwc(1, 6, 1, 1), oq);
+    auto conv = make_conv2d_plan(simd_backend{level}, conv2d_params{}, in_plain, w, no_bias, out);
+    REQUIRE(conv.try_run(in, out).ok());
+    for (std::int64_t i = 0; i < 6; ++i) CHECK(int{out.data()[i]} == -77);
+    Tensor<std::int8_t> y(Layout::matrix(9, 23), Quant::per_tensor(0.5f, 30));
+    auto gemm = make_gemm_plan(simd_backend{level}, gemm_params{}, a_plain, b, no_bias, y);
+    REQUIRE(gemm.try_run(a_huge, y).ok());
+    for (std::int64_t i = 0; i < 9 * 23; ++i) CHECK(int{y.data()[i]} == 30);
+  }
+}
+
 TEST_CASE("a 2^62-row window over an empty image costs nothing (libFuzzer fuzz_conv2d, 30-minute run: timeout)", "[robustness][conv2d]") {
   // Input [1, 2^62, 0, 0] and weights [3, 2^62, 3, 0] with zero strides (valid: they address
   // nothing); every output is the stage on a sum of 0. The reference visited each of the 2^62

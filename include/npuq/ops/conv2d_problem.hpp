@@ -117,8 +117,8 @@ status finish_window_problem(const output_params& p, const window_params& wp, co
   NPUQ_RETURN_IF_ERROR(validate_quant(w.quant(), w.layout(), w.type(), "weights", false));
   NPUQ_RETURN_IF_ERROR(validate_weight_zero_points(w, w_channel_axis, "weights"));
   NPUQ_RETURN_IF_ERROR(make_output_stage(p, in, w, out, OC, w_channel_axis, &pb->stage));
-  pb->in = in;
-  pb->w = w;
+  pb->in = addressable(in);  // an empty input or weights (C = 0): row-major strides (tensor.hpp)
+  pb->w = addressable(w);
   pb->bias = bias;
   pb->out = out;
   pb->g = g;

@@ -126,11 +126,8 @@ status make_gemm_problem(const gemm_params& p, const TensorView<const A>& a, con
   NPUQ_RETURN_IF_ERROR(detail::make_output_stage(p, a, b, out, N, b.rank() - 1, &pb->stage, "a", "b"));
   NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, a, b, bias));
 
-  // An empty A or B (K = 0) addresses nothing, so any strides passed its checks; the backends
-  // get row-major ones, which are 0 in front of the empty K, so no row offset they form can
-  // overflow (libFuzzer fuzz_gemm: m * INT64_MAX in the simd row copy).
-  pb->a = a.size() != 0 ? a : a.with_layout(a.layout().row_major_like());
-  pb->b = b.size() != 0 || b_is_descriptor ? b : b.with_layout(b.layout().row_major_like());
+  pb->a = detail::addressable(a);  // an empty A or B (K = 0): row-major strides (tensor.hpp)
+  pb->b = b_is_descriptor ? b : detail::addressable(b);
   pb->bias = bias;
   pb->out = out;
   pb->M = M;

@@ -101,7 +101,7 @@ status make_gemm_sparse_problem(const gemm_params& p, const TensorView<const A>&
   NPUQ_RETURN_IF_ERROR(detail::validate_output_memory(out, a, bias));
   if (storage_overlaps(out, b)) return {errc::aliasing, "output: memory overlaps the sparse weights' storage; use a separate buffer"};
 
-  pb->a = a;
+  pb->a = detail::addressable(a);  // an empty A (K = 0): row-major strides (tensor.hpp)
   pb->b = &b;
   pb->bias = bias;
   pb->out = out;
