@@ -569,6 +569,35 @@ TEST_CASE("empty inputs' strides are never multiplied, one-shot and in plan runs
   }
 }
 
+TEST_CASE("an output of one image with batch stride INT64_MAX at an offset (libFuzzer fuzz_conv2d, third 30-minute run)", "[robustness][conv2d]") {
+  // The simd conv's output offsets stepped to the next image after the last pixel of the last
+  // row: 26 + 1 * INT64_MAX, signed overflow (UBSan), though no such pixel exists.
+  std::vector<std::int8_t> in_bytes(28), w_bytes(36);
+  for (std::size_t i = 0; i < in_bytes.size(); ++i) in_bytes[i] = static_cast<std::int8_t>(i * 37 % 251);
+  for (std::size_t i = 0; i < w_bytes.size(); ++i) w_bytes[i] = static_cast<std::int8_t>(i * 53 % 241);
+  const TensorView<const std::int8_t> in(in_bytes.data(), Layout::nhwc(1, 7, 1, 4), Quant::per_tensor(0.1f, -22));
+  const TensorView<const std::int8_t> w(w_bytes.data(), Layout::ohwi(3, 3, 1, 4), Quant::per_tensor(0.05f, -123));
+  conv2d_params p;
+  p.stride_h = 2;
+  p.dilation_h = p.dilation_w = 2;
+  p.padding = padding_spec::explicit_(2, 2, 1, 2);
+  const Layout ol = Layout::strided({1, 4, 4, 3}, {std::numeric_limits<std::int64_t>::max(), 12, 3, 1});
+  const Quant oq = Quant::per_tensor(0.4f, -102);
+  std::vector<std::int8_t> want(128, 7), got(128, 7);
+  REQUIRE(try_conv2d(scalar, p, in, w, no_bias, TensorView<std::int8_t>(want.data(), 26, ol, oq, 128)).ok());
+  for (isa level : cpu().levels()) {
+    INFO(to_string(level));
+    std::fill(got.begin(), got.end(), std::int8_t{7});
+    REQUIRE(try_conv2d(simd_backend{level}, p, in, w, no_bias, TensorView<std::int8_t>(got.data(), 26, ol, oq, 128)).ok());
+    CHECK(got == want);
+    std::fill(got.begin(), got.end(), std::int8_t{7});
+    const TensorView<std::int8_t> out(got.data(), 26, ol, oq, 128);
+    auto plan = make_conv2d_plan(simd_backend{level}, p, in, w, no_bias, out);
+    REQUIRE(plan.try_run(in, out).ok());
+    CHECK(got == want);
+  }
+}
+
 TEST_CASE("a 2^62-row window over an empty image costs nothing (libFuzzer fuzz_conv2d, 30-minute run: timeout)", "[robustness][conv2d]") {
   // Input [1, 2^62, 0, 0] and weights [3, 2^62, 3, 0] with zero strides (valid: they address
   // nothing); every output is the stage on a sum of 0. The reference visited each of the 2^62

@@ -99,16 +99,22 @@ struct pixel_offsets {
     const std::int64_t ox = m % OW, oy = (m / OW) % OH, n = m / (OW * OH);
     return o0 + n * s0 + oy * s1 + ox * s2;
   }
+  // Only the offsets of pixels [m0, m0 + count) are formed: the next pixel's may not exist, and
+  // its offset may overflow (libFuzzer fuzz_conv2d: an output of one image with batch stride
+  // INT64_MAX, whose "next image" the loop used to step to after the last pixel).
   void fill(std::int64_t m0, std::int64_t count, std::int64_t* dst) const {
+    if (count <= 0) return;
     const std::int64_t ow = OW, oh = OH, a = s0, b = s1, c = s2, first = o0;  // locals: the stores may alias the members
     std::int64_t ox = m0 % ow, oy = (m0 / ow) % oh, n = m0 / (ow * oh), off = first + n * a + oy * b + ox * c;
-    for (std::int64_t i = 0; i < count; ++i) {
+    for (std::int64_t i = 0;;) {
       dst[i] = off;
-      off += c;
+      if (++i == count) return;
       if (++ox == ow) {
         ox = 0;
         if (++oy == oh) oy = 0, ++n;
         off = first + n * a + oy * b;
+      } else {
+        off += c;
       }
     }
   }
