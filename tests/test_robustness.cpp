@@ -598,6 +598,25 @@ TEST_CASE("an output of one image with batch stride INT64_MAX at an offset (libF
   }
 }
 
+TEST_CASE("the NPU emulator refuses a zero-stride image its tiler cannot size (libFuzzer fuzz_conv2d, fourth 30-minute run)", "[robustness][conv2d][npu]") {
+  // Input [1, 2^62, 7, 0] with zero strides: the tiler formed a patch's rows times columns,
+  // 2^62 * 7 (UBSan). The other backends compute it (every output is the stage on a sum of 0);
+  // the emulator refuses it by name, writing nothing.
+  const std::int64_t h = std::int64_t{1} << 62;
+  std::vector<std::int8_t> bytes(64, 3);
+  const TensorView<const std::int8_t> in(bytes.data(), 0, Layout::strided({1, h, 7, 0}, {0, 0, 0, 1}), Quant::per_tensor(0.1f, 40), 64);
+  const TensorView<const std::int8_t> w(bytes.data(), 0, Layout::strided({5, 1, 1, 0}, {0, 0, 0, 1}),
+                                        Quant::per_axis(0, {0.1f, 0.1f, 0.1f, 0.1f, 0.1f}, {-88}), 64);
+  conv2d_params p;
+  p.stride_h = h - 1;
+  p.padding = padding_spec::explicit_(0, 1, 2, 1);
+  all_backends_agree<std::int8_t>(Layout::nhwc(1, 2, 10, 5), Quant::per_tensor(0.5f, -69), [&](const auto& be, const TensorView<std::int8_t>& o) {
+    return try_conv2d(be, p, in, w, no_bias, o);
+  }, std::vector<int>(5, -69), /*npu_may_refuse=*/true);
+  Tensor<std::int8_t> o(Layout::nhwc(1, 2, 10, 5), Quant::per_tensor(0.5f, -69));
+  expect_error(try_conv2d(npu::emulator{}, p, in, w, no_bias, o), errc::unsupported, "exceeds the emulator's image limit");
+}
+
 TEST_CASE("a 2^62-row window over an empty image costs nothing (libFuzzer fuzz_conv2d, 30-minute run: timeout)", "[robustness][conv2d]") {
   // Input [1, 2^62, 0, 0] and weights [3, 2^62, 3, 0] with zero strides (valid: they address
   // nothing); every output is the stage on a sum of 0. The reference visited each of the 2^62

@@ -255,14 +255,26 @@ op_shape window_shape(const char* op, const conv_geometry& g) {
   return s;
 }
 
+// Largest input image (H * W pixels, and H * W * C elements) the emulator plans tiles for: its
+// buffer and cost arithmetic multiplies patch extents and bits, which must stay inside int64.
+// Only views with zero strides can describe more (a real image of 2^48 bytes is 256 TiB).
+constexpr std::int64_t max_image_elements = std::int64_t{1} << 48;
+
 // A valid window may hold more than 2^63 - 1 taps (KH = 2^62 over padding): more than any K
-// tile, refused before KH * KW is formed.
+// tile, refused before KH * KW is formed. A valid zero-stride input may span more pixels than
+// the tiler's arithmetic holds (libFuzzer fuzz_conv2d: [1, 2^62, 7, 0] overflowed a patch's
+// rows times columns): refused too.
 inline status window_fits(const char* op, const conv_geometry& g) {
   std::int64_t taps = 0;
   if (!checked_mul(g.KH, g.KW, &taps))
     return {errc::unsupported, std::string("npu: ") + op + ": a " + std::to_string(g.KH) + "x" + std::to_string(g.KW) +
                                    " window (more than 2^63 - 1 taps per input channel) exceeds the emulator's K tile limit of " +
                                    std::to_string(max_tile_k)};
+  std::int64_t pixels = 0, elements = 0;
+  if (!checked_mul(g.H, g.W, &pixels) || !checked_mul(pixels, g.C, &elements) || pixels > max_image_elements ||
+      elements > max_image_elements)
+    return {errc::unsupported, std::string("npu: ") + op + ": an input image of " + std::to_string(g.H) + "x" + std::to_string(g.W) + "x" +
+                                   std::to_string(g.C) + " exceeds the emulator's image limit of 2^48 pixels and elements"};
   return {};
 }
 
