@@ -263,12 +263,11 @@ TEST_CASE("tile sums from the simd kernels: per-channel zero points, all-padding
   }
 }
 
-TEST_CASE("the vector PPU equals requantize element by element, clamps and max |acc| included", "[npu][ppu]") {
-  rng r(16);
-  if (!npu::detail::ppu_avx2_available()) {
-    WARN("no AVX2 PPU on this machine: the emulator runs the scalar PPU, nothing to compare");
-    return;
-  }
+// Checks one vector PPU (the one the process ISA cap selects) against requantize, element by
+// element, clamps and max |acc| included. Returns how many tflite rounds ran the composed form.
+static int check_vector_ppu(std::uint64_t seed) {
+  rng r(seed);
+  int composed_rounds = 0;
   const numerics_profile contracts[] = {numerics_profile::tflite(), numerics_profile::fp32(rounding::half_even),
                                         numerics_profile::q31(rounding::half_away), numerics_profile::q31(rounding::truncate)};
   REQUIRE(npu::detail::ppu_kind_of(false, numerics_profile::q31(rounding::half_even)) == npu::detail::ppu_kind::other);
@@ -276,12 +275,16 @@ TEST_CASE("the vector PPU equals requantize element by element, clamps and max |
     for (int round = 0; round < 200; ++round) {
       const std::int64_t rows = r.uniform(1, 5), nt = r.uniform(1, 40);
       const int span = r.uniform(0, 3);  // magnitude of the sums: small, medium, near 2^31
+      // Scales across every shift (left shifts, right shifts past 22), or only inside the
+      // composed form's right shifts 1..22 every other round.
+      const bool usual_scales = round % 2 == 1;
       std::vector<std::int32_t> sums(static_cast<std::size_t>(rows * nt)), bias(static_cast<std::size_t>(nt));
       npu::detail::ppu_lanes lanes;
       lanes.resize(static_cast<std::size_t>(nt));
       std::vector<requant_channel> rq(static_cast<std::size_t>(nt));
       for (std::int64_t j = 0; j < nt; ++j) {
-        const double scale = std::ldexp(r.uniform_real(0.5f, 1.0f), r.uniform(-40, 8));
+        const double scale = usual_scales ? std::ldexp(r.uniform_real(0.5f, 1.0f), r.uniform(-21, -1))
+                                          : std::ldexp(r.uniform_real(0.5f, 1.0f), r.uniform(-40, 8));
         const quantized_multiplier q = quantize_multiplier(scale);
         rq[static_cast<std::size_t>(j)] = {q.multiplier, q.shift, static_cast<float>(scale)};
         if (r.uniform(0, 9) == 0) rq[static_cast<std::size_t>(j)] = {0, 0, 0.0f};
@@ -300,6 +303,8 @@ TEST_CASE("the vector PPU equals requantize element by element, clamps and max |
         }
       }
       const std::int32_t zp = r.uniform(-128, 127), lo = r.uniform(-128, 0), hi = r.uniform(1, 127);
+      lanes.compose(static_cast<std::size_t>(nt), zp);
+      if (lanes.composed && num.mode == rounding::tflite_double) ++composed_rounds;
       for (bool raw : {false, true}) {
         const npu::detail::ppu_kind kind = npu::detail::ppu_kind_of(raw, num);
         REQUIRE(kind != npu::detail::ppu_kind::other);
@@ -324,7 +329,8 @@ TEST_CASE("the vector PPU equals requantize element by element, clamps and max |
             }
           }
           INFO(num.describe() << " round " << round << " e " << e << " v " << v << " m " << rq[static_cast<std::size_t>(j)].multiplier
-                              << " shift " << rq[static_cast<std::size_t>(j)].shift << " scale " << rq[static_cast<std::size_t>(j)].scale);
+                              << " shift " << rq[static_cast<std::size_t>(j)].shift << " scale " << rq[static_cast<std::size_t>(j)].scale
+                              << " zp " << zp << " composed " << lanes.composed);
           REQUIRE(got[static_cast<std::size_t>(e)] == o);
         }
         if (span < 2) {  // no element skipped above
@@ -332,9 +338,63 @@ TEST_CASE("the vector PPU equals requantize element by element, clamps and max |
           REQUIRE(low == elow);
           REQUIRE(high == ehigh);
         }
+        if (raw) continue;
+        // The same values written as int8 straight into a strided output (pixels of a tile row
+        // apart, tile rows apart): equal to the int32 form, and nothing written between rows.
+        npu::detail::ppu_out<std::int8_t> dst;
+        dst.tw = r.uniform(1, 3);
+        dst.pixel_step = nt + r.uniform(0, 3);
+        dst.row_step = dst.tw * dst.pixel_step + r.uniform(0, 5);
+        const std::int64_t lines = (rows + dst.tw - 1) / dst.tw;
+        std::vector<std::int8_t> bytes(static_cast<std::size_t>(lines * dst.row_step + nt), std::int8_t{77});
+        dst.base = bytes.data();
+        std::int64_t max8 = 0, low8 = 0, high8 = 0;
+        REQUIRE(npu::detail::ppu_tile(kind, sums.data(), bias.data(), lanes, rows, nt, num, zp, lo, hi, dst, &max8, &low8, &high8));
+        std::vector<bool> written(bytes.size(), false);
+        for (std::int64_t e = 0; e < rows * nt; ++e) {
+          const std::size_t at = static_cast<std::size_t>(dst.at(e / nt) - bytes.data() + e % nt);
+          written[at] = true;
+          INFO("int8 destination, round " << round << " e " << e);
+          REQUIRE(bytes[at] == static_cast<std::int8_t>(got[static_cast<std::size_t>(e)]));
+        }
+        for (std::size_t b = 0; b < bytes.size(); ++b)
+          if (!written[b]) REQUIRE(bytes[b] == 77);
+        REQUIRE(max8 == max_abs);
+        REQUIRE(low8 == low);
+        REQUIRE(high8 == high);
       }
     }
   }
+  return composed_rounds;
+}
+
+TEST_CASE("the vector PPU equals requantize element by element, clamps and max |acc| included", "[npu][ppu]") {
+  // Every level this machine has, each with the PPU its table's output stage selects: the AVX2
+  // form at avx2 and avx_vnni, the AVX-512 form at avx512_vnni and amx_int8, none at portable.
+  const isa saved = isa_cap();
+  int vector_levels = 0;
+  for (isa level : cpu().levels()) {
+    set_isa_cap(level);
+    const kernel_family f = level_kernels(level).output_stage;
+    const npu::detail::ppu_path expected = f == kernel_family::avx512_vnni ? npu::detail::ppu_path::avx512
+                                           : f == kernel_family::avx2      ? npu::detail::ppu_path::avx2
+                                                                           : npu::detail::ppu_path::none;
+    INFO("level " << to_string(level));
+#if defined(__x86_64__) || defined(_M_X64)
+    REQUIRE(npu::detail::ppu_vector_path() == expected);
+#else
+    REQUIRE(npu::detail::ppu_vector_path() == npu::detail::ppu_path::none);
+    (void)expected;
+#endif
+    if (npu::detail::ppu_vector_path() == npu::detail::ppu_path::none) continue;
+    ++vector_levels;
+    const int composed = check_vector_ppu(16);
+    // The composed one-step form runs on the AVX-512 path whenever the lanes allow it: make sure
+    // some rounds did (the AVX2 path ignores it).
+    REQUIRE(composed > 0);
+  }
+  set_isa_cap(saved);
+  if (vector_levels == 0) WARN("no vector PPU on this machine: the emulator runs the scalar PPU, nothing to compare");
 }
 
 namespace {

@@ -30,6 +30,7 @@ namespace detail {
 // What conv2d and depthwise share: geometry, bias, stores and the shape text.
 template <class I, class W, class O>
 struct window_operands {
+  using out_type = O;
   const window_problem<I, W, O>& p;
 
   std::string shape_string() const {
@@ -67,6 +68,15 @@ struct window_operands {
       }
       for (std::int64_t x = 0; x < tw; ++x) store_values(base + y * l.stride(1) + x * l.stride(2), cs, v + (y * tw + x) * nt, nt);
     }
+  }
+
+  // Where the PPU may write a tile straight into the output (ppu.hpp): its pixels' channels are
+  // consecutive. False otherwise (then store_tile).
+  bool out_rows_at(const tile_ref& t, std::int64_t image, std::int64_t oc0, ppu_out<O>* d) const {
+    const Layout& l = p.out.layout();
+    if (l.stride(3) != 1) return false;
+    *d = {p.out.data() + p.out.offset() + l(image, t.oy0, t.ox0, oc0), l.stride(1), l.stride(2), t.tw};
+    return true;
   }
 
   // The input patch a tile's output rectangle reads, clipped to the image, with the padding that
@@ -159,6 +169,7 @@ struct conv2d_operands : window_operands<I, W, O> {
     }
   }
   void store(const tile_ref& t, const std::int32_t* v) const { this->store_tile(t, image(t.inst), channel(t.inst, t.n0), v); }
+  bool out_rows(const tile_ref& t, ppu_out<O>* d) const { return this->out_rows_at(t, image(t.inst), channel(t.inst, t.n0), d); }
 
   // Weight tiles packed for the simd kernels, by (n0, kc0), for the group `packed_for`.
   mutable std::map<std::pair<std::int64_t, std::int64_t>, packed_conv2d_weights<W>> packed;
@@ -223,6 +234,7 @@ struct depthwise_operands : window_operands<I, W, O> {
     }
   }
   void store(const tile_ref& t, const std::int32_t* v) const { this->store_tile(t, t.inst, t.n0, v); }
+  bool out_rows(const tile_ref& t, ppu_out<O>* d) const { return this->out_rows_at(t, t.inst, t.n0, d); }
 
   // Exact sums of the tile ([mt][nt], K = the taps): simd depthwise conv2d of the input patch's
   // channels [n0 / M, (n0 + nt) / M) with weight channels [n0, n0 + nt).

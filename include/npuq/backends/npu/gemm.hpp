@@ -106,6 +106,7 @@ struct packed_tile_weights<int4> {
 // The operand interface the emulator's run() reads, for a GEMM problem.
 template <class A, class B, class O>
 struct gemm_operands {
+  using out_type = O;
   const gemm_problem<A, B, O>& p;
   // Weight tiles packed for the simd kernels, by (n0, kc0), for the B instance `packed_for`.
   mutable std::map<std::pair<std::int64_t, std::int64_t>, typename packed_tile_weights<B>::type> packed;
@@ -180,6 +181,16 @@ struct gemm_operands {
                                  Quant::per_tensor(1.0f, p.a_zero_point), p.a.capacity());
     const TensorView<std::int32_t> ov(part, Layout::strided({t.tw, t.nt}, {t.nt, 1}));
     return try_gemm(npuq::simd, raw_tile_params<gemm_params>(), av, w, no_bias, ov);
+  }
+  // Where the PPU may write a tile straight into the output (ppu.hpp): unit column stride.
+  bool out_rows(const tile_ref& t, ppu_out<O>* d) const {
+    const Layout& l = p.out.layout();
+    if (l.stride(l.rank() - 1) != 1) return false;
+    std::int64_t ao = 0, bo = 0, oo = 0;
+    p.batch_offsets(t.inst, &ao, &bo, &oo);
+    const std::int64_t sm = l.stride(l.rank() - 2);
+    *d = {p.out.data() + p.out.offset() + oo + t.ox0 * sm + t.n0, sm, sm, t.tw};
+    return true;
   }
   void store(const tile_ref& t, const std::int32_t* v) const {
     std::int64_t ao = 0, bo = 0, oo = 0;

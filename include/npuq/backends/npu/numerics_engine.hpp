@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "npuq/backends/npu/compute.hpp"
@@ -134,6 +135,12 @@ inline void requantize_tile(const output_stage& st, const std::int64_t* v, std::
   }
 }
 
+
+// Operands whose tiles the PPU may write straight into the output (out_type, out_rows()).
+template <class Operands, class = void>
+struct writes_out_rows : std::false_type {};
+template <class Operands>
+struct writes_out_rows<Operands, std::void_t<typename Operands::out_type>> : std::true_type {};
 
 // How an op's tiles are computed: which rules can change a sum, whether the host packs the
 // operands (partial sums checked per fold inside a K tile) and whether bands replace tiles.
@@ -330,7 +337,14 @@ class numerics_engine {
       sc.bias32[static_cast<std::size_t>(j)] = src.has_bias() ? src.bias(ch) : 0;
       if (!st.raw) sc.lanes.set(static_cast<std::size_t>(j), st.at(ch));
     }
+    if (kind == detail::ppu_kind::q31_double) sc.lanes.compose(static_cast<std::size_t>(nt), st.zero_point);
     numeric_counters& nc = *counters;
+    if constexpr (detail::writes_out_rows<Operands>::value) {  // straight into the output when its channels are consecutive
+      detail::ppu_out<typename Operands::out_type> dst;
+      if (src.out_rows(t, &dst))
+        return detail::ppu_tile(kind, sc.part.data(), sc.bias32.data(), sc.lanes, mt, nt, st.numerics, st.zero_point, st.lo, st.hi,
+                                dst, &nc.max_abs_acc, &nc.clamped_low, &nc.clamped_high);
+    }
     if (!detail::ppu_tile(kind, sc.part.data(), sc.bias32.data(), sc.lanes, mt, nt, st.numerics, st.zero_point, st.lo, st.hi,
                           sc.out.data(), &nc.max_abs_acc, &nc.clamped_low, &nc.clamped_high))
       return false;

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "npuq/backends/simd/x86/dwconv_avx2.hpp"
+#include "npuq/backends/simd/x86/output_stage_avx512.hpp"
 #include "npuq/core/dtype.hpp"
 #include "npuq/ops/output_stage.hpp"
 
@@ -239,20 +240,10 @@ NPUQ_TARGET_AVX512_VNNI inline void dw512_store_half(O* out, int nch, __m512i v)
 
 // The tflite double-rounding output stage on 16 lanes, for tables whose channels all shift right
 // by r in [1, 22] (the usual case: effective scales in [2^-22, 0.5)); others take the AVX2 stage.
-//
-// For a sum x (wrapped to the accumulator width), multiplier m >= 0 and right shift r,
-// requantize computes RDBP(SRDHM(x, m), r) + zp with SRDHM = floor((x * m + 2^30) / 2^31) and
-// RDBP rounding half away from zero: floor((s + 2^(r - 1) - [s < 0]) / 2^r). Composed
-// (floor((floor(u / a) + c) / b) = floor((u + c * a) / (a * b)) for integers) and with zp
-// folded in:
-//   y + zp = floor((x * m + 2^30 + 2^(30 + r) + zp * 2^(31 + r) - [x < 0] * 2^31) / 2^(31 + r)).
-// ([x < 0] stands for [s < 0]: they only differ where s = 0 (or m = 0), which both forms round
-// to 0; tested against the scalar reference.) For r <= 22 the numerator fits in int64 and the
-// result in int32, and since
-// 31 + r >= 32 the division is the high half of the 64-bit numerator shifted right by r - 1:
-// two vpmuldq (even and odd lanes), the rounding constant and the sign correction in 64 bits,
-// one vpermt2d to gather the high halves, one vpsravd. The clamp to the output type is the
-// saturation of the narrowing (plus min / max for a narrower fused activation).
+// The arithmetic is q31_double_composed_avx512 (output_stage_avx512.hpp): two vpmuldq (even and
+// odd lanes), the rounding constant and the sign correction in 64 bits, one vpermt2d to gather
+// the high halves, one vpsravd. The clamp to the output type is the saturation of the narrowing
+// (plus min / max for a narrower fused activation).
 struct dw512_q31_table {
   struct alignas(64) block {
     std::int32_t m[32], m_odd[32], shift[32];  // shift: r - 1; m_odd: the odd lanes' m in even positions
@@ -266,9 +257,8 @@ struct dw512_q31_table {
   // points past that, which int32 output offsets allow, take the AVX2 stage).
   bool build(const output_stage& st, std::int64_t channels) {
     if (st.raw || st.numerics.format != multiplier_format::q31 || st.numerics.mode != rounding::tflite_double) return false;
-    const std::int64_t zp_magnitude = st.zero_point < 0 ? -std::int64_t{st.zero_point} : std::int64_t{st.zero_point};
     for (std::int64_t c = 0; c < (st.channel.size() == 1 ? 1 : channels); ++c)
-      if (st.at(c).shift > -1 || st.at(c).shift < -22 || zp_magnitude >= (std::int64_t{1} << (30 + st.at(c).shift))) return false;
+      if (!q31_double_composable(st.at(c), st.zero_point)) return false;
     acc_bits = st.numerics.acc.bits;
     blocks.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block), block{});
     for (std::int64_t c = 0; c < channels; ++c) {
@@ -279,8 +269,7 @@ struct dw512_q31_table {
       t.m[lane] = rc.multiplier;
       if (lane % 2 == 1) t.m_odd[lane - 1] = rc.multiplier;
       t.shift[lane] = r - 1;
-      t.bias[lane / 16 * 16 + lane % 2 * 8 + lane % 16 / 2] =
-          (std::int64_t{1} << 30) + (std::int64_t{1} << (30 + r)) + std::int64_t{st.zero_point} * (std::int64_t{1} << (31 + r));
+      t.bias[lane / 16 * 16 + lane % 2 * 8 + lane % 16 / 2] = q31_double_composed_constant(r, st.zero_point);
     }
     return true;
   }
@@ -335,13 +324,7 @@ struct dw512_q31_stage {
     // 16 sums of accumulator h to outputs (zero point added, clamped).
     NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
       if (wrapping) v = wrap(v);
-      // [x < 0] * 2^31 of the even lanes is x & 2^31 in each 64-bit lane, of the odd ones vo & 2^31.
-      const __m512i sign = _mm512_set1_epi64(std::int64_t{1} << 31);
-      const __m512i vo = _mm512_srli_epi64(v, 32);
-      const __m512i te = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, m[h]), bias_e[h]), _mm512_and_si512(v, sign));
-      const __m512i to = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(vo, m_odd[h]), bias_o[h]), _mm512_and_si512(vo, sign));
-      const __m512i high = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
-      const __m512i y = _mm512_srav_epi32(_mm512_permutex2var_epi32(te, high, to), shift[h]);
+      const __m512i y = q31_double_composed_avx512(v, m[h], m_odd[h], bias_e[h], bias_o[h], shift[h]);
       return _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
     }
 

@@ -42,6 +42,37 @@ NPUQ_TARGET_AVX512_VNNI inline __m512i rdbpot_avx512(__m512i x, __m512i e) {
   return _mm512_mask_add_epi32(_mm512_srav_epi32(x, e), _mm512_cmpgt_epi32_mask(rem, threshold), _mm512_srav_epi32(x, e), one);
 }
 
+// The tflite double rounding composed into one step, for a channel whose multiplier m >= 0 shifts
+// right by r in [1, 22] with |zp| < 2^(30 - r) (q31_double_composable). For a sum x,
+// requantize computes RDBP(SRDHM(x, m), r) + zp with SRDHM = floor((x * m + 2^30) / 2^31) and
+// RDBP rounding half away from zero: floor((s + 2^(r - 1) - [s < 0]) / 2^r). Composed
+// (floor((floor(u / a) + c) / b) = floor((u + c * a) / (a * b)) for integers) and with zp
+// folded in:
+//   y + zp = floor((x * m + C - [x < 0] * 2^31) / 2^(31 + r)), C = 2^30 + 2^(30 + r) + zp * 2^(31 + r).
+// ([x < 0] stands for [s < 0]: they only differ where s = 0 (or m = 0), which both forms round
+// to 0; tested against the scalar reference.) The numerator fits in int64 and the result in
+// int32, and since 31 + r >= 32 the division is the high half of the numerator shifted right by
+// r - 1.
+inline bool q31_double_composable(const requant_channel& rc, std::int32_t zero_point) {
+  const std::int64_t zp_magnitude = zero_point < 0 ? -std::int64_t{zero_point} : std::int64_t{zero_point};
+  return rc.multiplier >= 0 && rc.shift <= -1 && rc.shift >= -22 && zp_magnitude < (std::int64_t{1} << (30 + rc.shift));
+}
+inline std::int64_t q31_double_composed_constant(int r, std::int32_t zero_point) {
+  return (std::int64_t{1} << 30) + (std::int64_t{1} << (30 + r)) + std::int64_t{zero_point} * (std::int64_t{1} << (31 + r));
+}
+// y + zp on 16 lanes: m_even / m_odd hold the even / odd lanes' multipliers in the even 32-bit
+// positions, c_even / c_odd the 8 even / odd lanes' constants C, shift_m1 each lane's r - 1.
+NPUQ_TARGET_AVX512_VNNI inline __m512i q31_double_composed_avx512(__m512i v, __m512i m_even, __m512i m_odd, __m512i c_even,
+                                                                 __m512i c_odd, __m512i shift_m1) {
+  // [x < 0] * 2^31 of the even lanes is x & 2^31 in each 64-bit lane, of the odd ones vo & 2^31.
+  const __m512i sign = _mm512_set1_epi64(std::int64_t{1} << 31);
+  const __m512i vo = _mm512_srli_epi64(v, 32);
+  const __m512i te = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(v, m_even), c_even), _mm512_and_si512(v, sign));
+  const __m512i to = _mm512_sub_epi64(_mm512_add_epi64(_mm512_mul_epi32(vo, m_odd), c_odd), _mm512_and_si512(vo, sign));
+  const __m512i high = _mm512_set_epi32(31, 15, 29, 13, 27, 11, 25, 9, 23, 7, 21, 5, 19, 3, 17, 1);
+  return _mm512_srav_epi32(_mm512_permutex2var_epi32(te, high, to), shift_m1);
+}
+
 // Single rounding on the low 32 bits of each 64-bit lane: ((int64)x * m + 2^(t-1)) >> t,
 // clamped to [lo, hi] in 64 bits.
 NPUQ_TARGET_AVX512_VNNI inline __m512i single_round_lanes_avx512(__m512i x, __m512i m, __m512i t32, __m512i lo64, __m512i hi64) {
