@@ -81,6 +81,34 @@ struct ppu_out_walk {
   }
 };
 
+// The row bookkeeping of the vector PPUs: row i's sums and destination, and when the lane clamp
+// counters must be flushed to the int64 totals. A lane's count grows by at most one per vector
+// step, so flushing every 2^30 steps keeps it below 2^31 (|v| < 2^31 keeps the unsigned max
+// exact without flushing).
+template <class O>
+struct ppu_rows {
+  const std::int32_t* sums;
+  std::int64_t nt, steps_per_row, pending = 0;
+  ppu_out_walk<O> walk;
+  ppu_rows(const std::int32_t* s, std::int64_t n, std::int64_t lanes, const ppu_out<O>& out)
+      : sums(s), nt(n), steps_per_row((n + lanes - 1) / lanes), walk(out) {}
+  std::int64_t smax = 0, slow = 0, shigh = 0;  // flushed totals: largest |acc|, clamps below, above
+  const std::int32_t* sums_of(std::int64_t i) const { return sums + i * nt; }
+  // Adds the totals to the op's counters.
+  void finish(std::int64_t* max_abs, std::int64_t* n_low, std::int64_t* n_high) const {
+    *max_abs = smax > *max_abs ? smax : *max_abs;
+    *n_low += slow;
+    *n_high += shigh;
+  }
+  O* dst() const { return walk.row; }
+  // Called once before each row: true when the counters must be flushed first.
+  bool flush_due() {
+    const bool due = pending + steps_per_row >= (std::int64_t{1} << 30);
+    pending = (due ? 0 : pending) + steps_per_row;
+    return due;
+  }
+};
+
 // Per-channel requantization constants as lanes (Q31 multiplier split into shifts, fp32 scale),
 // and the channel itself for the scalar tail.
 struct ppu_lanes {
@@ -216,20 +244,11 @@ NPUQ_TARGET_AVX2 inline void ppu_tile_avx2(const std::int32_t* sums, const std::
   const __m256i qlo64 = _mm256_set1_epi64x(qlo), qhi64 = _mm256_set1_epi64x(qhi);
   const bool half_away = num.mode == rounding::half_away;
   __m256i vmax = zero, vlow = zero, vhigh = zero;
-  std::int64_t smax = 0, slow = 0, shigh = 0;
-  // A lane's clamp count grows by at most one per vector step: flushed to the int64 totals before
-  // it can reach 2^31 (|v| < 2^31 keeps the unsigned max exact without flushing).
-  const std::int64_t steps_per_row = nt / 8, flush_steps = std::int64_t{1} << 30;
-  std::int64_t pending = 0;
-  ppu_out_walk<O> walk(out);
-  for (std::int64_t i = 0; i < rows; ++i, walk.next()) {
-    const std::int32_t* si = sums + i * nt;
-    O* oi = walk.row;
-    if (pending + steps_per_row >= flush_steps) {
-      flush_ppu_counters(&vmax, &vlow, &vhigh, &smax, &slow, &shigh);
-      pending = 0;
-    }
-    pending += steps_per_row;
+  ppu_rows<O> rw(sums, nt, 8, out);
+  for (std::int64_t i = 0; i < rows; ++i, rw.walk.next()) {
+    const std::int32_t* si = rw.sums_of(i);
+    O* oi = rw.dst();
+    if (rw.flush_due()) flush_ppu_counters(&vmax, &vlow, &vhigh, &rw.smax, &rw.slow, &rw.shigh);
     std::int64_t j = 0;
     for (; j + 8 <= nt; j += 8) {
       const __m256i v = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(si + j)),
@@ -263,21 +282,19 @@ NPUQ_TARGET_AVX2 inline void ppu_tile_avx2(const std::int32_t* sums, const std::
     for (; j < nt; ++j) {
       const std::int32_t v = si[j] + bias[j];
       const std::int64_t mag = v < 0 ? -static_cast<std::int64_t>(v) : v;
-      smax = mag > smax ? mag : smax;
+      rw.smax = mag > rw.smax ? mag : rw.smax;
       if (K == ppu_kind::raw) {
         oi[j] = static_cast<O>(v);
         continue;
       }
       const std::int32_t o = requantize(num, v, lanes.rq[static_cast<std::size_t>(j)], zp, INT32_MIN, INT32_MAX);
-      slow += o < lo;
-      shigh += o > hi;
+      rw.slow += o < lo;
+      rw.shigh += o > hi;
       oi[j] = static_cast<O>(o < lo ? lo : (o > hi ? hi : o));
     }
   }
-  flush_ppu_counters(&vmax, &vlow, &vhigh, &smax, &slow, &shigh);
-  *max_abs = smax > *max_abs ? smax : *max_abs;
-  *n_low += slow;
-  *n_high += shigh;
+  flush_ppu_counters(&vmax, &vlow, &vhigh, &rw.smax, &rw.slow, &rw.shigh);
+  rw.finish(max_abs, n_low, n_high);
 }
 #endif
 
@@ -329,18 +346,11 @@ NPUQ_TARGET_AVX512_VNNI inline void ppu_tile_avx512(const std::int32_t* sums, co
   const std::int64_t* cc = lanes.composed_c.data();
   const std::int32_t* cs = lanes.composed_shift.data();
   __m512i vmax = zero, vlow = zero, vhigh = zero;
-  std::int64_t smax = 0, slow = 0, shigh = 0;
-  const std::int64_t steps_per_row = (nt + 15) / 16, flush_steps = std::int64_t{1} << 30;
-  std::int64_t pending = 0;
-  ppu_out_walk<O> walk(out);
-  for (std::int64_t i = 0; i < rows; ++i, walk.next()) {
-    const std::int32_t* si = sums + i * nt;
-    O* oi = walk.row;
-    if (pending + steps_per_row >= flush_steps) {
-      flush_ppu_counters_avx512(&vmax, &vlow, &vhigh, &smax, &slow, &shigh);
-      pending = 0;
-    }
-    pending += steps_per_row;
+  ppu_rows<O> rw(sums, nt, 16, out);
+  for (std::int64_t i = 0; i < rows; ++i, rw.walk.next()) {
+    const std::int32_t* si = rw.sums_of(i);
+    O* oi = rw.dst();
+    if (rw.flush_due()) flush_ppu_counters_avx512(&vmax, &vlow, &vhigh, &rw.smax, &rw.slow, &rw.shigh);
     for (std::int64_t j = 0; j < nt; j += 16) {
       const __mmask16 keep = nt - j >= 16 ? __mmask16(0xFFFF) : static_cast<__mmask16>((1u << (nt - j)) - 1);
       const __m512i v = _mm512_add_epi32(_mm512_maskz_loadu_epi32(keep, si + j), _mm512_maskz_loadu_epi32(keep, bias + j));
@@ -393,10 +403,8 @@ NPUQ_TARGET_AVX512_VNNI inline void ppu_tile_avx512(const std::int32_t* sums, co
       ppu_store16_avx512(oi + j, keep, _mm512_add_epi32(q, vzp));
     }
   }
-  flush_ppu_counters_avx512(&vmax, &vlow, &vhigh, &smax, &slow, &shigh);
-  *max_abs = smax > *max_abs ? smax : *max_abs;
-  *n_low += slow;
-  *n_high += shigh;
+  flush_ppu_counters_avx512(&vmax, &vlow, &vhigh, &rw.smax, &rw.slow, &rw.shigh);
+  rw.finish(max_abs, n_low, n_high);
 }
 NPUQ_AVX512_WARNINGS_ON
 #endif
