@@ -23,6 +23,20 @@ using npuq_test::values;
 
 namespace {
 
+// int8 weights in [-8, 7] holding -8 at index `at`, and the same values as int4.
+struct int4_pair {
+  Tensor<std::int8_t> w8;
+  Tensor<int4> w4;
+};
+template <class... I>
+int4_pair int4_weights_holding_min(rng& r, const Layout& l, const Quant& q, I... at) {
+  int4_pair p{Tensor<std::int8_t>(l, q), Tensor<int4>(l, q)};
+  fill(p.w8, r, -8, 7);
+  p.w8.view().set(-8, at...);
+  REQUIRE(pack_int4(p.w8.cview(), p.w4.view()).ok());
+  return p;
+}
+
 enum class order { ohwi, oihw, hwio };
 const order kOrders[] = {order::ohwi, order::oihw, order::hwio};
 const char* name_of(order o) { return o == order::ohwi ? "OHWI" : (o == order::oihw ? "OIHW" : "HWIO"); }
@@ -198,11 +212,9 @@ TEST_CASE("the conv forms of the sparse formats refuse what they cannot hold, na
 TEST_CASE("the int4 range is a field of the params of conv2d, depthwise and gemm", "[call_shape][int4]") {
   rng r(1603);
   // Weights holding -8: accepted by the full range (TFLite), refused by the symmetric one (TOSA).
-  Tensor<std::int8_t> w8(Layout::ohwi(6, 3, 3, 5), Quant::per_axis(0, random_scales(r, 6)));
-  fill(w8, r, -8, 7);
-  w8.view().set(-8, 2, 1, 1, 3);
-  Tensor<int4> w4(w8.layout(), w8.quant());
-  REQUIRE(pack_int4(w8.cview(), w4.view()).ok());
+  const int4_pair cw = int4_weights_holding_min(r, Layout::ohwi(6, 3, 3, 5), Quant::per_axis(0, random_scales(r, 6)), 2, 1, 1, 3);
+  const Tensor<std::int8_t>& w8 = cw.w8;
+  const Tensor<int4>& w4 = cw.w4;
   Tensor<std::int8_t> in(Layout::nhwc(1, 5, 5, 5), Quant::per_tensor(0.05f, 0));
   fill(in, r);
   Tensor<std::int8_t> want(Layout::nhwc(1, 5, 5, 6), kOutQuant), got(want.layout(), kOutQuant);
@@ -226,11 +238,9 @@ TEST_CASE("the int4 range is a field of the params of conv2d, depthwise and gemm
   CHECK(values(got) == values(want));
 
   // Depthwise.
-  Tensor<std::int8_t> dw8(Layout::hwc_m(3, 3, 5, 1), Quant::per_axis(2, random_scales(r, 5)));
-  fill(dw8, r, -8, 7);
-  dw8.view().set(-8, 0, 2, 4);
-  Tensor<int4> dw4(dw8.layout(), dw8.quant());
-  REQUIRE(pack_int4(dw8.cview(), dw4.view()).ok());
+  const int4_pair dw = int4_weights_holding_min(r, Layout::hwc_m(3, 3, 5, 1), Quant::per_axis(2, random_scales(r, 5)), 0, 2, 4);
+  const Tensor<std::int8_t>& dw8 = dw.w8;
+  const Tensor<int4>& dw4 = dw.w4;
   Tensor<std::int8_t> dwant(Layout::nhwc(1, 5, 5, 5), kOutQuant), dgot(dwant.layout(), kOutQuant);
   depthwise_params dp;
   dp.padding = padding_spec::same();

@@ -241,6 +241,16 @@ template <class T>
 TensorView<T> addressable(const TensorView<T>& v) {
   return v.size() != 0 ? v : v.with_layout(v.layout().row_major_like());
 }
+
+// dst = src element by element over the same logical shape, whatever either's strides (the
+// caller checked the shapes and that dst is writable and apart from src).
+template <class S, class D>
+void copy_elements(const TensorView<S>& src, const TensorView<D>& dst) {
+  for_each_index(src.layout(), [&](const std::int64_t* i) {
+    dst.store(dst.offset() + dst.layout().offset_of(i),
+              static_cast<typename TensorView<D>::value_type>(src.load(src.offset() + src.layout().offset_of(i))));
+  });
+}
 }  // namespace detail
 
 template <class T>

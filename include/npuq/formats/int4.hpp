@@ -32,9 +32,7 @@ inline status pack_int4(const TensorView<const std::int8_t>& src, const TensorVi
     ++logical;
   });
   if (!bad.ok()) return bad;
-  for_each_index(src.layout(), [&](const std::int64_t* i) {
-    dst.store(dst.offset() + dst.layout().offset_of(i), src.load(src.offset() + src.layout().offset_of(i)));
-  });
+  detail::copy_elements(src, dst);
   return {};
 }
 
@@ -61,9 +59,7 @@ inline status unpack_int4(const TensorView<const int4>& src, const TensorView<st
     return {errc::invalid_shape, "dst: shape " + dst.layout().shape_string() + " differs from src " + src.layout().shape_string()};
   if (!dst.layout().is_non_overlapping()) return {errc::invalid_layout, "dst: layout maps two elements to one address"};
   if (overlaps(src, dst)) return {errc::aliasing, "dst: memory overlaps src"};
-  for_each_index(src.layout(), [&](const std::int64_t* i) {
-    dst.store(dst.offset() + dst.layout().offset_of(i), src.load(src.offset() + src.layout().offset_of(i)));
-  });
+  detail::copy_elements(src, dst);
   return {};
 }
 

@@ -78,10 +78,7 @@ struct conv2d_weight_matrix {
       return {errc::unsupported, sparse_arg(name, "per-group quantization; sparse conv weights are per tensor or per output channel")};
     }
     Tensor<std::int8_t> t(Layout::row_major({OC, KH, KW, C}));
-    for (std::int64_t o = 0; o < OC; ++o)
-      for (std::int64_t y = 0; y < KH; ++y)
-        for (std::int64_t x = 0; x < KW; ++x)
-          for (std::int64_t c = 0; c < C; ++c) t.view().set(w(o, y, x, c), o, y, x, c);
+    copy_elements(w, t.view());
     ohwi = std::move(t);
     kernel = {KH, KW};
     return {};
@@ -130,10 +127,7 @@ inline status prune_conv2d_2_4(const TensorView<std::int8_t>& w) {
   if (!detail::writable_layout(w.layout()))
     return {errc::invalid_layout, "w: layout " + w.layout().to_string() + " maps two elements to one address"};
   NPUQ_RETURN_IF_ERROR(prune_2_4(m.matrix()));
-  for (std::int64_t o = 0; o < w.dim(0); ++o)
-    for (std::int64_t y = 0; y < w.dim(1); ++y)
-      for (std::int64_t x = 0; x < w.dim(2); ++x)
-        for (std::int64_t c = 0; c < w.dim(3); ++c) w.set(m.ohwi.view()(o, y, x, c), o, y, x, c);
+  detail::copy_elements(m.ohwi.cview(), w);
   return {};
 }
 
