@@ -19,6 +19,7 @@ using namespace npuq;
 using npuq_test::fill;
 using npuq_test::all_profiles;
 using npuq_test::preset;
+using npuq_test::random_scales;
 using npuq_test::rng;
 using npuq_test::shrunk;
 using npuq_test::values;
@@ -261,6 +262,61 @@ TEST_CASE("tile sums from the simd kernels: per-channel zero points, all-padding
     });
     if (prof.name == "generic") REQUIRE(simd_last_kernel().find("reference") == std::string::npos);
   }
+}
+
+TEST_CASE("depthwise tiles fused with the simd kernel's counting stage equal the PPU path", "[npu][ppu]") {
+  // At a level whose depthwise kernels are AVX-512, finished depthwise tiles come from one simd
+  // call that requantizes into the output and counts clamps and max |acc| (stage_tally); at avx2
+  // the same op takes the int32 sums + PPU path. Outputs and numeric counters must be equal.
+  const isa saved = isa_cap();
+  const bool fused_level = std::find(cpu().levels().begin(), cpu().levels().end(), isa::avx512_vnni) != cpu().levels().end();
+  const bool avx2_level = std::find(cpu().levels().begin(), cpu().levels().end(), isa::avx2) != cpu().levels().end();
+  if (!fused_level || !avx2_level) {
+    WARN("no AVX-512 depthwise level on this machine: the fused path does not run here");
+    return;
+  }
+  rng r(29);
+  const std::int64_t before = npu::detail::fused_tile_count();
+  for (const char* name : {"generic", "ethos_u55_256", "gemmini_16x16", "tpu_256x256"}) {
+    const npu::profile prof = preset(name);
+    for (int round = 0; round < 12; ++round) {
+      const std::int64_t C = r.uniform(1, 70), M = r.uniform(1, 2), H = r.uniform(1, 19), W = r.uniform(1, 23), k = r.uniform(0, 1) ? 3 : 5;
+      Tensor<std::int8_t> in(Layout::nhwc(r.uniform(1, 2), H, W, C), Quant::per_tensor(0.05f, static_cast<std::int32_t>(r.uniform(-5, 5))));
+      fill(in, r);
+      const bool per_tensor = prof.per_channel_requant == false;
+      Tensor<std::int8_t> w(Layout::hwc_m(k, k, C, M), per_tensor ? Quant::per_tensor(0.02f) : Quant::per_axis(2, random_scales(r, C * M)));
+      fill(w, r);
+      Tensor<std::int32_t> bias(Layout::row_major({C * M}));
+      fill(bias, r, -3000, 3000);
+      depthwise_params dp;
+      dp.padding = r.uniform(0, 1) ? padding_spec::same() : padding_spec::valid();
+      dp.stride_h = dp.stride_w = r.uniform(1, 2);
+      // Bounds on either side of 0 and of the zero point: lanes past the last channel (sums 0)
+      // would count as clamped if the kernel's tally did not leave them out.
+      const std::int32_t clo = static_cast<std::int32_t>(r.uniform(-20, 8));
+      dp.clamp = clamp_spec::range(clo, clo + static_cast<std::int32_t>(r.uniform(1, 40)));
+      conv_geometry g = detail::input_geometry(in.layout(), k, k);
+      if (!detail::resolve_geometry(dp, &g).ok() || g.OH < 1 || g.OW < 1) continue;
+      const Quant oq = Quant::per_tensor(0.08f, static_cast<std::int32_t>(r.uniform(-10, 10)));
+      Tensor<std::int8_t> got(Layout::nhwc(in.layout().dim(0), g.OH, g.OW, C * M), oq), want(got.layout(), oq);
+      npu::emulator emu(prof);
+      dp.numerics = emu.config().numerics;
+      set_isa_cap(isa::avx512_vnni);
+      depthwise_conv2d(emu, dp, in, w, bias, got);
+      const npu::numeric_counters fused = emu.last().numerics;
+      set_isa_cap(isa::avx2);
+      depthwise_conv2d(emu, dp, in, w, bias, want);
+      const npu::numeric_counters ppu = emu.last().numerics;
+      set_isa_cap(saved);
+      INFO(name << " round " << round << " C " << C << " M " << M << " " << H << "x" << W << " k " << k << " s " << dp.stride_h);
+      REQUIRE(values(got) == values(want));
+      REQUIRE(fused.clamped_low == ppu.clamped_low);
+      REQUIRE(fused.clamped_high == ppu.clamped_high);
+      REQUIRE(fused.max_abs_acc == ppu.max_abs_acc);
+    }
+  }
+  // The fused path ran (for the profiles whose stage has a counting form), and clamps happened.
+  REQUIRE(npu::detail::fused_tile_count() > before);
 }
 
 // Checks one vector PPU (the one the process ISA cap selects) against requantize, element by

@@ -62,6 +62,9 @@ struct conv2d_problem : window_problem<I, W, O> {
 template <class I, class W, class O>
 struct depthwise_problem : window_problem<I, W, O> {
   std::int64_t multiplier = 1;  // w is always rank 3 [KH, KW, C*M] here
+  // Set by the NPU emulator only (never by the op entry points), for
+  // simd_detail::run_depthwise_counting: count into it while requantizing (see stage_tally).
+  stage_tally* tally = nullptr;
 };
 
 namespace detail {

@@ -58,6 +58,29 @@ struct output_stage {
   }
 };
 
+// What an NPU's post-processing unit counts, gathered by the simd kernels while they requantize
+// when the NPU emulator asks (depthwise_problem::tally): per vector lane, the largest |sum + bias|
+// and the outputs clamped below and above (a call counts fewer than 2^31 outputs per lane).
+// `counted` is set by a kernel that counted every output; when it stays false the emulator
+// computes the tile itself.
+struct stage_tally {
+  static constexpr int lanes = 16;
+  alignas(64) std::uint32_t max_abs[lanes] = {};
+  alignas(64) std::uint32_t low[lanes] = {};
+  alignas(64) std::uint32_t high[lanes] = {};
+  bool counted = false;
+  std::int64_t max_abs_total() const {
+    std::int64_t m = 0;
+    for (std::uint32_t v : max_abs) m = v > m ? v : m;
+    return m;
+  }
+  static std::int64_t sum(const std::uint32_t* v) {
+    std::int64_t n = 0;
+    for (int l = 0; l < lanes; ++l) n += v[l];
+    return n;
+  }
+};
+
 namespace detail {
 
 template <class A, class W, class O>

@@ -202,6 +202,12 @@ struct conv2d_operands : window_operands<I, W, O> {
   }
 };
 
+// Tiles this thread computed with depthwise_operands::fused_tile (tests check that the path ran).
+inline std::int64_t& fused_tile_count() {
+  thread_local std::int64_t n = 0;
+  return n;
+}
+
 template <class I, class W, class O>
 struct depthwise_operands : window_operands<I, W, O> {
   const depthwise_problem<I, W, O>& d;
@@ -235,6 +241,69 @@ struct depthwise_operands : window_operands<I, W, O> {
   }
   void store(const tile_ref& t, const std::int32_t* v) const { this->store_tile(t, t.inst, t.n0, v); }
   bool out_rows(const tile_ref& t, ppu_out<O>* d) const { return this->out_rows_at(t, t.inst, t.n0, d); }
+
+  // The tile's outputs straight from the simd depthwise kernel into the output tensor, with the
+  // op's bias and output stage, the kernel counting what the PPU counts (stage_tally): one pass
+  // instead of int32 sums and a PPU pass. The problem is formed here from the validated op (the
+  // kernel layer, not the validating entry point). False when the kernel did not count (its
+  // level or the stage has no counting form): the caller then computes the tile, overwriting
+  // whatever was stored.
+  mutable bool fused_off = false;  // a fused call did not count: this op's tiles take the PPU path
+  bool fused_tile(const tile_ref& t, const output_stage& st, numeric_counters* nc) const {
+    // The stages that count: AVX-512, 8-bit outputs, tflite double rounding or fp32 ties to even.
+    const bool countable = (st.numerics.format == multiplier_format::q31 && st.numerics.mode == rounding::tflite_double) ||
+                           (st.numerics.format == multiplier_format::fp32 && st.numerics.mode == rounding::half_even);
+    if (fused_off || st.raw || sizeof(O) != 1 || !countable || level_kernels(active_isa(isa::best)).depthwise != kernel_family::avx512_vnni)
+      return false;
+    const typename window_operands<I, W, O>::patch pa = this->tile_patch(t);
+    if (pa.empty) return false;
+    const Layout& wl = d.w.layout();
+    const Layout& ol = d.out.layout();
+    depthwise_problem<I, W, O> q;
+    q.in = this->patch_view(pa, t.inst, t.n0 / d.multiplier, t.nt / d.multiplier);
+    q.w = TensorView<const W>(d.w.data(), d.w.offset() + wl(0, 0, t.n0), Layout::strided({d.g.KH, d.g.KW, t.nt}, {wl.stride(0), wl.stride(1), wl.stride(2)}),
+                              Quant(), d.w.capacity());
+    if (this->has_bias())
+      q.bias = TensorView<const std::int32_t>(d.bias.data(), d.bias.offset() + t.n0 * d.bias.layout().stride(0),
+                                              Layout::strided({t.nt}, {d.bias.layout().stride(0)}), Quant(), d.bias.capacity());
+    q.out = TensorView<O>(d.out.data(), d.out.offset() + ol(t.inst, t.oy0, t.ox0, t.n0),
+                          Layout::strided({1, t.th, t.tw, t.nt}, {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}), d.out.quant(),
+                          d.out.capacity());
+    q.stage = st;
+    // The caller checked that no sum plus bias can leave int32 or the accumulator: the
+    // accumulator's width and overflow rule cannot change a value, so the simd kernel's 32-bit
+    // wrap-around gives the same integers.
+    q.stage.numerics.acc = {32, overflow_rule::wrap};
+    if (st.channel.size() > 1) q.stage.channel.assign(st.channel.begin() + t.n0, st.channel.begin() + t.n0 + t.nt);
+    conv_geometry& g = q.g;
+    g = d.g;
+    g.N = 1;
+    g.H = pa.h;
+    g.W = pa.w;
+    g.C = t.nt / d.multiplier;
+    g.OH = t.th;
+    g.OW = t.tw;
+    g.pad_top = pa.pad.top;
+    g.pad_bottom = pa.pad.bottom;
+    g.pad_left = pa.pad.left;
+    g.pad_right = pa.pad.right;
+    q.OC = t.nt;
+    q.in_zero_point = d.in_zero_point;
+    q.w_zero_point.assign(d.w_zero_point.begin() + t.n0, d.w_zero_point.begin() + t.n0 + t.nt);
+    q.multiplier = d.multiplier;
+    stage_tally tally;
+    q.tally = &tally;
+    if (!simd_detail::run_depthwise_counting(active_isa(isa::best), q) || !tally.counted) {
+      fused_off = true;
+      return false;
+    }
+    const std::int64_t max_abs = tally.max_abs_total();
+    nc->max_abs_acc = max_abs > nc->max_abs_acc ? max_abs : nc->max_abs_acc;
+    nc->clamped_low += stage_tally::sum(tally.low);
+    nc->clamped_high += stage_tally::sum(tally.high);
+    ++fused_tile_count();
+    return true;
+  }
 
   // Exact sums of the tile ([mt][nt], K = the taps): simd depthwise conv2d of the input patch's
   // channels [n0 / M, (n0 + nt) / M) with weight channels [n0, n0 + nt).

@@ -8,6 +8,12 @@
 // cost accountant charges the plan's tiles separately) and counts only numeric events. It owns
 // the scratch its tiles reuse from op to op, so one engine serves one thread.
 //
+// A finished depthwise tile whose sums cannot overflow comes, where the level's depthwise kernels
+// are AVX-512 and the contract is tflite's or fp32 ties to even, from one simd call that
+// requantizes straight into the output and counts what the PPU counts (depthwise_operands::
+// fused_tile, stage_tally): depthwise has so few MACs per output that a separate PPU pass would
+// cost more than the kernel.
+//
 // When the integers cannot depend on the tiling (one K tile, or K tiles whose exact sums add up)
 // and K fits exact int32 sums, the outputs are computed for bands of whole output rows x all
 // channels x all of K: one simd call and one vector PPU pass per band. Same integers, same
@@ -141,6 +147,12 @@ template <class Operands, class = void>
 struct writes_out_rows : std::false_type {};
 template <class Operands>
 struct writes_out_rows<Operands, std::void_t<typename Operands::out_type>> : std::true_type {};
+
+// Operands that can compute a finished tile in one simd call that also counts (fused_tile()).
+template <class Operands, class = void>
+struct fuses_tiles : std::false_type {};
+template <class Operands>
+struct fuses_tiles<Operands, std::void_t<decltype(&Operands::fused_tile)>> : std::true_type {};
 
 // How an op's tiles are computed: which rules can change a sum, whether the host packs the
 // operands (partial sums checked per fold inside a K tile) and whether bands replace tiles.
@@ -285,6 +297,10 @@ class numerics_engine {
     std::int32_t* part = sc_.part.data();
     bool direct = false;  // the PPU reads the tile sums: one K tile, nothing to check or reduce
     if (!r.host_packed) {  // one chunk: the whole K tile
+      if constexpr (detail::fuses_tiles<Operands>::value) {  // kernel, PPU and counts in one pass
+        if (first_k && last_k && !r.psum_checked && !r.sat_each && r.acc_safe && r.int32_safe && c.src.fused_tile(t, c.st, c.nc))
+          return;
+      }
       const status ok = c.src.tile_sums(t, part);
       if (!ok.ok() && c.failed.ok()) c.failed = ok;
       direct = first_k && last_k && !r.psum_checked && !r.sat_each && r.acc_safe && r.int32_safe && ppu_direct(t, c.st, c.src, c.nc);

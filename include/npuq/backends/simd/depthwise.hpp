@@ -474,7 +474,7 @@ void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>
 // AVX-512, output rows [r0, r1): when the output channels are contiguous, the kernels' own
 // 16-lane output stages for tflite (usual shifts) and the fp32 roundings vrndscaleps has, else
 // the AVX2 stage per 256-bit half; otherwise the scalar one.
-template <int KT, class I, class W, class O>
+template <int KT, class I, class W, class O, bool Count = false>
 void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
                           unsigned char* mem, std::int64_t r0, std::int64_t r1) {
   const conv_geometry& g = p.g;
@@ -487,11 +487,12 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
   };
   const auto no_op = [](std::int64_t, int, std::int64_t, std::int64_t) {};
   if constexpr (sizeof(O) == 1) {
+    // These two stages count for the NPU emulator in its instantiation (Count).
     if (contiguous && pr.q31_ok) {
       dw512_rows<KT>(
           pr, p, src, m, r0, r1,
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            return dw512_q31_stage<O>{&pr.q31.blocks[static_cast<std::size_t>(b)], pr.q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch};
+            return dw512_q31_stage<O, Count>{&pr.q31.blocks[static_cast<std::size_t>(b)], pr.q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch, p.tally};
           },
           no_op);
       return;
@@ -501,34 +502,36 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
           pr, p, src, m, r0, r1,
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
             const float* scale = pr.fp32.scale.data() + b * dw512_block;
-            return dw512_fp32_stage<O>{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch};
+            return dw512_fp32_stage<O, Count>{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
           },
           no_op);
       return;
     }
   }
-  if (contiguous && pr.rq_ok) {
-    with_requant_stage<O>(pr.rq, [&](auto* tag) {
-      using stage = std::remove_pointer_t<decltype(tag)>;
-      dw512_rows<KT>(
-          pr, p, src, m, r0, r1,
-          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            const std::int64_t c0 = b * dw512_block, c1 = nch > dw_block ? c0 + dw_block : c0;
-            O* row = out_at(0, n, oy);
-            return dw512_halves<stage>{stage{row + c0, ol.stride(2), &pr.rq, c0}, stage{row + c1, ol.stride(2), &pr.rq, c1}, nch};
-          },
-          no_op);
-    });
-    return;
-  }
-  dw512_rows<KT>(
-      pr, p, src, m, r0, r1,
-      [&](std::int64_t, int nch, std::int64_t, std::int64_t) {
-        return dw512_halves<dw_acc_stage>{dw_acc_stage{m.acc, dw512_block}, dw_acc_stage{m.acc + dw_block, dw512_block}, nch};
-      },
-      [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-        dw_finish_scalar(p, n, oy, 0, g.OW, b * dw512_block, nch, m.acc, dw512_block);
+  if constexpr (!Count) {  // run_depthwise_counting calls it only for the stages above
+    if (contiguous && pr.rq_ok) {
+      with_requant_stage<O>(pr.rq, [&](auto* tag) {
+        using stage = std::remove_pointer_t<decltype(tag)>;
+        dw512_rows<KT>(
+            pr, p, src, m, r0, r1,
+            [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
+              const std::int64_t c0 = b * dw512_block, c1 = nch > dw_block ? c0 + dw_block : c0;
+              O* row = out_at(0, n, oy);
+              return dw512_halves<stage>{stage{row + c0, ol.stride(2), &pr.rq, c0}, stage{row + c1, ol.stride(2), &pr.rq, c1}, nch};
+            },
+            no_op);
       });
+      return;
+    }
+    dw512_rows<KT>(
+        pr, p, src, m, r0, r1,
+        [&](std::int64_t, int nch, std::int64_t, std::int64_t) {
+          return dw512_halves<dw_acc_stage>{dw_acc_stage{m.acc, dw512_block}, dw_acc_stage{m.acc + dw_block, dw512_block}, nch};
+        },
+        [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
+          dw_finish_scalar(p, n, oy, 0, g.OW, b * dw512_block, nch, m.acc, dw512_block);
+        });
+  }
 }
 #endif
 
@@ -651,6 +654,40 @@ void run_depthwise(const simd_backend& be, const depthwise_problem<I, W, O>& p) 
   dw_scratch<I> s;
   run_depthwise_on(be.thread_count(), pr, p, s);
   detail::simd_last_kernel_storage() = dw_kernel_name(pr);
+}
+
+// The NPU emulator's entry (depthwise_problem::tally): runs p on one thread with the AVX-512
+// output stages that count what an NPU's PPU counts, when p's level, geometry and contract have
+// them (8-bit output with consecutive channels, tflite double rounding with usual shifts or fp32
+// ties to even, 32-bit wrap-around). Returns false, writing nothing, otherwise. Its own
+// instantiations: the backend's kernels do not carry the counting.
+template <class I, class W, class O>
+bool run_depthwise_counting(isa level, const depthwise_problem<I, W, O>& p) {
+#if defined(NPUQ_ARCH_X86_64)
+  if constexpr (sizeof(O) == 1) {
+    if (p.tally == nullptr || !wraps_within_32_bits(p.stage.numerics) || !window_fits_kernels(p.g.KH, p.g.KW, p.OC) ||
+        p.out.layout().stride(3) != 1 || dw_family(level, p.g, p.OC) != kernel_family::avx512_vnni)
+      return false;
+    const dw_prepared<I, W, O> pr(kernel_family::avx512_vnni, p);
+    if (!pr.q31_ok && !pr.fp32_ok) return false;
+    const std::int64_t rows = p.g.N * p.g.OH;
+    p.tally->counted = true;
+    if (rows == 0 || p.g.OW == 0 || p.OC == 0) return true;
+    dw_scratch<I> s;
+    const dw_source<I> src(p, s.input);
+    s.parts.reserve(1, pr.part_bytes);
+    unsigned char* mem = s.parts.part(0);
+    switch (pr.kt) {
+      case 9: run_depthwise_avx512<9, I, W, O, true>(pr, p, src, mem, 0, rows); break;
+      case 25: run_depthwise_avx512<25, I, W, O, true>(pr, p, src, mem, 0, rows); break;
+      default: run_depthwise_avx512<0, I, W, O, true>(pr, p, src, mem, 0, rows); break;
+    }
+    detail::simd_last_kernel_storage() = dw_kernel_name(pr);
+    return true;
+  }
+#endif
+  (void)level, (void)p;
+  return false;
 }
 
 }  // namespace simd_detail

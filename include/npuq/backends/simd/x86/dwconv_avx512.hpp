@@ -51,6 +51,11 @@ constexpr int dw512_block = 32;  // channels per block
 
 // Accumulator lane of channel j of a block: A is lanes 0-15, B lanes 16-31.
 constexpr int dw512_lane(int j) { return (j / 4 % 2) * 16 + j / 8 * 4 + j % 4; }
+// Its inverse: the block channel lane l of accumulator h holds; a half block's one vector is A's
+// low half, then B's low half.
+constexpr int dw512_lane_channel(int h, int l, bool half) {
+  return half ? (l % 8) / 4 * 8 + l / 8 * 4 + l % 4 : l / 4 * 8 + h * 4 + l % 4;
+}
 
 // Row pairs a window of kh rows reads, in either phase.
 constexpr std::int64_t dw512_pairs(std::int64_t kh) { return kh / 2 + 1; }
@@ -238,6 +243,36 @@ NPUQ_TARGET_AVX512_VNNI inline void dw512_store_half(O* out, int nch, __m512i v)
   dw512_store_bytes(out, nch, _mm256_castsi128_si256(_mm_shuffle_epi32(bytes, _MM_SHUFFLE(3, 1, 2, 0))));
 }
 
+// Counts what an NPU's PPU counts (stage_tally) for the pixels a row's stage requantizes: per lane
+// the largest |sum| and the outputs below / above the clamp, over the lanes of real channels
+// (`keep`, per accumulator), into the tally's lane arrays. Used by the NPU emulator only, through
+// the counting instantiations of the stages (Count = true: run_depthwise_counting); the
+// backend's own stages hold an empty dw512_no_tally and compile exactly as without it.
+struct dw512_tally {
+  stage_tally* tally;
+  __mmask16 keep[2] = {0, 0};
+  NPUQ_TARGET_AVX512_VNNI dw512_tally(stage_tally* t, int nch) : tally(t) {
+    if (t == nullptr) return;
+    const bool half = nch <= dw512_block / 2;
+    for (int h = 0; h < (half ? 1 : 2); ++h)
+      for (int l = 0; l < 16; ++l)
+        if (dw512_lane_channel(h, l, half) < nch) keep[h] = static_cast<__mmask16>(keep[h] | (1u << l));
+  }
+  NPUQ_TARGET_AVX512_VNNI void count(int h, __m512i sums, __mmask16 below, __mmask16 above) const {
+    const __m512i one = _mm512_set1_epi32(1);
+    // |sum| < 2^31 where the emulator asks
+    _mm512_store_si512(tally->max_abs, _mm512_max_epu32(_mm512_load_si512(tally->max_abs), _mm512_maskz_abs_epi32(keep[h], sums)));
+    const __m512i lo = _mm512_load_si512(tally->low), hi = _mm512_load_si512(tally->high);
+    _mm512_store_si512(tally->low, _mm512_mask_add_epi32(lo, static_cast<__mmask16>(below & keep[h]), lo, one));
+    _mm512_store_si512(tally->high, _mm512_mask_add_epi32(hi, static_cast<__mmask16>(above & keep[h]), hi, one));
+  }
+};
+struct dw512_no_tally {
+  dw512_no_tally(stage_tally*, int) {}
+};
+template <bool Count>
+using dw512_tally_of = std::conditional_t<Count, dw512_tally, dw512_no_tally>;
+
 // The tflite double-rounding output stage on 16 lanes, for tables whose channels all shift right
 // by r in [1, 22] (the usual case: effective scales in [2^-22, 0.5)); others take the AVX2 stage.
 // The arithmetic is q31_double_composed_avx512 (output_stage_avx512.hpp): two vpmuldq (even and
@@ -278,7 +313,7 @@ struct dw512_q31_table {
 // Clamps to [lo, hi] (the output type's range without a fused activation), so the narrowing is
 // exact. Wrapping to a narrower accumulator is a branch, not a template parameter: each
 // compile-time choice here multiplies the row kernels instantiated (see dw_requant_stage).
-template <class O>
+template <class O, bool Count = false>
 struct dw512_q31_stage {
   const dw512_q31_table::block* t;
   int acc_bits;
@@ -286,6 +321,7 @@ struct dw512_q31_stage {
   O* out;
   std::int64_t stride;
   int nch;
+  stage_tally* tally = nullptr;
 
   struct regs {
     __m512i m[2], m_odd[2], shift[2], bias_e[2], bias_o[2], lo, hi;
@@ -294,6 +330,7 @@ struct dw512_q31_stage {
     O* out;
     std::int64_t stride;
     int nch;
+    dw512_tally_of<Count> tl;
 
     NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_q31_stage& s)
         : lo(_mm512_set1_epi32(s.lo)),
@@ -302,7 +339,8 @@ struct dw512_q31_stage {
           wrapping(s.acc_bits < 32),
           out(s.out),
           stride(s.stride),
-          nch(s.nch) {
+          nch(s.nch),
+          tl(s.tally, s.nch) {
       if (s.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
         m[0] = dw512_half_of(s.t->m, 16);
         m_odd[0] = dw512_half_of(s.t->m_odd, 16);
@@ -325,6 +363,7 @@ struct dw512_q31_stage {
     NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
       if (wrapping) v = wrap(v);
       const __m512i y = q31_double_composed_avx512(v, m[h], m_odd[h], bias_e[h], bias_o[h], shift[h]);
+      if constexpr (Count) tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
       return _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
     }
 
@@ -355,7 +394,7 @@ struct dw512_fp32_table {
   }
 };
 
-template <class O>
+template <class O, bool Count = false>
 struct dw512_fp32_stage {
   const float* scale;  // the block's 32, lane order
   int acc_bits;
@@ -363,6 +402,7 @@ struct dw512_fp32_stage {
   O* out;
   std::int64_t stride;
   int nch;
+  stage_tally* tally = nullptr;
 
   struct regs {
     __m512 scale[2], lo, hi, zero_point;
@@ -371,6 +411,7 @@ struct dw512_fp32_stage {
     O* out;
     std::int64_t stride;
     int nch;
+    dw512_tally_of<Count> tl;
 
     NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_fp32_stage& s)
         : lo(_mm512_set1_ps(static_cast<float>(s.lo - s.zero_point))),
@@ -380,7 +421,8 @@ struct dw512_fp32_stage {
           wrapping(s.acc_bits < 32),
           out(s.out),
           stride(s.stride),
-          nch(s.nch) {
+          nch(s.nch),
+          tl(s.tally, s.nch) {
       if (s.nch <= dw512_block / 2) {
         scale[0] = _mm512_castsi512_ps(dw512_half_of(s.scale, 16));
         scale[1] = _mm512_setzero_ps();
@@ -394,6 +436,7 @@ struct dw512_fp32_stage {
       if (wrapping) v = wrap(v);
       constexpr int imm = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;  // one token: SIMDe's macro does not parenthesize its immediate
       const __m512 f = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale[h]), imm);
+      if constexpr (Count) tl.count(h, v, _mm512_cmp_ps_mask(f, lo, _CMP_LT_OQ), _mm512_cmp_ps_mask(f, hi, _CMP_GT_OQ));
       return _mm512_cvttps_epi32(_mm512_add_ps(_mm512_max_ps(_mm512_min_ps(f, hi), lo), zero_point));
     }
 
