@@ -267,6 +267,15 @@ struct dw512_tally {
     _mm512_store_si512(tally->high, _mm512_mask_add_epi32(hi, static_cast<__mmask16>(above & keep[h]), hi, one));
   }
 };
+// The q31 and fp32 stages' per-pixel calls are always inlined into the row kernel: GCC inlines
+// the backend's on its own, but not the counting instantiations (a call per pixel then cost the
+// NPU emulator half its depthwise time).
+#if defined(__GNUC__)
+#define NPUQ_DW512_STAGE_INLINE __attribute__((always_inline))
+#else
+#define NPUQ_DW512_STAGE_INLINE
+#endif
+
 struct dw512_no_tally {
   dw512_no_tally(stage_tally*, int) {}
 };
@@ -360,17 +369,17 @@ struct dw512_q31_stage {
     }
 
     // 16 sums of accumulator h to outputs (zero point added, clamped).
-    NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
       if (wrapping) v = wrap(v);
       const __m512i y = q31_double_composed_avx512(v, m[h], m_odd[h], bias_e[h], bias_o[h], shift[h]);
       if constexpr (Count) tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
       return _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
     }
 
-    NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
       dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
     }
-    NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
       dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
@@ -432,7 +441,7 @@ struct dw512_fp32_stage {
       }
     }
 
-    NPUQ_TARGET_AVX512_VNNI __m512i requant(__m512i v, int h) const {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
       if (wrapping) v = wrap(v);
       constexpr int imm = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;  // one token: SIMDe's macro does not parenthesize its immediate
       const __m512 f = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale[h]), imm);
@@ -440,10 +449,10 @@ struct dw512_fp32_stage {
       return _mm512_cvttps_epi32(_mm512_add_ps(_mm512_max_ps(_mm512_min_ps(f, hi), lo), zero_point));
     }
 
-    NPUQ_TARGET_AVX512_VNNI void operator()(std::int64_t p, __m512i a, __m512i b) const {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
       dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
     }
-    NPUQ_TARGET_AVX512_VNNI void half(std::int64_t p, __m512i v) const {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
       dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
