@@ -273,8 +273,9 @@ TEST_CASE("depthwise tiles fused with the simd kernel's counting stage equal the
   return;
 #endif
   const isa saved = isa_cap();
-  const bool fused_level = std::find(cpu().levels().begin(), cpu().levels().end(), isa::avx512_vnni) != cpu().levels().end();
-  const bool avx2_level = std::find(cpu().levels().begin(), cpu().levels().end(), isa::avx2) != cpu().levels().end();
+  const std::vector<isa> levels = cpu().levels();  // one copy: levels() returns a new vector each call
+  const bool fused_level = std::find(levels.begin(), levels.end(), isa::avx512_vnni) != levels.end();
+  const bool avx2_level = std::find(levels.begin(), levels.end(), isa::avx2) != levels.end();
   if (!fused_level || !avx2_level) {
     WARN("no AVX-512 depthwise level on this machine: the fused path does not run here");
     return;
