@@ -3,6 +3,7 @@
 // the kernel that actually ran (`npuq::simd_last_kernel()`), so a level that silently fell back
 // shows up in the output. The best level runs a second time under the onnx profile (fp32 scale,
 // ties to even), whose output arithmetic is the peers'; the default profile is tflite's.
+// Depthwise shapes also run the best level under tosa_single (q31 single rounding).
 //
 // npuq runs on bench_threads() threads (`--threads=N`).
 //
@@ -153,9 +154,9 @@ npuq::depthwise_params dw_params(const conv_shape& s) {
 
 // One call on unpacked weights (scalar; simd depthwise).
 template <class Backend>
-void run_conv(const Backend& be, const conv_shape& s, conv_data& d, bool onnx = false) {
+void run_conv(const Backend& be, const conv_shape& s, conv_data& d, const npuq::numerics_profile& numerics = bench_profile(false)) {
   npuq::depthwise_params dp = dw_params(s);
-  dp.numerics = bench_profile(onnx);
+  dp.numerics = numerics;
   if (s.dw)
     npuq::depthwise_conv2d(be, dp, d.in, d.w, d.bias, d.out);
   else
@@ -173,16 +174,16 @@ void conv_scalar(benchmark::State& state, conv_shape s) {
   set_gops(state, s.macs());
 }
 
-void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level, bool onnx) {
+void conv_simd(benchmark::State& state, conv_shape s, npuq::isa level, npuq::numerics_profile numerics) {
   conv_data d(s);
   const npuq::simd_backend be{level, bench_threads()};
   npuq::conv2d_params params = conv_params(s);
-  params.numerics = bench_profile(onnx);
+  params.numerics = numerics;
   npuq::packed_conv2d_weights<std::int8_t> packed;
   if (!s.dw) npuq::throw_if_error(npuq::pack_conv2d_weights(be, params, d.w, &packed));  // packed for the level it runs at
   auto call = [&] {
     if (s.dw)
-      run_conv(be, s, d, onnx);
+      run_conv(be, s, d, numerics);
     else
       npuq::conv2d(be, params, d.in, packed, d.bias, d.out);
   };
@@ -255,9 +256,13 @@ void register_npuq(const gemm_shape& s) {
 void register_npuq(const conv_shape& s) {
   add(conv_name(s, "npuq_scalar"), conv_scalar, s);
   for (npuq::isa level : npuq::cpu().levels())
-    add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level, false);
+    add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(level)), conv_simd, s, level, bench_profile(false));
   const npuq::isa best = npuq::active_isa();
-  add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), conv_simd, s, best, true);
+  add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_onnx"), conv_simd, s, best, bench_profile(true));
+  // Depthwise under a q31 single rounding (tosa_single; NVDLA's half away runs the same stage).
+  if (s.dw)
+    add(conv_name(s, std::string("npuq_simd_") + npuq::to_string(best) + "_tosa_single"), conv_simd, s, best,
+        npuq::numerics_profile::tosa_single());
   add(conv_name(s, std::string("npuq_plan_") + npuq::to_string(best) + "_onnx"), conv_plan_run, s, best);
 }
 

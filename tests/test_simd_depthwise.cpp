@@ -32,6 +32,9 @@ const numerics_profile kProfiles[] = {
     numerics_profile::tosa_single(),
     numerics_profile::onnx(),
     numerics_profile::q31(rounding::half_even),
+    numerics_profile::q31(rounding::half_away),
+    numerics_profile::q31(rounding::truncate),
+    numerics_profile::q31(rounding::floor),
     numerics_profile::fp32(rounding::floor),
     numerics_profile::fp32(rounding::half_up),
     numerics_profile::fp32(rounding::half_away),
@@ -209,6 +212,8 @@ TEST_CASE("simd depthwise equals scalar for every profile, signedness and output
 TEST_CASE("simd depthwise output stage matches on full-range accumulators and extreme multipliers",
           "[simd][depthwise][numerics]") {
   const numerics_profile profiles[] = {numerics_profile::tflite(), numerics_profile::tosa_single(), numerics_profile::onnx(),
+                                       numerics_profile::q31(rounding::half_away), numerics_profile::q31(rounding::half_even),
+                                       numerics_profile::q31(rounding::truncate), numerics_profile::q31(rounding::floor),
                                        numerics_profile::fp32(rounding::half_up), numerics_profile::fp32(rounding::half_away),
                                        numerics_profile::fp32(rounding::truncate), numerics_profile::fp32(rounding::floor),
                                        numerics_profile::tflite().with_accumulator(20, overflow_rule::wrap)};
@@ -242,6 +247,69 @@ TEST_CASE("simd depthwise output stage matches on full-range accumulators and ex
         check_dw<std::int8_t, std::uint8_t, std::int32_t>(r, level, c, prof, opt);
       }
   }
+}
+
+// The 32c kernels' own q31 single-rounding stage (x86/dwconv_avx512.hpp) must be the one the
+// comparisons above ran for these profiles on 8-bit outputs, whatever the zero point.
+TEST_CASE("simd depthwise AVX-512 selects its q31 single-rounding stage", "[simd][depthwise][numerics]") {
+#if defined(NPUQ_ARCH_X86_64)
+  const rounding modes[] = {rounding::half_up, rounding::half_away, rounding::half_even, rounding::truncate, rounding::floor};
+  Tensor<std::int8_t> in(Layout::nhwc(1, 6, 7, 40), Quant::per_tensor(0.02f, 3));
+  Tensor<std::int8_t> w(Layout::hwc_m(3, 3, 40, 1), Quant::per_tensor(0.004f));
+  const Tensor<std::int32_t> bias(Layout::row_major({40}));
+  for (const rounding mode : modes)
+    for (const std::int32_t zp : {-3, 16776960, -16776960}) {  // the widest 8-bit offsets
+      Tensor<std::int8_t> out(Layout::nhwc(1, 6, 7, 40), Quant::per_tensor(0.05f, zp));
+      depthwise_params p;
+      p.numerics = numerics_profile::q31(mode);
+      p.padding = padding_spec::same();
+      depthwise_problem<std::int8_t, std::int8_t, std::int8_t> pb;
+      const status made = make_depthwise_problem(p, in.cview(), w.cview(), bias.cview(), out.view(), &pb);
+      INFO(made.message());
+      REQUIRE(made.ok());
+      const simd_detail::dw_prepared<std::int8_t, std::int8_t, std::int8_t> pr(kernel_family::avx512_vnni, pb);
+      INFO(to_string(mode) << " zero point " << zp);
+      REQUIRE(pr.single_ok);
+      REQUIRE(!pr.q31_ok);
+      REQUIRE(!pr.fp32_ok);
+    }
+  // Small sums (inputs within 2 of the zero point, weights and bias small) and scales 2^-2..2^-5,
+  // so that ties and negative values land inside the output range: the comparisons above clamp
+  // nearly every output. Each mode must differ from half_up somewhere, or the data could not tell
+  // the roundings apart.
+  int levels = 0;
+  for (isa level : cpu().levels()) {
+    if (level_kernels(level).depthwise != kernel_family::avx512_vnni) continue;
+    ++levels;
+    rng r(36);
+    for (const rounding mode : modes) {
+      fill(in, r, 1, 5);
+      fill(w, r, -2, 2);
+      Tensor<std::int32_t> small_bias(Layout::row_major({40}));
+      fill(small_bias, r, -40, 40);
+      depthwise_params p;
+      p.padding = padding_spec::same();
+      for (int ch = 0; ch < 40; ++ch) {
+        requant_channel q;
+        q.multiplier = 1 << 30;
+        q.shift = -r.uniform(1, 4);
+        p.requant.push_back(q);
+      }
+      const Quant oq = Quant::per_tensor(0.05f, -3);
+      Tensor<std::int8_t> expect(Layout::nhwc(1, 6, 7, 40), oq), got(Layout::nhwc(1, 6, 7, 40), oq), up(Layout::nhwc(1, 6, 7, 40), oq);
+      p.numerics = numerics_profile::q31(rounding::half_up);
+      REQUIRE(try_depthwise_conv2d(scalar, p, in, w, small_bias, up).ok());
+      p.numerics = numerics_profile::q31(mode);
+      REQUIRE(try_depthwise_conv2d(scalar, p, in, w, small_bias, expect).ok());
+      REQUIRE(try_depthwise_conv2d(simd_backend{level}, p, in, w, small_bias, got).ok());
+      INFO(to_string(level) << " " << to_string(mode) << " ran " << simd_last_kernel());
+      require_kernel(level, false);
+      REQUIRE(values(got) == values(expect));
+      if (mode != rounding::half_up) REQUIRE(values(expect) != values(up));
+    }
+  }
+  INFO("levels with the 32c kernels: " << levels);
+#endif
 }
 
 TEST_CASE("simd depthwise handles NCHW views and TFLite 4-D weights", "[simd][depthwise][layout]") {

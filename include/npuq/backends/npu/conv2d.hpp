@@ -106,15 +106,22 @@ struct window_operands {
     r.pad = padding_spec::explicit_(pt, pb, pl, pr);
     return r;
   }
-  template <class Params>
-  Params tile_params(const patch& pa) const {
-    Params q = raw_tile_params<Params>();
-    q.stride_h = p.g.stride_h;
-    q.stride_w = p.g.stride_w;
-    q.dilation_h = p.g.dilation_h;
-    q.dilation_w = p.g.dilation_w;
-    q.padding = pa.pad;
-    return q;
+  // The geometry of a tile's simd call on its patch: one image of the patch's rows and columns
+  // and `chans` channels, the op's window, strides and dilations, and the patch's padding, which
+  // gives exactly the tile's th x tw outputs (what resolve_geometry would compute).
+  conv_geometry patch_geometry(const tile_ref& t, const patch& pa, std::int64_t chans) const {
+    conv_geometry g = p.g;
+    g.N = 1;
+    g.H = pa.h;
+    g.W = pa.w;
+    g.C = chans;
+    g.OH = t.th;
+    g.OW = t.tw;
+    g.pad_top = pa.pad.top;
+    g.pad_bottom = pa.pad.bottom;
+    g.pad_left = pa.pad.left;
+    g.pad_right = pa.pad.right;
+    return g;
   }
   // The patch's input channels [c0, c0 + chans) of image n, and the tile's int32 output [1, th, tw, nt].
   TensorView<const I> patch_view(const patch& pa, std::int64_t n, std::int64_t c0, std::int64_t chans) const {
@@ -197,8 +204,18 @@ struct conv2d_operands : window_operands<I, W, O> {
                                    zero_point_quant(0, c.w_zero_point, oc0, t.nt), c.w.capacity());
       NPUQ_RETURN_IF_ERROR(w.pack(wv, 1));  // cannot fail: a slice of validated weights
     }
-    return try_conv2d(npuq::simd, this->template tile_params<conv2d_params>(pa),
-                      this->patch_view(pa, image(t.inst), grp * c.in_per_group + t.kc0, t.kcn), w, no_bias, this->part_view(t, part));
+    // The simd conv2d kernels at the kernel layer: the patch and the weight tile are slices of
+    // the op's validated tensors, so nothing is validated again per tile (int32 raw sums).
+    conv2d_problem<I, W, std::int32_t> q;
+    q.in = this->patch_view(pa, image(t.inst), grp * c.in_per_group + t.kc0, t.kcn);
+    q.out = this->part_view(t, part);
+    q.g = this->patch_geometry(t, pa, t.kcn);
+    q.OC = t.nt;
+    q.in_zero_point = c.in_zero_point;
+    q.in_per_group = t.kcn;
+    q.out_per_group = t.nt;
+    simd_detail::run_conv2d(npuq::simd, q, &w);
+    return {};
   }
 };
 
@@ -250,47 +267,28 @@ struct depthwise_operands : window_operands<I, W, O> {
   // whatever was stored.
   mutable bool fused_off = false;  // a fused call did not count: this op's tiles take the PPU path
   bool fused_tile(const tile_ref& t, const output_stage& st, numeric_counters* nc) const {
-    // The stages that count: AVX-512, 8-bit outputs, tflite double rounding or fp32 ties to even.
-    const bool countable = (st.numerics.format == multiplier_format::q31 && st.numerics.mode == rounding::tflite_double) ||
+    // The stages that count: AVX-512, 8-bit outputs, any q31 rounding (tflite double or single) or
+    // fp32 ties to even.
+    const bool countable = st.numerics.format == multiplier_format::q31 ||
                            (st.numerics.format == multiplier_format::fp32 && st.numerics.mode == rounding::half_even);
     if (fused_off || st.raw || sizeof(O) != 1 || !countable || level_kernels(active_isa(isa::best)).depthwise != kernel_family::avx512_vnni)
       return false;
     const typename window_operands<I, W, O>::patch pa = this->tile_patch(t);
     if (pa.empty) return false;
-    const Layout& wl = d.w.layout();
     const Layout& ol = d.out.layout();
-    depthwise_problem<I, W, O> q;
-    q.in = this->patch_view(pa, t.inst, t.n0 / d.multiplier, t.nt / d.multiplier);
-    q.w = TensorView<const W>(d.w.data(), d.w.offset() + wl(0, 0, t.n0), Layout::strided({d.g.KH, d.g.KW, t.nt}, {wl.stride(0), wl.stride(1), wl.stride(2)}),
-                              Quant(), d.w.capacity());
+    depthwise_problem<I, W, O> q =
+        tile_problem(t, pa, TensorView<O>(d.out.data(), d.out.offset() + ol(t.inst, t.oy0, t.ox0, t.n0),
+                                          Layout::strided({1, t.th, t.tw, t.nt}, {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}),
+                                          d.out.quant(), d.out.capacity()));
     if (this->has_bias())
       q.bias = TensorView<const std::int32_t>(d.bias.data(), d.bias.offset() + t.n0 * d.bias.layout().stride(0),
                                               Layout::strided({t.nt}, {d.bias.layout().stride(0)}), Quant(), d.bias.capacity());
-    q.out = TensorView<O>(d.out.data(), d.out.offset() + ol(t.inst, t.oy0, t.ox0, t.n0),
-                          Layout::strided({1, t.th, t.tw, t.nt}, {ol.stride(0), ol.stride(1), ol.stride(2), ol.stride(3)}), d.out.quant(),
-                          d.out.capacity());
     q.stage = st;
     // The caller checked that no sum plus bias can leave int32 or the accumulator: the
     // accumulator's width and overflow rule cannot change a value, so the simd kernel's 32-bit
     // wrap-around gives the same integers.
     q.stage.numerics.acc = {32, overflow_rule::wrap};
     if (st.channel.size() > 1) q.stage.channel.assign(st.channel.begin() + t.n0, st.channel.begin() + t.n0 + t.nt);
-    conv_geometry& g = q.g;
-    g = d.g;
-    g.N = 1;
-    g.H = pa.h;
-    g.W = pa.w;
-    g.C = t.nt / d.multiplier;
-    g.OH = t.th;
-    g.OW = t.tw;
-    g.pad_top = pa.pad.top;
-    g.pad_bottom = pa.pad.bottom;
-    g.pad_left = pa.pad.left;
-    g.pad_right = pa.pad.right;
-    q.OC = t.nt;
-    q.in_zero_point = d.in_zero_point;
-    q.w_zero_point.assign(d.w_zero_point.begin() + t.n0, d.w_zero_point.begin() + t.n0 + t.nt);
-    q.multiplier = d.multiplier;
     stage_tally tally;
     q.tally = &tally;
     if (!simd_detail::run_depthwise_counting(active_isa(isa::best), q) || !tally.counted) {
@@ -306,20 +304,35 @@ struct depthwise_operands : window_operands<I, W, O> {
   }
 
   // Exact sums of the tile ([mt][nt], K = the taps): simd depthwise conv2d of the input patch's
-  // channels [n0 / M, (n0 + nt) / M) with weight channels [n0, n0 + nt).
+  // channels [n0 / M, (n0 + nt) / M) with weight channels [n0, n0 + nt), int32 raw sums.
   status tile_sums(const tile_ref& t, std::int32_t* part) const {
     const typename window_operands<I, W, O>::patch pa = this->tile_patch(t);
     if (pa.empty) {
       std::fill(part, part + t.mt() * t.nt, std::int32_t{0});
       return {};
     }
-    const Layout& l = d.w.layout();
-    const TensorView<const W> wv(d.w.data(), d.w.offset() + l(0, 0, t.n0),
-                                 Layout::strided({d.g.KH, d.g.KW, t.nt}, {l.stride(0), l.stride(1), l.stride(2)}),
-                                 zero_point_quant(2, d.w_zero_point, t.n0, t.nt), d.w.capacity());
-    return try_depthwise_conv2d(npuq::simd, this->template tile_params<depthwise_params>(pa),
-                                this->patch_view(pa, t.inst, t.n0 / d.multiplier, t.nt / d.multiplier), wv, no_bias,
-                                this->part_view(t, part));
+    return npuq::execute(npuq::simd, tile_problem(t, pa, this->part_view(t, part)));
+  }
+
+ private:
+  // The tile's problem for the simd depthwise kernels, entered at the kernel layer (execute(),
+  // not the validating try_depthwise_conv2d): input channels [n0 / M, (n0 + nt) / M) of the
+  // patch, weight channels [n0, n0 + nt), output `out`; no bias and the raw stage until the
+  // caller sets them. Every view is a slice of the op's validated tensors.
+  template <class T>
+  depthwise_problem<I, W, T> tile_problem(const tile_ref& t, const typename window_operands<I, W, O>::patch& pa, const TensorView<T>& out) const {
+    const Layout& wl = d.w.layout();
+    depthwise_problem<I, W, T> q;
+    q.in = this->patch_view(pa, t.inst, t.n0 / d.multiplier, t.nt / d.multiplier);
+    q.w = TensorView<const W>(d.w.data(), d.w.offset() + wl(0, 0, t.n0), Layout::strided({d.g.KH, d.g.KW, t.nt}, {wl.stride(0), wl.stride(1), wl.stride(2)}),
+                              Quant(), d.w.capacity());
+    q.out = out;
+    q.g = this->patch_geometry(t, pa, t.nt / d.multiplier);
+    q.OC = t.nt;
+    q.in_zero_point = d.in_zero_point;
+    q.w_zero_point.assign(d.w_zero_point.begin() + t.n0, d.w_zero_point.begin() + t.n0 + t.nt);
+    q.multiplier = d.multiplier;
+    return q;
   }
 };
 

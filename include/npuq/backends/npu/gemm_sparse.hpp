@@ -146,10 +146,18 @@ struct gemm_sparse_operands {
         NPUQ_RETURN_IF_ERROR(pack_gemm_weights(npuq::simd, *p.b, &packed));
         is_packed = true;
       }
-      const TensorView<const A> av(p.a.data(), p.a.offset() + ao + t.ox0 * sm, Layout::strided({t.tw, p.K}, {sm, sk}),
-                                   Quant::per_tensor(1.0f, p.a_zero_point), p.a.capacity());
-      const TensorView<std::int32_t> ov(part, Layout::strided({t.tw, t.nt}, {t.nt, 1}));
-      return try_gemm(npuq::simd, raw_tile_params<gemm_params>(), av, packed, no_bias, ov);
+      // The simd sparse kernels at the kernel layer (a slice of the op's validated A, weights
+      // packed from its validated matrix): int32 raw sums, nothing validated again per tile.
+      gemm_sparse_problem<A, typename packed_sparse_of<S>::type, std::int32_t> q;
+      q.a = TensorView<const A>(p.a.data(), p.a.offset() + ao + t.ox0 * sm, Layout::strided({t.tw, p.K}, {sm, sk}), Quant(), p.a.capacity());
+      q.b = &packed;
+      q.out = TensorView<std::int32_t>(part, Layout::strided({t.tw, t.nt}, {t.nt, 1}));
+      q.M = t.tw;
+      q.N = p.N;
+      q.K = p.K;
+      q.a_zero_point = p.a_zero_point;
+      simd_detail::run_sparse_once(npuq::simd, q, packed);
+      return {};
     }
     const std::int64_t k0 = t.kc0, k1 = t.kc0 + t.kcn;
     std::fill(part, part + t.tw * t.nt, std::int32_t{0});

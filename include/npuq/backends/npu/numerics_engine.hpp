@@ -1,7 +1,8 @@
 // The NPU emulator's numerics engine: the integers an NPU produces for an op, tile by tile (or a
 // band of tiles at a time when the tiling cannot change them): exact int32 sums from the simd
 // backend's kernels through the operands' tile_sums (or compute_tile when partial sums must be
-// checked inside a K tile), then the profile's partial-sum, accumulator and spill rules, and
+// checked inside a K tile), entered at the kernel layer with problems formed from the op's
+// validated tensors (never the validating public calls, once per tile), then the profile's partial-sum, accumulator and spill rules, and
 // after the last K tile the PPU (bias, requantization, clamp) and the store.
 //
 // It exists so the arithmetic is one job that neither knows nor records what a tile costs (the
@@ -9,7 +10,8 @@
 // the scratch its tiles reuse from op to op, so one engine serves one thread.
 //
 // A finished depthwise tile whose sums cannot overflow comes, where the level's depthwise kernels
-// are AVX-512 and the contract is tflite's or fp32 ties to even, from one simd call that
+// are AVX-512 and the contract is a q31 one (tflite's double rounding or a single rounding such
+// as NVDLA's half away from zero) or fp32 ties to even, from one simd call that
 // requantizes straight into the output and counts what the PPU counts (depthwise_operands::
 // fused_tile, stage_tally): depthwise has so few MACs per output that a separate PPU pass would
 // cost more than the kernel.

@@ -19,8 +19,8 @@
 //
 // The int32 sums are modulo 2^32, as the reference's are for every profile whose accumulator
 // wraps at <= 32 bits. Output stage, when the output channels are contiguous: the 32c kernels'
-// own 16-lane stages for tflite (usual shifts) and the fp32 roundings vrndscaleps has, else the
-// AVX2 one (x86/dwconv_avx2.hpp); otherwise (or for profiles without a vector stage)
+// own 16-lane stages for tflite (usual shifts), the q31 single roundings (tosa_single, NVDLA's
+// half away) and fp32 ties to even, else the AVX2 one (x86/dwconv_avx2.hpp); otherwise (or for profiles without a vector stage)
 // finish_wrapped per element. Saturating or wider accumulators run the reference
 // ("dwconv_reference"). Kernel names: dwconv_<in><w>_<3x3|5x5|kxk>_<16c_portable|16c_avx2|
 // 32c_avx512_vnni>.
@@ -240,7 +240,8 @@ struct dw_prepared {
   dw512_geometry geo;
   dw512_q31_table q31;
   dw512_fp32_table fp32;
-  bool q31_ok = false, fp32_ok = false;
+  dw512_q31_single_table single;
+  bool q31_ok = false, fp32_ok = false, single_ok = false;
 #endif
   std::size_t part_bytes = 0;
 
@@ -257,6 +258,7 @@ struct dw_prepared {
       if constexpr (sizeof(O) == 1) {
         q31_ok = q31.build(p.stage, p.OC);
         fp32_ok = !q31_ok && fp32.build(p.stage, p.OC);
+        single_ok = !q31_ok && !fp32_ok && single.build(p.stage, p.OC);
       }
       part_bytes = carve(nullptr, g).used;
       return;
@@ -472,8 +474,8 @@ void dw512_rows(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>
 }
 
 // AVX-512, output rows [r0, r1): when the output channels are contiguous, the kernels' own
-// 16-lane output stages for tflite (usual shifts) and the fp32 roundings vrndscaleps has, else
-// the AVX2 stage per 256-bit half; otherwise the scalar one.
+// 16-lane output stages for tflite (usual shifts), the q31 single roundings and fp32 ties to
+// even (8-bit outputs), else the AVX2 stage per 256-bit half; otherwise the scalar one.
 template <int KT, class I, class W, class O, bool Count = false>
 void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_problem<I, W, O>& p, const dw_source<I>& src,
                           unsigned char* mem, std::int64_t r0, std::int64_t r1) {
@@ -487,7 +489,7 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
   };
   const auto no_op = [](std::int64_t, int, std::int64_t, std::int64_t) {};
   if constexpr (sizeof(O) == 1) {
-    // These two stages count for the NPU emulator in its instantiation (Count).
+    // These three stages count for the NPU emulator in its instantiation (Count).
     if (contiguous && pr.q31_ok) {
       dw512_rows<KT>(
           pr, p, src, m, r0, r1,
@@ -503,6 +505,15 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
             const float* scale = pr.fp32.scale.data() + b * dw512_block;
             return dw512_fp32_stage<O, Count>{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
+          },
+          no_op);
+      return;
+    }
+    if (contiguous && pr.single_ok) {
+      dw512_rows<KT>(
+          pr, p, src, m, r0, r1,
+          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
+            return dw512_q31_single_stage<O, Count>{&pr.single.blocks[static_cast<std::size_t>(b)], pr.single.acc_bits, pr.single.parity, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
           },
           no_op);
       return;
@@ -658,8 +669,8 @@ void run_depthwise(const simd_backend& be, const depthwise_problem<I, W, O>& p) 
 
 // The NPU emulator's entry (depthwise_problem::tally): runs p on one thread with the AVX-512
 // output stages that count what an NPU's PPU counts, when p's level, geometry and contract have
-// them (8-bit output with consecutive channels, tflite double rounding with usual shifts or fp32
-// ties to even, 32-bit wrap-around). Returns false, writing nothing, otherwise. Its own
+// them (8-bit output with consecutive channels, tflite double rounding with usual shifts, any q31
+// single rounding or fp32 ties to even, 32-bit wrap-around). Returns false, writing nothing, otherwise. Its own
 // instantiations: the backend's kernels do not carry the counting.
 template <class I, class W, class O>
 bool run_depthwise_counting(isa level, const depthwise_problem<I, W, O>& p) {
@@ -669,7 +680,7 @@ bool run_depthwise_counting(isa level, const depthwise_problem<I, W, O>& p) {
         p.out.layout().stride(3) != 1 || dw_family(level, p.g, p.OC) != kernel_family::avx512_vnni)
       return false;
     const dw_prepared<I, W, O> pr(kernel_family::avx512_vnni, p);
-    if (!pr.q31_ok && !pr.fp32_ok) return false;
+    if (!pr.q31_ok && !pr.fp32_ok && !pr.single_ok) return false;
     const std::int64_t rows = p.g.N * p.g.OH;
     p.tally->counted = true;
     if (rows == 0 || p.g.OW == 0 || p.OC == 0) return true;

@@ -31,7 +31,33 @@
 namespace npuq {
 namespace simd_detail {
 
-enum class tile_requant : std::uint8_t { reference, raw, q31_double, q31_half_up, fp32_half_even };
+// The q31 single roundings of requantize (half_up, half_away, half_even, truncate, floor) of a
+// product p = x * m by 2^t (t = 31 - shift in [1, 62]) as one arithmetic shift:
+//   round(p / 2^t) = floor((p + base + [p < 0] * neg + [half_even] * (floor(p / 2^t) & 1)) / 2^t)
+// with floor: base 0; half_up: base 2^(t-1); half_away: base 2^(t-1), neg -1 (a tie of a
+// negative p stays at the floor, away from zero); truncate: neg 2^t - 1 (a negative p rounds up
+// unless exact); half_even: base 2^(t-1) - 1, plus 1 where the floor is odd (a tie goes up only
+// from an odd floor). |p| < 2^62 and |offset| < 2^62, so nothing leaves int64.
+struct single_round_offsets {
+  std::int64_t base = 0, neg = 0;
+  bool parity = false;
+};
+inline single_round_offsets single_round_offsets_for(rounding mode, int t) {
+  const std::int64_t half = std::int64_t{1} << (t - 1);
+  switch (mode) {
+    case rounding::half_up: return {half, 0, false};
+    case rounding::half_away: return {half, -1, false};
+    case rounding::half_even: return {half - 1, 0, true};
+    case rounding::truncate: return {0, 2 * half - 1, false};
+    case rounding::floor:
+    case rounding::tflite_double: break;
+  }
+  return {};
+}
+
+// q31_single: the q31 single roundings other than half up (half_away, half_even, truncate,
+// floor), which only the AVX-512 stage has in vector form (elsewhere: the reference's per element).
+enum class tile_requant : std::uint8_t { reference, raw, q31_double, q31_half_up, fp32_half_even, q31_single };
 
 // Output-stage parameters for channels [0, N) padded to whole 16-channel panels.
 struct tile_output_stage {
@@ -44,6 +70,11 @@ struct tile_output_stage {
   // below 2^30 in magnitude, so converting it to int32 cannot overflow and the kernels with the
   // stage inside skip the clamp before the conversion (see bound_sums).
   bool fp32_in_range = false;
+  // q31_single kind: per column, in the AVX-512 stage's 64-bit lane order (each panel's 8 even
+  // columns, then its 8 odd ones), the shift t = 31 - shift and the offsets of
+  // single_round_offsets_for; round_parity for half_even.
+  std::vector<std::int64_t> round_t, round_base, round_neg;
+  bool round_parity = false;
 
   tile_output_stage(const output_stage& stage, const TensorView<const std::int32_t>& b, std::int64_t n, std::int64_t first_channel = 0)
       : st(&stage), columns(n) {
@@ -67,6 +98,20 @@ struct tile_output_stage {
     else if (p.format == multiplier_format::q31 && p.mode == rounding::tflite_double) kind = tile_requant::q31_double;
     else if (p.format == multiplier_format::q31 && p.mode == rounding::half_up) kind = tile_requant::q31_half_up;
     else if (p.format == multiplier_format::fp32 && p.mode == rounding::half_even) kind = tile_requant::fp32_half_even;
+    else if (p.format == multiplier_format::q31) kind = tile_requant::q31_single;
+    if (kind != tile_requant::q31_single) return;
+    round_t.assign(padded, 1);  // padding columns: any valid shift (multiplier 0)
+    round_base.assign(padded, 0);
+    round_neg.assign(padded, 0);
+    round_parity = p.mode == rounding::half_even;
+    for (std::int64_t c = 0; c < n; ++c) {
+      const auto i = static_cast<std::size_t>(c / 16 * 16 + c % 2 * 8 + c % 16 / 2);
+      const int ts = 31 - shift[static_cast<std::size_t>(c)];
+      const single_round_offsets o = single_round_offsets_for(p.mode, ts);
+      round_t[i] = ts;
+      round_base[i] = o.base;
+      round_neg[i] = o.neg;
+    }
   }
 
   // Sets fp32_in_range for sums of k products of 8-bit values less their zero points (each factor
@@ -260,6 +305,7 @@ inline void apply_tile_avx2(const tile_output_stage& t, const std::int32_t* c, i
     case tile_requant::q31_double: return apply_tile_avx2_kind<tile_requant::q31_double>(t, c, rows, n0, out);
     case tile_requant::q31_half_up: return apply_tile_avx2_kind<tile_requant::q31_half_up>(t, c, rows, n0, out);
     case tile_requant::fp32_half_even: return apply_tile_avx2_kind<tile_requant::fp32_half_even>(t, c, rows, n0, out);
+    case tile_requant::q31_single:
     case tile_requant::reference: break;
   }
   apply_tile_portable(t, c, rows, n0, first_channel, cols, out);

@@ -385,6 +385,119 @@ struct dw512_q31_stage {
   };
 };
 
+// The q31 single-rounding output stage on 16 lanes (rounding::half_up: the tosa_single profile;
+// half_away: NVDLA's; half_even, truncate, floor): per lane the 64-bit product x * m rounded by
+// 2^(31 - shift) as one arithmetic shift with the offsets of single_round_offsets_for
+// (output_stage_avx512.hpp), clamped in 64 bits to one past the output range (so the lanes
+// narrow to int32 exactly and the counting stage still sees the clamps), then to the range,
+// plus the zero point. Every shift in [-31, 30] and every zero point an 8-bit output accepts
+// (|zp| < 2^24, so the bounds relative to it fit int32): nothing is composed.
+struct dw512_q31_single_table {
+  struct alignas(64) block {
+    std::int32_t m[32], m_odd[32];  // m_odd: the odd lanes' m in even positions
+    // Per accumulator, its 8 even lanes then its 8 odd lanes: the shift 31 - shift and the offsets.
+    std::int64_t t[32], base[32], neg[32];
+  };
+  std::vector<block> blocks;
+  int acc_bits = 32;
+  bool parity = false;  // half_even
+
+  bool build(const output_stage& st, std::int64_t channels) {
+    if (st.raw || st.numerics.format != multiplier_format::q31 || st.numerics.mode == rounding::tflite_double) return false;
+    acc_bits = st.numerics.acc.bits;
+    parity = st.numerics.mode == rounding::half_even;
+    blocks.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block), block{});
+    for (block& b : blocks) std::fill(b.t, b.t + 32, std::int64_t{1});  // padding lanes: any valid shift
+    for (std::int64_t c = 0; c < channels; ++c) {
+      block& b = blocks[static_cast<std::size_t>(c / dw512_block)];
+      const int lane = dw512_lane(static_cast<int>(c % dw512_block));
+      const requant_channel& rc = st.at(c);
+      const int t = 31 - rc.shift;
+      const single_round_offsets o = single_round_offsets_for(st.numerics.mode, t);
+      b.m[lane] = rc.multiplier;
+      if (lane % 2 == 1) b.m_odd[lane - 1] = rc.multiplier;
+      const int i = lane / 16 * 16 + lane % 2 * 8 + lane % 16 / 2;
+      b.t[i] = t;
+      b.base[i] = o.base;
+      b.neg[i] = o.neg;
+    }
+    return true;
+  }
+};
+
+template <class O, bool Count = false>
+struct dw512_q31_single_stage {
+  const dw512_q31_single_table::block* t;
+  int acc_bits;
+  bool parity;
+  std::int32_t lo, hi, zero_point;
+  O* out;
+  std::int64_t stride;
+  int nch;
+  stage_tally* tally = nullptr;
+
+  struct regs {
+    __m512i m[2], m_odd[2], t_e[2], t_o[2], base_e[2], base_o[2], neg_e[2], neg_o[2];
+    __m512i lo64, hi64, lo, hi, zp;
+    dw512_wrap wrap;
+    bool wrapping, parity;
+    O* out;
+    std::int64_t stride;
+    int nch;
+    dw512_tally_of<Count> tl;
+
+    NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_q31_single_stage& s)
+        : lo64(_mm512_set1_epi64(std::int64_t{s.lo} - s.zero_point - 1)),
+          hi64(_mm512_set1_epi64(std::int64_t{s.hi} - s.zero_point + 1)),
+          lo(_mm512_set1_epi32(s.lo - s.zero_point)),
+          hi(_mm512_set1_epi32(s.hi - s.zero_point)),
+          zp(_mm512_set1_epi32(s.zero_point)),
+          wrap(s.acc_bits),
+          wrapping(s.acc_bits < 32),
+          parity(s.parity),
+          out(s.out),
+          stride(s.stride),
+          nch(s.nch),
+          tl(s.tally, s.nch) {
+      const auto* b = s.t;
+      if (s.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
+        m[0] = dw512_half_of(b->m, 16);
+        m_odd[0] = dw512_half_of(b->m_odd, 16);
+        t_e[0] = dw512_half_of(b->t, 16), t_o[0] = dw512_half_of(b->t + 8, 16);
+        base_e[0] = dw512_half_of(b->base, 16), base_o[0] = dw512_half_of(b->base + 8, 16);
+        neg_e[0] = dw512_half_of(b->neg, 16), neg_o[0] = dw512_half_of(b->neg + 8, 16);
+        m[1] = m_odd[1] = t_e[1] = t_o[1] = base_e[1] = base_o[1] = neg_e[1] = neg_o[1] = _mm512_setzero_si512();
+        return;
+      }
+      for (int h = 0; h < 2; ++h) {
+        m[h] = _mm512_loadu_si512(b->m + h * 16);
+        m_odd[h] = _mm512_loadu_si512(b->m_odd + h * 16);
+        t_e[h] = _mm512_loadu_si512(b->t + h * 16), t_o[h] = _mm512_loadu_si512(b->t + h * 16 + 8);
+        base_e[h] = _mm512_loadu_si512(b->base + h * 16), base_o[h] = _mm512_loadu_si512(b->base + h * 16 + 8);
+        neg_e[h] = _mm512_loadu_si512(b->neg + h * 16), neg_o[h] = _mm512_loadu_si512(b->neg + h * 16 + 8);
+      }
+    }
+
+    // 16 sums of accumulator h to outputs (zero point added, clamped).
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
+      if (wrapping) v = wrap(v);
+      const __m512i ye = single_round_offset_lanes_avx512(v, m[h], t_e[h], base_e[h], neg_e[h], parity, lo64, hi64);
+      const __m512i yo =
+          single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), m_odd[h], t_o[h], base_o[h], neg_o[h], parity, lo64, hi64);
+      const __m512i y = _mm512_mask_blend_epi32(0xAAAA, ye, _mm512_slli_epi64(yo, 32));
+      if constexpr (Count) tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
+      return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(y, lo), hi), zp);
+    }
+
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
+      dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
+    }
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
+      dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
+    }
+  };
+};
+
 // The fp32 output stage on 16 lanes for ties-to-even rounding (the onnx profile's; the other
 // roundings take the AVX2 stage per half): exactly requantize's (float)acc * scale (one float
 // multiply), rounded by vrndscaleps, clamped to [lo - zp, hi - zp] (integers, so clamping
@@ -521,17 +634,19 @@ NPUQ_TARGET_AVX512_VNNI void dw512_row(std::int64_t npix, std::int64_t kw, std::
     dw512_sums<KW, NP, NA>(wv, r, 0, dil, s0, prev);
     for (std::int64_t p = 1; p < npix; ++p) {
       dw512_sums<KW, NP, NA>(wv, r, p * step, dil, s0, cur);
-      if constexpr (Half)
+      if constexpr (Half) {
         st.half(p - 1, prev[0]);
-      else
+      } else {
         st(p - 1, prev[0], prev[1]);
+      }
 #pragma GCC unroll 2
       for (int h = 0; h < NA; ++h) prev[h] = cur[h];
     }
-    if constexpr (Half)
+    if constexpr (Half) {
       st.half(npix - 1, prev[0]);
-    else
+    } else {
       st(npix - 1, prev[0], prev[1]);
+    }
   } else {
     const std::int64_t nkw = KW > 0 ? KW : kw, nnp = NP > 0 ? NP : np;
     for (std::int64_t p = 0; p < npix; ++p) {
@@ -547,10 +662,11 @@ NPUQ_TARGET_AVX512_VNNI void dw512_row(std::int64_t npix, std::int64_t kw, std::
             acc[h] =
                 _mm512_dpwssd_epi32(acc[h], _mm512_loadu_si512(c + h * 32), Half ? dw512_half_of(wt, 32) : _mm512_loadu_si512(wt + h * 32));
         }
-      if constexpr (Half)
+      if constexpr (Half) {
         st.half(p, acc[0]);
-      else
+      } else {
         st(p, acc[0], acc[1]);
+      }
     }
   }
 }

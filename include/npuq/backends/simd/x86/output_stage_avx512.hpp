@@ -6,8 +6,9 @@
 // bias, wraps to the accumulator width, requantizes, clamps, adds the zero point and stores the
 // row straight into the output (int8, uint8 or int32, masked for a partial panel). The
 // arithmetic is the AVX2 stage's (simd/output_stage.hpp) step for step on 16 lanes, which is the
-// reference's: tflite double rounding, single rounding ties up, fp32 ties to even, raw int32.
-// Other profiles take the portable path; tests compare every path with the reference.
+// reference's: tflite double rounding, single rounding ties up, fp32 ties to even, raw int32,
+// and (AVX-512 only) the other q31 single roundings. Other profiles take the portable path;
+// tests compare every path with the reference.
 #pragma once
 
 #include <cstddef>
@@ -90,6 +91,18 @@ NPUQ_TARGET_AVX512_VNNI inline __m512i single_round_avx512(__m512i x, __m512i m,
   return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
+// 8 products of the low 32 bits of x's and m's 64-bit lanes, rounded by t with the offsets above
+// (per 64-bit lane) and clamped to [lo64, hi64].
+NPUQ_TARGET_AVX512_VNNI inline __m512i single_round_offset_lanes_avx512(__m512i x, __m512i m, __m512i t, __m512i base, __m512i neg,
+                                                                        bool parity, __m512i lo64, __m512i hi64) {
+  const __m512i p = _mm512_mul_epi32(x, m);
+  // The sign mask by a variable shift: SIMDe (the emulated build) has no _mm512_srai_epi64.
+  __m512i c = _mm512_add_epi64(base, _mm512_and_si512(_mm512_srav_epi64(p, _mm512_set1_epi64(63)), neg));
+  if (parity) c = _mm512_add_epi64(c, _mm512_and_si512(_mm512_srav_epi64(p, t), _mm512_set1_epi64(1)));
+  const __m512i v = _mm512_srav_epi64(_mm512_add_epi64(p, c), t);
+  return _mm512_min_epi64(_mm512_max_epi64(v, lo64), hi64);
+}
+
 // Stores 16 int32 lanes (already in the output's range) as O, the first `cols` of them.
 template <class O>
 NPUQ_TARGET_AVX512_VNNI inline void store_lanes_avx512(O* dst, __m512i v, __mmask16 keep) {
@@ -125,12 +138,23 @@ struct avx512_stage_consts {
 struct avx512_panel_consts {
   __m512i mult, shift, left, right;
   __m512 scale;
+  // q31_single: the even and odd lanes' shifts and rounding offsets (64-bit lanes), the odd
+  // lanes' multipliers in the even 32-bit positions.
+  __m512i mult_odd, t_even, t_odd, base_even, base_odd, neg_even, neg_odd;
+  bool parity = false;
   NPUQ_TARGET_AVX512_VNNI avx512_panel_consts(const tile_output_stage& t, std::size_t ch) {
     const __m512i zero = _mm512_setzero_si512();
     mult = _mm512_loadu_si512(&t.multiplier[ch]);
     shift = _mm512_loadu_si512(&t.shift[ch]);
     scale = _mm512_loadu_ps(&t.scale[ch]);
     left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
+    mult_odd = t_even = t_odd = base_even = base_odd = neg_even = neg_odd = zero;
+    if (t.kind != tile_requant::q31_single) return;
+    mult_odd = _mm512_srli_epi64(mult, 32);
+    t_even = _mm512_loadu_si512(&t.round_t[ch]), t_odd = _mm512_loadu_si512(&t.round_t[ch + 8]);
+    base_even = _mm512_loadu_si512(&t.round_base[ch]), base_odd = _mm512_loadu_si512(&t.round_base[ch + 8]);
+    neg_even = _mm512_loadu_si512(&t.round_neg[ch]), neg_odd = _mm512_loadu_si512(&t.round_neg[ch + 8]);
+    parity = t.round_parity;
   }
 };
 
@@ -148,6 +172,11 @@ NPUQ_TARGET_AVX512_VNNI inline __m512i requant_avx512(__m512i v, const avx512_pa
     __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(v), pc.scale);
     f = _mm512_min_ps(_mm512_max_ps(f, k.flo), k.fhi);
     return _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), k.zp);
+  } else if (Kind == tile_requant::q31_single) {
+    const __m512i even = single_round_offset_lanes_avx512(v, pc.mult, pc.t_even, pc.base_even, pc.neg_even, pc.parity, k.lo64, k.hi64);
+    const __m512i odd = single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), pc.mult_odd, pc.t_odd, pc.base_odd, pc.neg_odd,
+                                                         pc.parity, k.lo64, k.hi64);
+    return _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32)), k.zp);
   }
   return v;
 }
@@ -184,6 +213,7 @@ void store_tile_avx512(const tile_output_stage& t, const std::int32_t* c, int ro
     case tile_requant::q31_half_up: return store_tile_avx512_kind<tile_requant::q31_half_up, O>(t, c, rows, panels, n0, cols, row);
     case tile_requant::fp32_half_even:
       return store_tile_avx512_kind<tile_requant::fp32_half_even, O>(t, c, rows, panels, n0, cols, row);
+    case tile_requant::q31_single: return store_tile_avx512_kind<tile_requant::q31_single, O>(t, c, rows, panels, n0, cols, row);
     case tile_requant::reference: break;
   }
 }
