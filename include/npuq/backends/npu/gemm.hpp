@@ -106,8 +106,8 @@ struct packed_tile_weights<int4> {
 // A tile's exact int32 sums from the simd GEMM kernels, entered at the kernel layer: the views
 // are slices of the op's validated tensors and the weights were packed from one, so nothing is
 // validated again per tile (the raw stage: int32 sums wrapping at 32 bits, exact here).
-template <class A, class B>
-void simd_tile_sums(const TensorView<const A>& a, const packed_gemm_weights<B>& w, const TensorView<std::int32_t>& out) {
+template <class B, class A, class W>
+void simd_tile_sums(const TensorView<const A>& a, const W& w, const TensorView<std::int32_t>& out) {
   gemm_problem<A, B, std::int32_t> q;
   q.a = a;
   q.out = out;
@@ -115,18 +115,10 @@ void simd_tile_sums(const TensorView<const A>& a, const packed_gemm_weights<B>& 
   q.K = a.dim(1);
   q.N = out.dim(1);
   q.a_zero_point = a.quant().zero_point();
-  simd_detail::run_gemm_problem(npuq::simd, q, &w);
-}
-template <class A>
-void simd_tile_sums(const TensorView<const A>& a, const packed_int4_weights& w, const TensorView<std::int32_t>& out) {
-  gemm_problem<A, int4, std::int32_t> q;
-  q.a = a;
-  q.out = out;
-  q.M = a.dim(0);
-  q.K = a.dim(1);
-  q.N = out.dim(1);
-  q.a_zero_point = a.quant().zero_point();
-  simd_detail::run_gemm_int4(npuq::simd, q, &w);
+  if constexpr (std::is_same<B, int4>::value)
+    simd_detail::run_gemm_int4(npuq::simd, q, &w);  // W4A8 nibble panels
+  else
+    simd_detail::run_gemm_problem(npuq::simd, q, &w);
 }
 
 // The operand interface the emulator's run() reads, for a GEMM problem.
@@ -206,7 +198,7 @@ struct gemm_operands {
     const TensorView<const A> av(p.a.data(), p.a.offset() + ao + t.ox0 * sm + t.kc0 * sk, Layout::strided({t.tw, kt}, {sm, sk}),
                                  Quant::per_tensor(1.0f, p.a_zero_point), p.a.capacity());
     const TensorView<std::int32_t> ov(part, Layout::strided({t.tw, t.nt}, {t.nt, 1}));
-    simd_tile_sums(av, w, ov);
+    simd_tile_sums<B>(av, w, ov);
     return {};
   }
   // Where the PPU may write a tile straight into the output (ppu.hpp): unit column stride.

@@ -488,13 +488,17 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
     return p.out.data() + p.out.offset() + ol(n, oy, std::int64_t{0}, b * dw512_block);
   };
   const auto no_op = [](std::int64_t, int, std::int64_t, std::int64_t) {};
+  // Block b's outputs of row (n, oy) for the 16-lane stages.
+  const auto stage_out = [&](int acc_bits, std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
+    return dw512_stage_out<O>{acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
+  };
   if constexpr (sizeof(O) == 1) {
     // These three stages count for the NPU emulator in its instantiation (Count).
     if (contiguous && pr.q31_ok) {
       dw512_rows<KT>(
           pr, p, src, m, r0, r1,
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            return dw512_q31_stage<O, Count>{&pr.q31.blocks[static_cast<std::size_t>(b)], pr.q31.acc_bits, st.lo, st.hi, out_at(b, n, oy), ol.stride(2), nch, p.tally};
+            return dw512_q31_stage<O, Count>{&pr.q31.blocks[static_cast<std::size_t>(b)], stage_out(pr.q31.acc_bits, b, nch, n, oy)};
           },
           no_op);
       return;
@@ -504,7 +508,7 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
           pr, p, src, m, r0, r1,
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
             const float* scale = pr.fp32.scale.data() + b * dw512_block;
-            return dw512_fp32_stage<O, Count>{scale, pr.fp32.acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
+            return dw512_fp32_stage<O, Count>{scale, stage_out(pr.fp32.acc_bits, b, nch, n, oy)};
           },
           no_op);
       return;
@@ -513,7 +517,8 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
       dw512_rows<KT>(
           pr, p, src, m, r0, r1,
           [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            return dw512_q31_single_stage<O, Count>{&pr.single.blocks[static_cast<std::size_t>(b)], pr.single.acc_bits, pr.single.parity, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
+            return dw512_q31_single_stage<O, Count>{&pr.single.blocks[static_cast<std::size_t>(b)], pr.single.parity,
+                                                    stage_out(pr.single.acc_bits, b, nch, n, oy)};
           },
           no_op);
       return;

@@ -267,9 +267,10 @@ struct dw512_tally {
     _mm512_store_si512(tally->high, _mm512_mask_add_epi32(hi, static_cast<__mmask16>(above & keep[h]), hi, one));
   }
 };
-// The q31 and fp32 stages' per-pixel calls are always inlined into the row kernel: GCC inlines
-// the backend's on its own, but not the counting instantiations (a call per pixel then cost the
-// NPU emulator half its depthwise time).
+// The stages' per-pixel calls and their per-row register setup are always inlined into the row
+// kernel: GCC inlines the backend's per-pixel calls on its own, but not the counting
+// instantiations' (a call per pixel then cost the NPU emulator half its depthwise time), and an
+// out-of-line setup leaves the stage's constants in memory for the whole row.
 #if defined(__GNUC__)
 #define NPUQ_DW512_STAGE_INLINE __attribute__((always_inline))
 #else
@@ -281,6 +282,41 @@ struct dw512_no_tally {
 };
 template <bool Count>
 using dw512_tally_of = std::conditional_t<Count, dw512_tally, dw512_no_tally>;
+
+// What the 16-lane stages below share: the accumulator width, the clamp bounds and zero point,
+// where a row's outputs go and the tally a counting instantiation fills (the caller's data), and
+// the per-row registers built from it, whose operator() and half() store a pixel through the
+// stage's own requant(v, h) (Regs, the derived registers: 16 sums of accumulator h to outputs).
+template <class O>
+struct dw512_stage_out {
+  int acc_bits;
+  std::int32_t lo, hi, zero_point;
+  O* out;
+  std::int64_t stride;
+  int nch;
+  stage_tally* tally = nullptr;
+};
+
+template <class Regs, class O, bool Count>
+struct dw512_stage_regs {
+  dw512_wrap wrap;
+  bool wrapping;
+  O* out;
+  std::int64_t stride;
+  int nch;
+  dw512_tally_of<Count> tl;
+
+  NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE explicit dw512_stage_regs(const dw512_stage_out<O>& s)
+      : wrap(s.acc_bits), wrapping(s.acc_bits < 32), out(s.out), stride(s.stride), nch(s.nch), tl(s.tally, s.nch) {}
+
+  NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
+    const Regs& r = static_cast<const Regs&>(*this);
+    dw512_store<O>(out + p * stride, nch, r.requant(a, 0), r.requant(b, 1));
+  }
+  NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
+    dw512_store_half<O>(out + p * stride, nch, static_cast<const Regs&>(*this).requant(v, 0));
+  }
+};
 
 // The tflite double-rounding output stage on 16 lanes, for tables whose channels all shift right
 // by r in [1, 22] (the usual case: effective scales in [2^-22, 0.5)); others take the AVX2 stage.
@@ -325,32 +361,14 @@ struct dw512_q31_table {
 template <class O, bool Count = false>
 struct dw512_q31_stage {
   const dw512_q31_table::block* t;
-  int acc_bits;
-  std::int32_t lo, hi;
-  O* out;
-  std::int64_t stride;
-  int nch;
-  stage_tally* tally = nullptr;
+  dw512_stage_out<O> o;
 
-  struct regs {
+  struct regs : dw512_stage_regs<regs, O, Count> {
     __m512i m[2], m_odd[2], shift[2], bias_e[2], bias_o[2], lo, hi;
-    dw512_wrap wrap;
-    bool wrapping;
-    O* out;
-    std::int64_t stride;
-    int nch;
-    dw512_tally_of<Count> tl;
 
-    NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_q31_stage& s)
-        : lo(_mm512_set1_epi32(s.lo)),
-          hi(_mm512_set1_epi32(s.hi)),
-          wrap(s.acc_bits),
-          wrapping(s.acc_bits < 32),
-          out(s.out),
-          stride(s.stride),
-          nch(s.nch),
-          tl(s.tally, s.nch) {
-      if (s.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE explicit regs(const dw512_q31_stage& s)
+        : dw512_stage_regs<regs, O, Count>(s.o), lo(_mm512_set1_epi32(s.o.lo)), hi(_mm512_set1_epi32(s.o.hi)) {
+      if (s.o.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
         m[0] = dw512_half_of(s.t->m, 16);
         m_odd[0] = dw512_half_of(s.t->m_odd, 16);
         shift[0] = dw512_half_of(s.t->shift, 16);
@@ -370,17 +388,10 @@ struct dw512_q31_stage {
 
     // 16 sums of accumulator h to outputs (zero point added, clamped).
     NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
-      if (wrapping) v = wrap(v);
+      if (this->wrapping) v = this->wrap(v);
       const __m512i y = q31_double_composed_avx512(v, m[h], m_odd[h], bias_e[h], bias_o[h], shift[h]);
-      if constexpr (Count) tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
+      if constexpr (Count) this->tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
       return _mm512_min_epi32(_mm512_max_epi32(y, lo), hi);
-    }
-
-    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
-      dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
-    }
-    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
-      dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
 };
@@ -428,39 +439,24 @@ struct dw512_q31_single_table {
 template <class O, bool Count = false>
 struct dw512_q31_single_stage {
   const dw512_q31_single_table::block* t;
-  int acc_bits;
   bool parity;
-  std::int32_t lo, hi, zero_point;
-  O* out;
-  std::int64_t stride;
-  int nch;
-  stage_tally* tally = nullptr;
+  dw512_stage_out<O> o;
 
-  struct regs {
+  struct regs : dw512_stage_regs<regs, O, Count> {
     __m512i m[2], m_odd[2], t_e[2], t_o[2], base_e[2], base_o[2], neg_e[2], neg_o[2];
     __m512i lo64, hi64, lo, hi, zp;
-    dw512_wrap wrap;
-    bool wrapping, parity;
-    O* out;
-    std::int64_t stride;
-    int nch;
-    dw512_tally_of<Count> tl;
+    bool parity;
 
-    NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_q31_single_stage& s)
-        : lo64(_mm512_set1_epi64(std::int64_t{s.lo} - s.zero_point - 1)),
-          hi64(_mm512_set1_epi64(std::int64_t{s.hi} - s.zero_point + 1)),
-          lo(_mm512_set1_epi32(s.lo - s.zero_point)),
-          hi(_mm512_set1_epi32(s.hi - s.zero_point)),
-          zp(_mm512_set1_epi32(s.zero_point)),
-          wrap(s.acc_bits),
-          wrapping(s.acc_bits < 32),
-          parity(s.parity),
-          out(s.out),
-          stride(s.stride),
-          nch(s.nch),
-          tl(s.tally, s.nch) {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE explicit regs(const dw512_q31_single_stage& s)
+        : dw512_stage_regs<regs, O, Count>(s.o),
+          lo64(_mm512_set1_epi64(std::int64_t{s.o.lo} - s.o.zero_point - 1)),
+          hi64(_mm512_set1_epi64(std::int64_t{s.o.hi} - s.o.zero_point + 1)),
+          lo(_mm512_set1_epi32(s.o.lo - s.o.zero_point)),
+          hi(_mm512_set1_epi32(s.o.hi - s.o.zero_point)),
+          zp(_mm512_set1_epi32(s.o.zero_point)),
+          parity(s.parity) {
       const auto* b = s.t;
-      if (s.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
+      if (s.o.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
         m[0] = dw512_half_of(b->m, 16);
         m_odd[0] = dw512_half_of(b->m_odd, 16);
         t_e[0] = dw512_half_of(b->t, 16), t_o[0] = dw512_half_of(b->t + 8, 16);
@@ -480,20 +476,13 @@ struct dw512_q31_single_stage {
 
     // 16 sums of accumulator h to outputs (zero point added, clamped).
     NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
-      if (wrapping) v = wrap(v);
+      if (this->wrapping) v = this->wrap(v);
       const __m512i ye = single_round_offset_lanes_avx512(v, m[h], t_e[h], base_e[h], neg_e[h], parity, lo64, hi64);
       const __m512i yo =
           single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), m_odd[h], t_o[h], base_o[h], neg_o[h], parity, lo64, hi64);
       const __m512i y = _mm512_mask_blend_epi32(0xAAAA, ye, _mm512_slli_epi64(yo, 32));
-      if constexpr (Count) tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
+      if constexpr (Count) this->tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
       return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(y, lo), hi), zp);
-    }
-
-    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
-      dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
-    }
-    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
-      dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
 };
@@ -519,33 +508,17 @@ struct dw512_fp32_table {
 template <class O, bool Count = false>
 struct dw512_fp32_stage {
   const float* scale;  // the block's 32, lane order
-  int acc_bits;
-  std::int32_t lo, hi, zero_point;
-  O* out;
-  std::int64_t stride;
-  int nch;
-  stage_tally* tally = nullptr;
+  dw512_stage_out<O> o;
 
-  struct regs {
+  struct regs : dw512_stage_regs<regs, O, Count> {
     __m512 scale[2], lo, hi, zero_point;
-    dw512_wrap wrap;
-    bool wrapping;
-    O* out;
-    std::int64_t stride;
-    int nch;
-    dw512_tally_of<Count> tl;
 
-    NPUQ_TARGET_AVX512_VNNI explicit regs(const dw512_fp32_stage& s)
-        : lo(_mm512_set1_ps(static_cast<float>(s.lo - s.zero_point))),
-          hi(_mm512_set1_ps(static_cast<float>(s.hi - s.zero_point))),
-          zero_point(_mm512_set1_ps(static_cast<float>(s.zero_point))),
-          wrap(s.acc_bits),
-          wrapping(s.acc_bits < 32),
-          out(s.out),
-          stride(s.stride),
-          nch(s.nch),
-          tl(s.tally, s.nch) {
-      if (s.nch <= dw512_block / 2) {
+    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE explicit regs(const dw512_fp32_stage& s)
+        : dw512_stage_regs<regs, O, Count>(s.o),
+          lo(_mm512_set1_ps(static_cast<float>(s.o.lo - s.o.zero_point))),
+          hi(_mm512_set1_ps(static_cast<float>(s.o.hi - s.o.zero_point))),
+          zero_point(_mm512_set1_ps(static_cast<float>(s.o.zero_point))) {
+      if (s.o.nch <= dw512_block / 2) {
         scale[0] = _mm512_castsi512_ps(dw512_half_of(s.scale, 16));
         scale[1] = _mm512_setzero_ps();
       } else {
@@ -555,18 +528,11 @@ struct dw512_fp32_stage {
     }
 
     NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
-      if (wrapping) v = wrap(v);
+      if (this->wrapping) v = this->wrap(v);
       constexpr int imm = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;  // one token: SIMDe's macro does not parenthesize its immediate
       const __m512 f = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(v), scale[h]), imm);
-      if constexpr (Count) tl.count(h, v, _mm512_cmp_ps_mask(f, lo, _CMP_LT_OQ), _mm512_cmp_ps_mask(f, hi, _CMP_GT_OQ));
+      if constexpr (Count) this->tl.count(h, v, _mm512_cmp_ps_mask(f, lo, _CMP_LT_OQ), _mm512_cmp_ps_mask(f, hi, _CMP_GT_OQ));
       return _mm512_cvttps_epi32(_mm512_add_ps(_mm512_max_ps(_mm512_min_ps(f, hi), lo), zero_point));
-    }
-
-    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void operator()(std::int64_t p, __m512i a, __m512i b) const {
-      dw512_store<O>(out + p * stride, nch, requant(a, 0), requant(b, 1));
-    }
-    NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE void half(std::int64_t p, __m512i v) const {
-      dw512_store_half<O>(out + p * stride, nch, requant(v, 0));
     }
   };
 };
