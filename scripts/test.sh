@@ -6,8 +6,9 @@
 #                 packaging tests included), and the benchmarks
 #                 built and run once each on their smallest shapes (ctest bench_smoke, label
 #                 `bench`: no timing asserted, a broken benchmark build cannot land)
-#   2. sanitize   AddressSanitizer + UndefinedBehaviorSanitizer at -O1 (-g1: line tables for the
-#                 reports' stack traces, without the full debug information), every test except the
+#   2. sanitize   AddressSanitizer + UndefinedBehaviorSanitizer at -Og (-g1: line tables for the
+#                 reports' stack traces, without the full debug information; -Og builds in half
+#                 the time of -O1 here: 10.7 min against 23, tests 2.6 min against 1.9), every test except the
 #                 packaging ones (label `packaging`: they build separate consumer projects) and
 #                 the SIMDe-emulated ISA builds (label `emulated`: pass 1 runs them; under the
 #                 sanitizers they would mostly check SIMDe itself and double the build time)
@@ -84,7 +85,7 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_retur
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 run_pass sanitize "$root/build-sanitize" "-LE packaging" -- \
   -DCMAKE_BUILD_TYPE=Debug -DNPUQ_EMULATED_ISA_TESTS=OFF -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
-  "-DCMAKE_CXX_FLAGS=-O1 $sanitize_flags" \
+  "-DCMAKE_CXX_FLAGS=-Og $sanitize_flags" \
   "-DCMAKE_EXE_LINKER_FLAGS=$sanitize_flags" || overall=FAIL
 sanitize_short=$pass_short sanitize_long=$pass_long
 

@@ -367,6 +367,7 @@ static int check_vector_ppu(std::uint64_t seed) {
       const std::int32_t zp = r.uniform(-128, 127), lo = r.uniform(-128, 0), hi = r.uniform(1, 127);
       lanes.compose(static_cast<std::size_t>(nt), zp);
       if (lanes.composed && num.mode == rounding::tflite_double) ++composed_rounds;
+      if (npu::detail::ppu_kind_of(false, num) == npu::detail::ppu_kind::q31_symmetric) lanes.prepare_single(static_cast<std::size_t>(nt), num.mode);
       for (bool raw : {false, true}) {
         const npu::detail::ppu_kind kind = npu::detail::ppu_kind_of(raw, num);
         REQUIRE(kind != npu::detail::ppu_kind::other);

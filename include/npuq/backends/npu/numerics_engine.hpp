@@ -356,6 +356,7 @@ class numerics_engine {
       if (!st.raw) sc.lanes.set(static_cast<std::size_t>(j), st.at(ch));
     }
     if (kind == detail::ppu_kind::q31_double) sc.lanes.compose(static_cast<std::size_t>(nt), st.zero_point);
+    if (kind == detail::ppu_kind::q31_symmetric) sc.lanes.prepare_single(static_cast<std::size_t>(nt), st.numerics.mode);
     numeric_counters& nc = *counters;
     if constexpr (detail::writes_out_rows<Operands>::value) {  // straight into the output when its channels are consecutive
       detail::ppu_out<typename Operands::out_type> dst;

@@ -122,6 +122,10 @@ struct ppu_lanes {
   std::int32_t composed_zp = 0;
   std::vector<std::int64_t> composed_c;
   std::vector<std::int32_t> composed_shift;
+  // The Q31 single rounding (q31_symmetric kind) as one arithmetic shift after an offset
+  // (simd_detail::single_round_offsets_for), in the same per-16-column even/odd order: the shift
+  // and the offsets, for the AVX-512 PPU.
+  std::vector<std::int64_t> single_t, single_base, single_neg;
   void resize(std::size_t n) {
     mult.resize(n);
     left.resize(n);
@@ -156,6 +160,20 @@ struct ppu_lanes {
 #else
     (void)n, (void)zp;
 #endif
+  }
+  // After set() for channels [0, n): prepares the single-rounding offsets for `mode`.
+  void prepare_single(std::size_t n, rounding mode) {
+    const std::size_t padded = (n + 15) / 16 * 16;
+    single_t.assign(padded, 1);  // padding lanes: a valid shift (their multiplier is 0)
+    single_base.assign(padded, 0);
+    single_neg.assign(padded, 0);
+    for (std::size_t j = 0; j < n; ++j) {
+      const std::size_t i = j / 16 * 16 + j % 2 * 8 + j % 16 / 2;
+      const simd_detail::single_round_offsets o = simd_detail::single_round_offsets_for(mode, total_shift[j]);
+      single_t[i] = total_shift[j];
+      single_base[i] = o.base;
+      single_neg[i] = o.neg;
+    }
   }
 };
 
@@ -339,12 +357,12 @@ NPUQ_TARGET_AVX512_VNNI inline void ppu_tile_avx512(const std::int32_t* sums, co
   // q31_symmetric clamps its 64-bit results to [qlo - 1, qhi + 1] first (int32 values that still
   // compare as clamped), then as the other kinds.
   const __m512i wlo64 = _mm512_set1_epi64(qlo - 1), whi64 = _mm512_set1_epi64(qhi + 1);
-  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1), one64 = _mm512_set1_epi64(1);
-  const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFF);
-  const bool half_away = num.mode == rounding::half_away;
+  const __m512i zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+  (void)num;
   const bool composed = K == ppu_kind::q31_double && lanes.composed && lanes.composed_zp == zp;
   const std::int64_t* cc = lanes.composed_c.data();
   const std::int32_t* cs = lanes.composed_shift.data();
+  const std::int64_t *st = lanes.single_t.data(), *sb = lanes.single_base.data(), *sn = lanes.single_neg.data();
   __m512i vmax = zero, vlow = zero, vhigh = zero;
   ppu_rows<O> rw(sums, nt, 16, out);
   for (std::int64_t i = 0; i < rows; ++i, rw.walk.next()) {
@@ -369,21 +387,15 @@ NPUQ_TARGET_AVX512_VNNI inline void ppu_tile_avx512(const std::int32_t* sums, co
         q = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(f, fqlo), fqhi));
       } else {
         if (K == ppu_kind::q31_symmetric) {
-          // requantize's Q31 step on |acc * multiplier| with the sign restored (as
-          // round_shift_int64), even and odd lanes as 64-bit products.
+          // requantize's Q31 single rounding of acc * multiplier, even and odd lanes as 64-bit
+          // products, each one arithmetic shift after its offset (the simd output stage's form).
           const __m512i m = _mm512_maskz_loadu_epi32(keep, c.mult + j);
-          const __m512i ts = _mm512_maskz_loadu_epi32(keep, c.total_shift + j);
-          __m512i r[2];
-          for (int odd = 0; odd < 2; ++odd) {
-            const __m512i p = odd ? _mm512_mul_epi32(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32)) : _mm512_mul_epi32(v, m);
-            const __m512i sh = odd ? _mm512_srli_epi64(ts, 32) : _mm512_and_si512(ts, low32);
-            __m512i mag = _mm512_abs_epi64(p);
-            if (half_away) mag = _mm512_add_epi64(mag, _mm512_sllv_epi64(one64, _mm512_sub_epi64(sh, one64)));
-            mag = _mm512_srlv_epi64(mag, sh);
-            mag = _mm512_mask_sub_epi64(mag, _mm512_cmplt_epi64_mask(p, zero), zero, mag);
-            r[odd] = _mm512_min_epi64(_mm512_max_epi64(mag, wlo64), whi64);
-          }
-          q = _mm512_mask_blend_epi32(0xAAAA, r[0], _mm512_slli_epi64(r[1], 32));
+          const __m512i re = simd_detail::single_round_offset_lanes_avx512(v, m, _mm512_loadu_si512(st + j), _mm512_loadu_si512(sb + j),
+                                                                           _mm512_loadu_si512(sn + j), false, wlo64, whi64);
+          const __m512i ro =
+              simd_detail::single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32), _mm512_loadu_si512(st + j + 8),
+                                                            _mm512_loadu_si512(sb + j + 8), _mm512_loadu_si512(sn + j + 8), false, wlo64, whi64);
+          q = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
         } else if (composed) {  // y + zp in one step: compared and clamped with zp included
           const __m512i m = _mm512_maskz_loadu_epi32(keep, c.mult + j);
           q = simd_detail::q31_double_composed_avx512(v, m, _mm512_srli_epi64(m, 32), _mm512_loadu_si512(cc + j),
@@ -428,7 +440,8 @@ inline ppu_path ppu_vector_path() {
 inline bool ppu_avx2_available() { return ppu_vector_path() != ppu_path::none; }
 
 // See the file comment. `num` is the op's numerics (ignored for ppu_kind::raw); lanes must be set
-// for every channel unless raw. Writes rows x nt values to `out` (O: int32, or the 8-bit output
+// for every channel unless raw, and prepared with prepare_single for q31_symmetric (false when
+// they were not). Writes rows x nt values to `out` (O: int32, or the 8-bit output
 // type when the values are requantized).
 template <class O>
 bool ppu_tile(ppu_kind kind, const std::int32_t* sums, const std::int32_t* bias, const ppu_lanes& c, std::int64_t rows,
@@ -437,6 +450,7 @@ bool ppu_tile(ppu_kind kind, const std::int32_t* sums, const std::int32_t* bias,
 #if defined(NPUQ_NPU_PPU_AVX2)
   const ppu_path path = ppu_vector_path();
   if (path == ppu_path::none || kind == ppu_kind::other) return false;
+  if (kind == ppu_kind::q31_symmetric && c.single_t.size() < static_cast<std::size_t>((nt + 15) / 16 * 16)) return false;
   const auto run = [&](auto k) {
     constexpr ppu_kind K = decltype(k)::value;
 #if defined(NPUQ_NPU_PPU_AVX512)
