@@ -163,6 +163,7 @@ struct ppu_lanes {
   }
   // After set() for channels [0, n): prepares the single-rounding offsets for `mode`.
   void prepare_single(std::size_t n, rounding mode) {
+#if defined(NPUQ_NPU_PPU_AVX2)
     const std::size_t padded = (n + 15) / 16 * 16;
     single_t.assign(padded, 1);  // padding lanes: a valid shift (their multiplier is 0)
     single_base.assign(padded, 0);
@@ -174,6 +175,9 @@ struct ppu_lanes {
       single_base[i] = o.base;
       single_neg[i] = o.neg;
     }
+#else
+    (void)n, (void)mode;
+#endif
   }
 };
 
