@@ -125,7 +125,9 @@ struct ppu_lanes {
   // The Q31 single rounding (q31_symmetric kind) as one arithmetic shift after an offset
   // (simd_detail::single_round_offsets_for), in the same per-16-column even/odd order: the shift
   // and the offsets, for the AVX-512 PPU.
-  std::vector<std::int64_t> single_t, single_base, single_neg;
+#if defined(NPUQ_NPU_PPU_AVX2)
+  simd_detail::single_round_columns single;
+#endif
   void resize(std::size_t n) {
     mult.resize(n);
     left.resize(n);
@@ -152,7 +154,7 @@ struct ppu_lanes {
     composed_shift.assign(composed_c.size(), 0);
     for (std::size_t j = 0; j < n; ++j) {
       const int r = -rq[j].shift;
-      composed_c[j / 16 * 16 + j % 2 * 8 + j % 16 / 2] = simd_detail::q31_double_composed_constant(r, zp);
+      composed_c[simd_detail::even_odd_lane(j)] = simd_detail::q31_double_composed_constant(r, zp);
       composed_shift[j] = r - 1;
     }
     composed = true;
@@ -164,17 +166,7 @@ struct ppu_lanes {
   // After set() for channels [0, n): prepares the single-rounding offsets for `mode`.
   void prepare_single(std::size_t n, rounding mode) {
 #if defined(NPUQ_NPU_PPU_AVX2)
-    const std::size_t padded = (n + 15) / 16 * 16;
-    single_t.assign(padded, 1);  // padding lanes: a valid shift (their multiplier is 0)
-    single_base.assign(padded, 0);
-    single_neg.assign(padded, 0);
-    for (std::size_t j = 0; j < n; ++j) {
-      const std::size_t i = j / 16 * 16 + j % 2 * 8 + j % 16 / 2;
-      const simd_detail::single_round_offsets o = simd_detail::single_round_offsets_for(mode, total_shift[j]);
-      single_t[i] = total_shift[j];
-      single_base[i] = o.base;
-      single_neg[i] = o.neg;
-    }
+    single.build(mode, n, [&](std::size_t j) { return rq[j].shift; });
 #else
     (void)n, (void)mode;
 #endif
@@ -366,7 +358,7 @@ NPUQ_TARGET_AVX512_VNNI inline void ppu_tile_avx512(const std::int32_t* sums, co
   const bool composed = K == ppu_kind::q31_double && lanes.composed && lanes.composed_zp == zp;
   const std::int64_t* cc = lanes.composed_c.data();
   const std::int32_t* cs = lanes.composed_shift.data();
-  const std::int64_t *st = lanes.single_t.data(), *sb = lanes.single_base.data(), *sn = lanes.single_neg.data();
+  const simd_detail::single_round_columns& sr = lanes.single;
   __m512i vmax = zero, vlow = zero, vhigh = zero;
   ppu_rows<O> rw(sums, nt, 16, out);
   for (std::int64_t i = 0; i < rows; ++i, rw.walk.next()) {
@@ -394,12 +386,9 @@ NPUQ_TARGET_AVX512_VNNI inline void ppu_tile_avx512(const std::int32_t* sums, co
           // requantize's Q31 single rounding of acc * multiplier, even and odd lanes as 64-bit
           // products, each one arithmetic shift after its offset (the simd output stage's form).
           const __m512i m = _mm512_maskz_loadu_epi32(keep, c.mult + j);
-          const __m512i re = simd_detail::single_round_offset_lanes_avx512(v, m, _mm512_loadu_si512(st + j), _mm512_loadu_si512(sb + j),
-                                                                           _mm512_loadu_si512(sn + j), false, wlo64, whi64);
-          const __m512i ro =
-              simd_detail::single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), _mm512_srli_epi64(m, 32), _mm512_loadu_si512(st + j + 8),
-                                                            _mm512_loadu_si512(sb + j + 8), _mm512_loadu_si512(sn + j + 8), false, wlo64, whi64);
-          q = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
+          q = simd_detail::single_round16_avx512(v, m, _mm512_srli_epi64(m, 32),
+                                                 simd_detail::single_round16::load(sr.t.data() + j, sr.base.data() + j, sr.neg.data() + j),
+                                                 false, wlo64, whi64);
         } else if (composed) {  // y + zp in one step: compared and clamped with zp included
           const __m512i m = _mm512_maskz_loadu_epi32(keep, c.mult + j);
           q = simd_detail::q31_double_composed_avx512(v, m, _mm512_srli_epi64(m, 32), _mm512_loadu_si512(cc + j),
@@ -454,7 +443,7 @@ bool ppu_tile(ppu_kind kind, const std::int32_t* sums, const std::int32_t* bias,
 #if defined(NPUQ_NPU_PPU_AVX2)
   const ppu_path path = ppu_vector_path();
   if (path == ppu_path::none || kind == ppu_kind::other) return false;
-  if (kind == ppu_kind::q31_symmetric && c.single_t.size() < static_cast<std::size_t>((nt + 15) / 16 * 16)) return false;
+  if (kind == ppu_kind::q31_symmetric && c.single.t.size() < static_cast<std::size_t>((nt + 15) / 16 * 16)) return false;
   const auto run = [&](auto k) {
     constexpr ppu_kind K = decltype(k)::value;
 #if defined(NPUQ_NPU_PPU_AVX512)

@@ -493,36 +493,27 @@ void run_depthwise_avx512(const dw_prepared<I, W, O>& pr, const depthwise_proble
     return dw512_stage_out<O>{acc_bits, st.lo, st.hi, st.zero_point, out_at(b, n, oy), ol.stride(2), nch, p.tally};
   };
   if constexpr (sizeof(O) == 1) {
-    // These three stages count for the NPU emulator in its instantiation (Count).
-    if (contiguous && pr.q31_ok) {
+    // The kernels' own 16-lane stages; make(b, out) forms block b's stage for one output row.
+    // These three count for the NPU emulator in its instantiation (Count).
+    const auto rows_with = [&](int acc_bits, const auto& make) {
       dw512_rows<KT>(
           pr, p, src, m, r0, r1,
-          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            return dw512_q31_stage<O, Count>{&pr.q31.blocks[static_cast<std::size_t>(b)], stage_out(pr.q31.acc_bits, b, nch, n, oy)};
-          },
+          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) { return make(b, stage_out(acc_bits, b, nch, n, oy)); },
           no_op);
-      return;
-    }
-    if (contiguous && pr.fp32_ok) {
-      dw512_rows<KT>(
-          pr, p, src, m, r0, r1,
-          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            const float* scale = pr.fp32.scale.data() + b * dw512_block;
-            return dw512_fp32_stage<O, Count>{scale, stage_out(pr.fp32.acc_bits, b, nch, n, oy)};
-          },
-          no_op);
-      return;
-    }
-    if (contiguous && pr.single_ok) {
-      dw512_rows<KT>(
-          pr, p, src, m, r0, r1,
-          [&](std::int64_t b, int nch, std::int64_t n, std::int64_t oy) {
-            return dw512_q31_single_stage<O, Count>{&pr.single.blocks[static_cast<std::size_t>(b)], pr.single.parity,
-                                                    stage_out(pr.single.acc_bits, b, nch, n, oy)};
-          },
-          no_op);
-      return;
-    }
+    };
+    const auto block = [](std::int64_t b) { return static_cast<std::size_t>(b); };
+    if (contiguous && pr.q31_ok)
+      return rows_with(pr.q31.acc_bits, [&](std::int64_t b, const dw512_stage_out<O>& o) {
+        return dw512_q31_stage<O, Count>{&pr.q31.blocks[block(b)], o};
+      });
+    if (contiguous && pr.fp32_ok)
+      return rows_with(pr.fp32.acc_bits, [&](std::int64_t b, const dw512_stage_out<O>& o) {
+        return dw512_fp32_stage<O, Count>{pr.fp32.scale.data() + b * dw512_block, o};
+      });
+    if (contiguous && pr.single_ok)
+      return rows_with(pr.single.acc_bits, [&](std::int64_t b, const dw512_stage_out<O>& o) {
+        return dw512_q31_single_stage<O, Count>{&pr.single.blocks[block(b)], pr.single.parity, o};
+      });
   }
   if constexpr (!Count) {  // run_depthwise_counting calls it only for the stages above
     if (contiguous && pr.rq_ok) {

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -55,6 +56,45 @@ inline single_round_offsets single_round_offsets_for(rounding mode, int t) {
   return {};
 }
 
+// The AVX-512 stages process a 16-column panel's 64-bit products as its 8 even columns, then its
+// 8 odd ones: column j's position in that order (per-column 64-bit constants are stored so).
+constexpr std::size_t even_odd_lane(std::size_t j) { return j / 16 * 16 + j % 2 * 8 + j % 16 / 2; }
+
+// Per-column shifts t = 31 - shift and offsets of single_round_offsets_for, written in
+// even_odd_lane order into caller-owned arrays (vectors of a tile stage, fixed blocks of the
+// depthwise table, the NPU PPU's lanes).
+struct single_round_lane_arrays {
+  std::int64_t *t, *base, *neg;
+  // n lanes with no channel: any valid shift (their multiplier is 0), no offsets.
+  void pad(std::size_t n) const {
+    std::fill(t, t + n, std::int64_t{1});
+    std::fill(base, base + n, std::int64_t{0});
+    std::fill(neg, neg + n, std::int64_t{0});
+  }
+  void set(std::size_t j, rounding mode, int shift) const {
+    const std::size_t i = even_odd_lane(j);
+    const single_round_offsets o = single_round_offsets_for(mode, 31 - shift);
+    t[i] = 31 - shift;
+    base[i] = o.base;
+    neg[i] = o.neg;
+  }
+};
+
+// The same as vectors for n columns padded to whole 16-column panels.
+struct single_round_columns {
+  std::vector<std::int64_t> t, base, neg;
+  bool parity = false;  // half_even
+  template <class ShiftOf>
+  void build(rounding mode, std::size_t n, const ShiftOf& shift_of) {
+    const std::size_t padded = (n + 15) / 16 * 16;
+    t.resize(padded), base.resize(padded), neg.resize(padded);
+    const single_round_lane_arrays a{t.data(), base.data(), neg.data()};
+    a.pad(padded);
+    for (std::size_t j = 0; j < n; ++j) a.set(j, mode, shift_of(j));
+    parity = mode == rounding::half_even;
+  }
+};
+
 // q31_single: the q31 single roundings other than half up (half_away, half_even, truncate,
 // floor), which only the AVX-512 stage has in vector form (elsewhere: the reference's per element).
 enum class tile_requant : std::uint8_t { reference, raw, q31_double, q31_half_up, fp32_half_even, q31_single };
@@ -70,11 +110,8 @@ struct tile_output_stage {
   // below 2^30 in magnitude, so converting it to int32 cannot overflow and the kernels with the
   // stage inside skip the clamp before the conversion (see bound_sums).
   bool fp32_in_range = false;
-  // q31_single kind: per column, in the AVX-512 stage's 64-bit lane order (each panel's 8 even
-  // columns, then its 8 odd ones), the shift t = 31 - shift and the offsets of
-  // single_round_offsets_for; round_parity for half_even.
-  std::vector<std::int64_t> round_t, round_base, round_neg;
-  bool round_parity = false;
+  // q31_single kind: per column, in even_odd_lane order, the shift and rounding offsets.
+  single_round_columns single;
 
   tile_output_stage(const output_stage& stage, const TensorView<const std::int32_t>& b, std::int64_t n, std::int64_t first_channel = 0)
       : st(&stage), columns(n) {
@@ -99,19 +136,7 @@ struct tile_output_stage {
     else if (p.format == multiplier_format::q31 && p.mode == rounding::half_up) kind = tile_requant::q31_half_up;
     else if (p.format == multiplier_format::fp32 && p.mode == rounding::half_even) kind = tile_requant::fp32_half_even;
     else if (p.format == multiplier_format::q31) kind = tile_requant::q31_single;
-    if (kind != tile_requant::q31_single) return;
-    round_t.assign(padded, 1);  // padding columns: any valid shift (multiplier 0)
-    round_base.assign(padded, 0);
-    round_neg.assign(padded, 0);
-    round_parity = p.mode == rounding::half_even;
-    for (std::int64_t c = 0; c < n; ++c) {
-      const auto i = static_cast<std::size_t>(c / 16 * 16 + c % 2 * 8 + c % 16 / 2);
-      const int ts = 31 - shift[static_cast<std::size_t>(c)];
-      const single_round_offsets o = single_round_offsets_for(p.mode, ts);
-      round_t[i] = ts;
-      round_base[i] = o.base;
-      round_neg[i] = o.neg;
-    }
+    if (kind == tile_requant::q31_single) single.build(p.mode, static_cast<std::size_t>(n), [&](std::size_t c) { return shift[c]; });
   }
 
   // Sets fp32_in_range for sums of k products of 8-bit values less their zero points (each factor

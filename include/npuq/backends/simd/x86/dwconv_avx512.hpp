@@ -349,7 +349,7 @@ struct dw512_q31_table {
       t.m[lane] = rc.multiplier;
       if (lane % 2 == 1) t.m_odd[lane - 1] = rc.multiplier;
       t.shift[lane] = r - 1;
-      t.bias[lane / 16 * 16 + lane % 2 * 8 + lane % 16 / 2] = q31_double_composed_constant(r, st.zero_point);
+      t.bias[even_odd_lane(static_cast<std::size_t>(lane))] = q31_double_composed_constant(r, st.zero_point);
     }
     return true;
   }
@@ -418,22 +418,18 @@ struct dw512_q31_single_table {
     acc_bits = st.numerics.acc.bits;
     parity = st.numerics.mode == rounding::half_even;
     blocks.assign(static_cast<std::size_t>((channels + dw512_block - 1) / dw512_block), block{});
-    for (block& b : blocks) std::fill(b.t, b.t + 32, std::int64_t{1});  // padding lanes: any valid shift
+    for (block& b : blocks) lanes(b).pad(32);
     for (std::int64_t c = 0; c < channels; ++c) {
       block& b = blocks[static_cast<std::size_t>(c / dw512_block)];
       const int lane = dw512_lane(static_cast<int>(c % dw512_block));
       const requant_channel& rc = st.at(c);
-      const int t = 31 - rc.shift;
-      const single_round_offsets o = single_round_offsets_for(st.numerics.mode, t);
       b.m[lane] = rc.multiplier;
       if (lane % 2 == 1) b.m_odd[lane - 1] = rc.multiplier;
-      const int i = lane / 16 * 16 + lane % 2 * 8 + lane % 16 / 2;
-      b.t[i] = t;
-      b.base[i] = o.base;
-      b.neg[i] = o.neg;
+      lanes(b).set(static_cast<std::size_t>(lane), st.numerics.mode, rc.shift);
     }
     return true;
   }
+  static single_round_lane_arrays lanes(block& b) { return {b.t, b.base, b.neg}; }
 };
 
 template <class O, bool Count = false>
@@ -443,7 +439,8 @@ struct dw512_q31_single_stage {
   dw512_stage_out<O> o;
 
   struct regs : dw512_stage_regs<regs, O, Count> {
-    __m512i m[2], m_odd[2], t_e[2], t_o[2], base_e[2], base_o[2], neg_e[2], neg_o[2];
+    __m512i m[2], m_odd[2];
+    single_round16 r[2];
     __m512i lo64, hi64, lo, hi, zp;
     bool parity;
 
@@ -459,28 +456,23 @@ struct dw512_q31_single_stage {
       if (s.o.nch <= dw512_block / 2) {  // half block: accumulator 0 is [A low | B low]
         m[0] = dw512_half_of(b->m, 16);
         m_odd[0] = dw512_half_of(b->m_odd, 16);
-        t_e[0] = dw512_half_of(b->t, 16), t_o[0] = dw512_half_of(b->t + 8, 16);
-        base_e[0] = dw512_half_of(b->base, 16), base_o[0] = dw512_half_of(b->base + 8, 16);
-        neg_e[0] = dw512_half_of(b->neg, 16), neg_o[0] = dw512_half_of(b->neg + 8, 16);
-        m[1] = m_odd[1] = t_e[1] = t_o[1] = base_e[1] = base_o[1] = neg_e[1] = neg_o[1] = _mm512_setzero_si512();
+        r[0] = {dw512_half_of(b->t, 16),    dw512_half_of(b->t + 8, 16),   dw512_half_of(b->base, 16),
+                dw512_half_of(b->base + 8, 16), dw512_half_of(b->neg, 16), dw512_half_of(b->neg + 8, 16)};
+        m[1] = m_odd[1] = _mm512_setzero_si512();
+        r[1] = single_round16::zero();
         return;
       }
       for (int h = 0; h < 2; ++h) {
         m[h] = _mm512_loadu_si512(b->m + h * 16);
         m_odd[h] = _mm512_loadu_si512(b->m_odd + h * 16);
-        t_e[h] = _mm512_loadu_si512(b->t + h * 16), t_o[h] = _mm512_loadu_si512(b->t + h * 16 + 8);
-        base_e[h] = _mm512_loadu_si512(b->base + h * 16), base_o[h] = _mm512_loadu_si512(b->base + h * 16 + 8);
-        neg_e[h] = _mm512_loadu_si512(b->neg + h * 16), neg_o[h] = _mm512_loadu_si512(b->neg + h * 16 + 8);
+        r[h] = single_round16::load(b->t + h * 16, b->base + h * 16, b->neg + h * 16);
       }
     }
 
     // 16 sums of accumulator h to outputs (zero point added, clamped).
     NPUQ_TARGET_AVX512_VNNI NPUQ_DW512_STAGE_INLINE __m512i requant(__m512i v, int h) const {
       if (this->wrapping) v = this->wrap(v);
-      const __m512i ye = single_round_offset_lanes_avx512(v, m[h], t_e[h], base_e[h], neg_e[h], parity, lo64, hi64);
-      const __m512i yo =
-          single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), m_odd[h], t_o[h], base_o[h], neg_o[h], parity, lo64, hi64);
-      const __m512i y = _mm512_mask_blend_epi32(0xAAAA, ye, _mm512_slli_epi64(yo, 32));
+      const __m512i y = single_round16_avx512(v, m[h], m_odd[h], r[h], parity, lo64, hi64);
       if constexpr (Count) this->tl.count(h, v, _mm512_cmpgt_epi32_mask(lo, y), _mm512_cmpgt_epi32_mask(y, hi));
       return _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(y, lo), hi), zp);
     }

@@ -103,6 +103,31 @@ NPUQ_TARGET_AVX512_VNNI inline __m512i single_round_offset_lanes_avx512(__m512i 
   return _mm512_min_epi64(_mm512_max_epi64(v, lo64), hi64);
 }
 
+// One 16-lane panel's single-rounding constants (single_round_lane_arrays' order): the even
+// lanes' shifts and offsets as 64-bit lanes, then the odd lanes'.
+struct single_round16 {
+  __m512i t_even, t_odd, base_even, base_odd, neg_even, neg_odd;
+  NPUQ_TARGET_AVX512_VNNI static single_round16 zero() {
+    const __m512i z = _mm512_setzero_si512();
+    return {z, z, z, z, z, z};
+  }
+  // From a panel's 16 entries of each array.
+  NPUQ_TARGET_AVX512_VNNI static single_round16 load(const std::int64_t* t, const std::int64_t* base, const std::int64_t* neg) {
+    return {_mm512_loadu_si512(t), _mm512_loadu_si512(t + 8), _mm512_loadu_si512(base),
+            _mm512_loadu_si512(base + 8), _mm512_loadu_si512(neg), _mm512_loadu_si512(neg + 8)};
+  }
+};
+
+// 16 lanes of x * m single-rounded with r (clamped in 64 bits to [lo64, hi64]); m_odd holds the
+// odd lanes' multipliers in the even 32-bit positions.
+NPUQ_TARGET_AVX512_VNNI inline __m512i single_round16_avx512(__m512i x, __m512i m, __m512i m_odd, const single_round16& r, bool parity,
+                                                           __m512i lo64, __m512i hi64) {
+  const __m512i even = single_round_offset_lanes_avx512(x, m, r.t_even, r.base_even, r.neg_even, parity, lo64, hi64);
+  const __m512i odd =
+      single_round_offset_lanes_avx512(_mm512_srli_epi64(x, 32), m_odd, r.t_odd, r.base_odd, r.neg_odd, parity, lo64, hi64);
+  return _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+}
+
 // Stores 16 int32 lanes (already in the output's range) as O, the first `cols` of them.
 template <class O>
 NPUQ_TARGET_AVX512_VNNI inline void store_lanes_avx512(O* dst, __m512i v, __mmask16 keep) {
@@ -138,9 +163,9 @@ struct avx512_stage_consts {
 struct avx512_panel_consts {
   __m512i mult, shift, left, right;
   __m512 scale;
-  // q31_single: the even and odd lanes' shifts and rounding offsets (64-bit lanes), the odd
-  // lanes' multipliers in the even 32-bit positions.
-  __m512i mult_odd, t_even, t_odd, base_even, base_odd, neg_even, neg_odd;
+  // q31_single: the odd lanes' multipliers in the even 32-bit positions and the rounding constants.
+  __m512i mult_odd;
+  single_round16 round;
   bool parity = false;
   NPUQ_TARGET_AVX512_VNNI avx512_panel_consts(const tile_output_stage& t, std::size_t ch) {
     const __m512i zero = _mm512_setzero_si512();
@@ -148,13 +173,12 @@ struct avx512_panel_consts {
     shift = _mm512_loadu_si512(&t.shift[ch]);
     scale = _mm512_loadu_ps(&t.scale[ch]);
     left = _mm512_max_epi32(shift, zero), right = _mm512_max_epi32(_mm512_sub_epi32(zero, shift), zero);
-    mult_odd = t_even = t_odd = base_even = base_odd = neg_even = neg_odd = zero;
+    mult_odd = zero;
+    round = single_round16::zero();
     if (t.kind != tile_requant::q31_single) return;
     mult_odd = _mm512_srli_epi64(mult, 32);
-    t_even = _mm512_loadu_si512(&t.round_t[ch]), t_odd = _mm512_loadu_si512(&t.round_t[ch + 8]);
-    base_even = _mm512_loadu_si512(&t.round_base[ch]), base_odd = _mm512_loadu_si512(&t.round_base[ch + 8]);
-    neg_even = _mm512_loadu_si512(&t.round_neg[ch]), neg_odd = _mm512_loadu_si512(&t.round_neg[ch + 8]);
-    parity = t.round_parity;
+    round = single_round16::load(&t.single.t[ch], &t.single.base[ch], &t.single.neg[ch]);
+    parity = t.single.parity;
   }
 };
 
@@ -173,10 +197,7 @@ NPUQ_TARGET_AVX512_VNNI inline __m512i requant_avx512(__m512i v, const avx512_pa
     f = _mm512_min_ps(_mm512_max_ps(f, k.flo), k.fhi);
     return _mm512_add_epi32(_mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), k.zp);
   } else if (Kind == tile_requant::q31_single) {
-    const __m512i even = single_round_offset_lanes_avx512(v, pc.mult, pc.t_even, pc.base_even, pc.neg_even, pc.parity, k.lo64, k.hi64);
-    const __m512i odd = single_round_offset_lanes_avx512(_mm512_srli_epi64(v, 32), pc.mult_odd, pc.t_odd, pc.base_odd, pc.neg_odd,
-                                                         pc.parity, k.lo64, k.hi64);
-    return _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32)), k.zp);
+    return _mm512_add_epi32(single_round16_avx512(v, pc.mult, pc.mult_odd, pc.round, pc.parity, k.lo64, k.hi64), k.zp);
   }
   return v;
 }
