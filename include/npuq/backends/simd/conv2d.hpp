@@ -21,26 +21,6 @@
 namespace npuq {
 namespace simd_detail {
 
-// Gathers the K = KH*KW*Cg values of output pixel `pixel` for channels [c0, c0 + Cg), minus the
-// zero point, into row (padded taps: 0).
-template <class I, class W, class O>
-void gather_pixel(const window_problem<I, W, O>& p, std::int64_t pixel, std::int64_t c0, std::int64_t cg, std::int16_t* row) {
-  const conv_geometry& g = p.g;
-  const std::int64_t ox = pixel % g.OW, oy = (pixel / g.OW) % g.OH, n = pixel / (g.OW * g.OH);
-  const std::int64_t K = g.KH * g.KW * cg, sc = p.in.layout().stride(3);
-  const std::int32_t zp = p.in_zero_point;
-  for (std::int64_t k = 0; k < K; ++k) row[k] = 0;
-  for_each_tap(g, oy, ox, [&](std::int64_t ky, std::int64_t kx, std::int64_t iy, std::int64_t ix) {
-    std::int16_t* dst = row + (ky * g.KW + kx) * cg;
-    const I* src = p.in.data() + p.in.offset() + p.in.layout()(n, iy, ix, c0);
-    if (sc == 1) {
-      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int16_t>(src[c] - zp);
-    } else {
-      for (std::int64_t c = 0; c < cg; ++c) dst[c] = static_cast<std::int16_t>(src[c * sc] - zp);
-    }
-  });
-}
-
 // The direct convolution's rows form (see direct_conv_form) reads each kernel row of kw taps over
 // c channels as one K step of this many bytes: AMX's 64, whose bytes past the taps (the next
 // pixels') meet zero weights; AVX-512 VNNI's the kernel row itself (whole groups of 4 bytes).
@@ -120,25 +100,33 @@ struct pixel_offsets {
   }
 };
 
-// Output pixels as the x86 c4 kernels' bytes (a ^ shift in dot_a_t<W>, see dot_shift in
-// gemm.hpp): padded taps hold the input zero point's byte, whose v = a - za is 0. Pixels are
-// gathered a run of one output row at a time, one kernel row (ky) at a time for the whole run.
+// Output pixels as the kernels' A rows, gathered a run of one output row at a time, one kernel
+// row (ky) at a time for the whole run. Two forms of row:
+//  - bytes for the x86 c4 kernels (a ^ shift in dot_a_t<W>, see dot_shift in gemm.hpp): padded
+//    taps hold the input zero point's byte, whose v = a - za is 0;
+//  - int16 values v = a - za for the c2 kernels (AVX2, portable, NEON) and the row packers of
+//    the other formats (AB = int16_t, Shift 0): padded taps hold 0.
 // When a kernel row's taps are one contiguous run of input bytes (one group, dense NHWC, no
-// horizontal dilation) each is one copy, and rows of at most 16 bytes (small C, e.g. a first
-// layer's 3x3x3) one 16-byte copy; otherwise one copy per tap. Everything that does not depend
-// on the pixel is computed once per call.
+// horizontal dilation) each is one copy, and byte rows of at most 16 bytes (small C, e.g. a
+// first layer's 3x3x3) one 16-byte copy; otherwise one copy per tap. Everything that does not
+// depend on the pixel is computed once per call.
 //
-// Writes row[0, K) and may write up to 15 bytes of garbage past K: the x86 driver's rows have
-// that slack, the packed weights are 0 in [K, 4 * k_groups) and the slack is never summed.
+// Writes row[0, K). Byte rows may get up to 15 bytes of garbage past K: the x86 driver's rows
+// have that slack, the packed weights are 0 in [K, 4 * k_groups) and the slack is never summed.
+// int16 rows get exactly K values (the c2 rows' pad past an odd K stays 0).
 template <class AB, int Shift, class I, class W, class O>
 class pixel_gather {
+  static constexpr bool values = std::is_same<AB, std::int16_t>::value;  // int16 rows (else bytes)
+  static_assert(!values || Shift == 0, "pixel_gather: int16 rows take no sign flip");
+
  public:
   // wide: copy runs with the AVX-512 copy (the levels whose kernels are AVX-512 ones).
   pixel_gather(const window_problem<I, W, O>& p, std::int64_t c0, std::int64_t cg, bool wide)
       : g_(p.g), cg_(cg), at_{p.g.OH, p.g.OW}, wide_(wide) {
     const Layout& il = p.in.layout();
     sn_ = il.stride(0), sy_ = il.stride(1), sx_ = il.stride(2), sc_ = il.stride(3);
-    pad_ = static_cast<AB>(static_cast<std::uint8_t>(p.in_zero_point) ^ Shift);
+    zp_ = p.in_zero_point;
+    pad_ = values ? AB{0} : static_cast<AB>(static_cast<std::uint8_t>(p.in_zero_point) ^ Shift);
     base_ = p.in.data() + p.in.offset() + c0 * sc_;
     end_ = p.in.data() + p.in.offset() + il.span();
     contiguous_ = sc_ == 1 && cg == g_.C && sx_ == g_.C && g_.dilation_w == 1;
@@ -187,7 +175,9 @@ class pixel_gather {
       // One interior pixel: no step (stride_w may be any int64 when the output is one pixel wide).
       const std::int64_t step = j_hi - j_lo > 1 ? stride_w * sx : 0;
       AB* di = d + j_lo * lda;
-      if (span <= 16) {
+      if (values) {
+        for (std::int64_t j = j_lo; j < j_hi; ++j, src += step, di += lda) put(src, di, span);
+      } else if (span <= 16) {
 #if defined(NPUQ_ARCH_X86_64)
         if (wide_) {  // masked loads: no read past the input's end, no test for it
           copy_short_rows_shifted_avx512<Shift, 16>(src, step * static_cast<std::int64_t>(sizeof(I)), di, lda * static_cast<std::int64_t>(sizeof(AB)),
@@ -218,7 +208,7 @@ class pixel_gather {
     const std::int64_t kx_lo = std::min(kw, std::max<std::int64_t>(0, -ix0));
     const std::int64_t kx_hi = std::max(kx_lo, std::min<std::int64_t>(kw, g_.W - ix0));
     std::fill(d, d + kx_lo * cg, pad_);
-    if (kx_hi > kx_lo) copy_shifted<Shift>(row + (ix0 + kx_lo) * sx_, d + kx_lo * cg, (kx_hi - kx_lo) * cg);
+    if (kx_hi > kx_lo) put(row + (ix0 + kx_lo) * sx_, d + kx_lo * cg, (kx_hi - kx_lo) * cg);
     std::fill(d + kx_hi * cg, d + span_, pad_);
   }
 
@@ -231,7 +221,9 @@ class pixel_gather {
       AB* dst = row + (ky * g.KW + kx) * cg_;
       const I* src = base + iy * sy_ + ix * sx_;
       if (sc_ == 1) {
-        copy_shifted<Shift>(src, dst, cg_);
+        put(src, dst, cg_);
+      } else if (values) {
+        for (std::int64_t c = 0; c < cg_; ++c) dst[c] = static_cast<AB>(src[c * sc_] - zp_);
       } else {
         for (std::int64_t c = 0; c < cg_; ++c) dst[c] = static_cast<AB>(static_cast<std::uint8_t>(src[c * sc_]) ^ Shift);
       }
@@ -240,9 +232,15 @@ class pixel_gather {
 
   void copy_run(const I* src, AB* dst, std::int64_t n) const {
 #if defined(NPUQ_ARCH_X86_64)
-    if (wide_) return copy_shifted_avx512<Shift>(src, dst, n);
+    if (!values && wide_) return copy_shifted_avx512<Shift>(src, dst, n);
 #endif
-    copy_shifted<Shift>(src, dst, n);
+    put(src, dst, n);
+  }
+
+  // n contiguous input values as the row's: v = a - za, or the bytes with the sign flip.
+  void put(const I* src, AB* dst, std::int64_t n) const {
+    if constexpr (values) widen_minus_zero_point(src, zp_, dst, n);
+    else copy_shifted<Shift>(src, dst, n);
   }
 
   // dst[0, 16) = src[0, 16) ^ Shift.
@@ -260,6 +258,7 @@ class pixel_gather {
   const I* base_ = nullptr;
   const I* end_ = nullptr;
   AB pad_{};
+  std::int32_t zp_ = 0;
   bool contiguous_ = false;
   [[maybe_unused]] bool wide_ = false;
 };
@@ -646,11 +645,15 @@ bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
                    pixel_offsets{g.OH, g.OW, so[0], so[1], so[2], o0}, so[3], scratch);
     return false;
   }
+  // Rows of int16 values, a block at a time; each output row's offset from a cursor (consecutive
+  // rows: no division).
+  const Layout& ol = p.out.layout();
+  const pixel_offsets out_at{g.OH, g.OW, ol.stride(0), ol.stride(1), ol.stride(2), p.out.offset() + oc0 * ol.stride(3)};
   run_c2_on(
-      threads, kern, M, w, st, oc0, [&](std::int64_t m, std::int16_t* v) { gather_pixel(p, m, grp * cg, cg, v); },
-      [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
-        const std::int64_t ox = m % g.OW, oy = (m / g.OW) % g.OH, b = m / (g.OW * g.OH);
-        store_row(p.out, p.out.offset() + p.out.layout()(b, oy, ox, oc0 + n0), p.out.layout().stride(3), cols, v);
+      threads, kern, M, w, st, oc0, pixel_gather<std::int16_t, 0, I, W, O>(p, grp * cg, cg, false),
+      [&, at = pixel_cursor{g.OH, g.OW}](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) mutable {
+        at.seek(m);
+        store_row(p.out, out_at.o0 + at.n * out_at.s0 + at.oy * out_at.s1 + at.ox * out_at.s2 + n0 * ol.stride(3), ol.stride(3), cols, v);
       },
       scratch);
   return false;

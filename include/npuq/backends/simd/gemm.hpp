@@ -351,7 +351,9 @@ struct c2_plan {
 };
 
 // Runs C = A x B for M rows and the output stage on the c2 and NEON kernels: `fill(m, v)`
-// writes A row m's K zero-point-corrected values into v (int16); `store(m, n0, cols, values)`
+// writes A row m's K zero-point-corrected values into v (int16), or, where fill takes
+// (m0, rows, v, ldv), rows [m0, m0 + rows) ldv values apart in one call (exactly K values each);
+// `store(m, n0, cols, values)`
 // receives output row m's values for columns [n0, n0 + cols).
 // Column n of this product is channel first_channel + n of the stage. `w` is in kern's format.
 // Blocked for the caches like run_x86_dot_on: a block of A rows (up to c2_block_bytes packed) is
@@ -367,6 +369,7 @@ void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, cons
   const int rows_per_group = kern.format == gemm_pack_format::c8 ? 2 : 1;
   const c2_plan<B> plan(threads, kern, M, w);
   const gemm_split& split = plan.split;
+  constexpr bool block_fill = std::is_invocable<std::decay_t<FillFn>&, std::int64_t, std::int64_t, std::int16_t*, std::int64_t>::value;
   scratch.reserve(split.parts, plan.part_bytes);
   detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
     std::decay_t<FillFn> fill = fill_row;  // per part: the functions may keep a cursor
@@ -382,11 +385,15 @@ void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, cons
     alignas(64) std::int32_t out[gemm_kernel_set<B>::max_c2_rows * nr];
     for (std::int64_t m0 = m_lo; m0 < m_hi; m0 += mc) {
       const std::int64_t rows_in_block = std::min(mc, m_hi - m0);
+      if constexpr (block_fill) {
+        if (c2) fill(m0, rows_in_block, buf.a_block, 2 * kg);
+      }
       for (std::int64_t m = 0; m < rows_in_block; ++m) {
         if (c2) {
-          fill(m0 + m, buf.a_block + m * 2 * kg);
+          if constexpr (!block_fill) fill(m0 + m, buf.a_block + m * 2 * kg);
         } else {
-          fill(m0 + m, buf.a_block);
+          if constexpr (block_fill) fill(m0 + m, 1, buf.a_block, K);
+          else fill(m0 + m, buf.a_block);
           pack_dot_row(buf.a_block, K, kr, kg, rows_per_group, static_cast<int>(m % tr), buf.a_bytes + (m / tr) * kg * kr * tr,
                        buf.offset + m, buf.v_sum + m);
         }
