@@ -445,6 +445,9 @@ constexpr std::int32_t dot_offset(std::int32_t a_zero_point) {
 using s8x16 = signed char __attribute__((vector_size(16)));
 using u8x16 = unsigned char __attribute__((vector_size(16)));
 using s16x16 = std::int16_t __attribute__((vector_size(32)));
+using s8x8 = signed char __attribute__((vector_size(8)));
+using u8x8 = unsigned char __attribute__((vector_size(8)));
+using s16x8 = std::int16_t __attribute__((vector_size(16)));
 
 template <class A>
 void widen_minus_zero_point(const A* a, std::int32_t zp, std::int16_t* v, std::int64_t n) {
@@ -457,6 +460,14 @@ void widen_minus_zero_point(const A* a, std::int32_t zp, std::int16_t* v, std::i
     std::memcpy(&b, a + k, 16);
     const words16 w = __builtin_convertvector(b, words16) - z;
     std::memcpy(v + k, &w, 32);
+  }
+  if (k + 8 <= n) {  // short rows (a first layer's kernel row of 9 values, K = 24) end here
+    using bytes8 = std::conditional_t<std::is_signed<A>::value, s8x8, u8x8>;
+    bytes8 b;
+    std::memcpy(&b, a + k, 8);
+    const s16x8 w = __builtin_convertvector(b, s16x8) - z;
+    std::memcpy(v + k, &w, 16);
+    k += 8;
   }
   for (; k < n; ++k) v[k] = static_cast<std::int16_t>(a[k] - zp);
 }
@@ -500,14 +511,51 @@ constexpr std::int64_t x86_a_block_bytes_l1 = 32 * 1024;
 constexpr std::int64_t x86_b_l2_bytes = 512 * 1024;  // weights up to this size count as staying in L2
 inline std::int64_t x86_block_bytes(std::int64_t b_bytes) { return b_bytes <= x86_b_l2_bytes ? x86_a_block_bytes_l1 : x86_a_block_bytes; }
 
-// Writes `cols` values to out at element offset `at` with stride `step` (unit stride runs as a
-// plain loop the compiler vectorizes).
+// dst[j] = v[j] for j < n, values already in O's range: 8-bit and int16 outputs narrowed 16 at a
+// time (plain -O2 code, which GCC 12 does not vectorize; storing byte by byte was one of the c2
+// driver's largest costs on short-K layers). The packs saturate, which changes nothing for
+// values in range. SSE2 (x86's baseline) packs or NEON narrowing moves (GCC 12 expands a GCC
+// vector conversion from int32 to int8 into a byte at a time on both).
+template <class O>
+void narrow_run(const std::int32_t* v, O* dst, std::int64_t n) {
+  std::int64_t j = 0;
+  if constexpr (std::is_integral<O>::value && (sizeof(O) == 1 || std::is_same<O, std::int16_t>::value)) {
+    for (; j + 16 <= n; j += 16) {
+#if defined(NPUQ_ARCH_X86_64)
+      const auto* p = reinterpret_cast<const __m128i*>(v + j);
+      const __m128i lo = _mm_packs_epi32(_mm_loadu_si128(p), _mm_loadu_si128(p + 1));
+      const __m128i hi = _mm_packs_epi32(_mm_loadu_si128(p + 2), _mm_loadu_si128(p + 3));
+      if constexpr (sizeof(O) == 2) {
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), lo);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j + 8), hi);
+      } else {
+        const __m128i bytes = std::is_signed<O>::value ? _mm_packs_epi16(lo, hi) : _mm_packus_epi16(lo, hi);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), bytes);
+      }
+#elif defined(NPUQ_ARCH_AARCH64)
+      const int16x8_t lo = vcombine_s16(vmovn_s32(vld1q_s32(v + j)), vmovn_s32(vld1q_s32(v + j + 4)));
+      const int16x8_t hi = vcombine_s16(vmovn_s32(vld1q_s32(v + j + 8)), vmovn_s32(vld1q_s32(v + j + 12)));
+      if constexpr (sizeof(O) == 2) {
+        vst1q_s16(reinterpret_cast<std::int16_t*>(dst + j), lo);
+        vst1q_s16(reinterpret_cast<std::int16_t*>(dst + j + 8), hi);
+      } else {  // the low bytes: the value for int8 and uint8 alike
+        vst1q_s8(reinterpret_cast<std::int8_t*>(dst + j), vcombine_s8(vmovn_s16(lo), vmovn_s16(hi)));
+      }
+#else
+      break;
+#endif
+    }
+  }
+  for (; j < n; ++j) dst[j] = static_cast<O>(v[j]);
+}
+
+// Writes `cols` values to out at element offset `at` with stride `step`.
 template <class O>
 void store_row(const TensorView<O>& out, std::int64_t at, std::int64_t step, std::int64_t cols, const std::int32_t* v) {
   if constexpr (!element_traits<O>::packed) {
     O* dst = out.data() + at;
     if (step == 1) {
-      for (std::int64_t j = 0; j < cols; ++j) dst[j] = static_cast<O>(v[j]);
+      narrow_run(v, dst, cols);
     } else {
       for (std::int64_t j = 0; j < cols; ++j) dst[j * step] = static_cast<O>(v[j]);
     }
