@@ -655,7 +655,11 @@ bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
         at.seek(m);
         store_row(p.out, out_at.o0 + at.n * out_at.s0 + at.oy * out_at.s1 + at.ox * out_at.s2 + n0 * ol.stride(3), ol.stride(3), cols, v);
       },
-      scratch);
+      scratch,
+      byte_rows_if<O>(ol.stride(3) == 1, [&, at = pixel_cursor{g.OH, g.OW}](std::int64_t m) mutable {
+        at.seek(m);
+        return reinterpret_cast<unsigned char*>(p.out.data() + out_at.o0 + at.n * out_at.s0 + at.oy * out_at.s1 + at.ox * out_at.s2);
+      }));
   return false;
 }
 

@@ -96,6 +96,8 @@ using x86_stage_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t,
 // The output stage for a tile of sums.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
                                std::int32_t*);
+// The stage of a tile straight to 8-bit rows (store_tile8_avx2): false where it does not apply.
+using tile_store8_fn = bool (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, bool, unsigned char* const*);
 
 // The GEMM microkernels of one kernel family (level_table.hpp), by row count: `rows` (c2
 // format), `dot_rows` (NEON c4, c8) or `x86` (x86 c4: [rows - 1][panels - 1]), the format they
@@ -117,6 +119,7 @@ struct gemm_kernel_set {
   // the kernels keep configured between calls); null when the kernels keep no state.
   void (*x86_done)() = nullptr;
   tile_apply_fn apply = apply_tile_portable;
+  tile_store8_fn store8 = nullptr;  // AVX2: the c2 driver's stage and store for 8-bit rows in one pass
   kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
   const char* suffix() const { return to_string(family); }
 };
@@ -159,7 +162,7 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
   k.family = t.gemm;
   k.output = t.output_stage;
 #if defined(NPUQ_ARCH_X86_64)
-  if (t.output_stage == kernel_family::avx2 || t.output_stage == kernel_family::avx512_vnni) k.apply = apply_tile_avx2;
+  if (t.output_stage == kernel_family::avx2 || t.output_stage == kernel_family::avx512_vnni) k.apply = apply_tile_avx2, k.store8 = store_tile8_avx2;
   switch (t.gemm) {
     case kernel_family::avx2:
       k.tile = "6x16c2", k.tile_rows = c2_avx2_rows;
@@ -359,10 +362,24 @@ struct c2_plan {
 // Blocked for the caches like run_x86_dot_on: a block of A rows (up to c2_block_bytes packed) is
 // packed once, then each 16-column panel of B meets every tile_rows-row tile of the block while
 // it stays in L1, instead of all of B streaming past every tile.
-template <class B, class FillFn, class StoreFn>
+// Where the caller's output rows are 8-bit values one column apart, byte_rows says so: row(m) is
+// output row m's column 0 of this product, and the driver stores each tile's rows straight from
+// the stage (gemm_kernel_set::store8) instead of through store().
+template <class RowFn>
+struct byte_rows {
+  RowFn row;
+  bool on = false, is_unsigned = false;
+};
+struct no_byte_rows {};
+template <class O, class RowFn>
+byte_rows<RowFn> byte_rows_if(bool unit_columns, RowFn row) {
+  return {std::move(row), sizeof(O) == 1 && std::is_integral<O>::value && unit_columns, std::is_unsigned<O>::value};
+}
+
+template <class B, class FillFn, class StoreFn, class ByteRows = no_byte_rows>
 void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, const packed_gemm_weights<B>& w,
                const tile_output_stage& stage, std::int64_t first_channel, FillFn&& fill_row, StoreFn&& store_out,
-               driver_scratch& scratch) {
+               driver_scratch& scratch, const ByteRows& rows8 = {}) {
   const std::int64_t K = w.K(), N = w.N(), kg = w.k_groups(), kr = w.kr();
   const bool c2 = kern.format == gemm_pack_format::c2;
   const std::int64_t tr = kern.tile_rows;
@@ -374,6 +391,7 @@ void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, cons
   detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
     std::decay_t<FillFn> fill = fill_row;  // per part: the functions may keep a cursor
     std::decay_t<StoreFn> store = store_out;
+    ByteRows bytes = rows8;
     std::int64_t t_lo = 0, t_hi = 0, p_lo = 0, p_hi = 0;
     split.range(part, &t_lo, &t_hi, &p_lo, &p_hi);
     const std::int64_t m_lo = t_lo * tr, m_hi = std::min(M, t_hi * tr), rows_here = m_hi - m_lo;
@@ -407,6 +425,13 @@ void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, cons
           } else {
             kern.dot_rows[rows - 1](kg, buf.a_bytes + t0 * kg * kr, w.panel(p), c);
             add_dot_compensation(c, rows, w.panel_compensation(p), buf.offset + t0, buf.v_sum + t0);
+          }
+          if constexpr (!std::is_same<ByteRows, no_byte_rows>::value) {
+            if (bytes.on && kern.store8 != nullptr) {
+              unsigned char* dst[gemm_kernel_set<B>::max_c2_rows];
+              for (int m = 0; m < rows; ++m) dst[m] = bytes.row(m0 + t0 + m) + n0;
+              if (kern.store8(stage, c, rows, n0, cols, bytes.is_unsigned, dst)) continue;
+            }
           }
           kern.apply(stage, c, rows, n0, first_channel, cols, out);
           for (int m = 0; m < rows; ++m) store(m0 + t0 + m, n0, cols, out + m * nr);
@@ -905,7 +930,7 @@ bool run_gemm_batch(int threads, const gemm_kernel_set<B>& kern, const gemm_prob
       [&](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) {
         store_row(p.out, o0 + m * om + n0 * on, on, cols, v);
       },
-      scratch);
+      scratch, byte_rows_if<O>(on == 1, [&](std::int64_t m) { return reinterpret_cast<unsigned char*>(p.out.data() + o0 + m * om); }));
   return false;
 }
 

@@ -285,42 +285,107 @@ NPUQ_TARGET_AVX2 inline __m256i single_round_avx2(__m256i x, __m256i m, __m256i 
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
+// The AVX2 stage's per-tile constants, and one 8-channel half's (channels n0 + 8 h on).
+struct avx2_stage_consts {
+  __m256i vdrop, zp, vlo, vhi;
+  __m256 flo, fhi;
+  std::int32_t lo_rel, hi_rel;
+  bool narrow;  // a narrower accumulator: wrap (at 32 bits the wrap is the identity, skipped)
+  NPUQ_TARGET_AVX2 explicit avx2_stage_consts(const output_stage& st) {
+    // Clamp relative to the zero point, then add it: scaled + zp could overflow int32 first.
+    lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
+    vdrop = _mm256_set1_epi32(32 - st.numerics.acc.bits);
+    zp = _mm256_set1_epi32(st.zero_point);
+    vlo = _mm256_set1_epi32(lo_rel), vhi = _mm256_set1_epi32(hi_rel);
+    flo = _mm256_set1_ps(static_cast<float>(lo_rel)), fhi = _mm256_set1_ps(static_cast<float>(hi_rel));
+    narrow = st.numerics.acc.bits < 32;
+  }
+};
+struct avx2_half_consts {
+  __m256i bias, mult, shift, left, right;
+  __m256 scale;
+  NPUQ_TARGET_AVX2 avx2_half_consts(const tile_output_stage& t, std::size_t ch) {
+    const __m256i zero = _mm256_setzero_si256();
+    bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.bias[ch]));
+    mult = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.multiplier[ch]));
+    shift = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.shift[ch]));
+    scale = _mm256_loadu_ps(&t.scale[ch]);
+    left = _mm256_max_epi32(shift, zero), right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+  }
+};
+
+// 8 sums (bias not yet added) to output values: bias, accumulator width, requantization, clamp,
+// zero point; raw: the sums plus bias, wrapped.
+template <tile_requant Kind>
+NPUQ_TARGET_AVX2 inline __m256i requant_avx2(__m256i v, const avx2_half_consts& h, const avx2_stage_consts& k) {
+  v = _mm256_add_epi32(v, h.bias);
+  if (k.narrow) v = _mm256_srav_epi32(_mm256_sllv_epi32(v, k.vdrop), k.vdrop);  // accumulator width (wrap)
+  if (Kind == tile_requant::q31_double) {
+    const __m256i r = rdbpot_avx2(srdhm_avx2(_mm256_sllv_epi32(v, h.left), h.mult), h.right);
+    return _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, k.vlo), k.vhi), k.zp);
+  } else if (Kind == tile_requant::q31_half_up) {
+    return _mm256_add_epi32(single_round_avx2(v, h.mult, h.shift, k.lo_rel, k.hi_rel), k.zp);
+  } else if (Kind == tile_requant::fp32_half_even) {
+    __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), h.scale);
+    f = _mm256_min_ps(_mm256_max_ps(f, k.flo), k.fhi);
+    f = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm256_add_epi32(_mm256_cvttps_epi32(f), k.zp);
+  }
+  return v;
+}
+
 template <tile_requant Kind>
 NPUQ_TARGET_AVX2 inline void apply_tile_avx2_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
                                                       std::int32_t* out) {
-  const output_stage& st = *t.st;
-  const __m256i vdrop = _mm256_set1_epi32(32 - st.numerics.acc.bits);
-  // Clamp relative to the zero point, then add it: scaled + zp could overflow int32 first.
-  const std::int32_t lo_rel = st.lo - st.zero_point, hi_rel = st.hi - st.zero_point;
-  const __m256i zp = _mm256_set1_epi32(st.zero_point);
-  const __m256i vlo = _mm256_set1_epi32(lo_rel), vhi = _mm256_set1_epi32(hi_rel);
-  const __m256 flo = _mm256_set1_ps(static_cast<float>(lo_rel)), fhi = _mm256_set1_ps(static_cast<float>(hi_rel));
-  const __m256i zero = _mm256_setzero_si256();
+  const avx2_stage_consts k(*t.st);
   for (int h = 0; h < 2; ++h) {
-    const std::size_t ch = static_cast<std::size_t>(n0 + 8 * h);
-    const __m256i bias = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.bias[ch]));
-    const __m256i mult = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.multiplier[ch]));
-    const __m256i shift = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(&t.shift[ch]));
-    const __m256 scale = _mm256_loadu_ps(&t.scale[ch]);
-    const __m256i left = _mm256_max_epi32(shift, zero), right = _mm256_max_epi32(_mm256_sub_epi32(zero, shift), zero);
+    const avx2_half_consts hc(t, static_cast<std::size_t>(n0 + 8 * h));
     for (int m = 0; m < rows; ++m) {
-      __m256i v = _mm256_add_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + m * 16 + 8 * h)), bias);
-      v = _mm256_srav_epi32(_mm256_sllv_epi32(v, vdrop), vdrop);  // accumulator width (wrap)
-      __m256i r = v;
-      if (Kind == tile_requant::q31_double) {
-        r = rdbpot_avx2(srdhm_avx2(_mm256_sllv_epi32(v, left), mult), right);
-        r = _mm256_add_epi32(_mm256_min_epi32(_mm256_max_epi32(r, vlo), vhi), zp);
-      } else if (Kind == tile_requant::q31_half_up) {
-        r = _mm256_add_epi32(single_round_avx2(v, mult, shift, lo_rel, hi_rel), zp);
-      } else if (Kind == tile_requant::fp32_half_even) {
-        __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale);
-        f = _mm256_min_ps(_mm256_max_ps(f, flo), fhi);
-        f = _mm256_round_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        r = _mm256_add_epi32(_mm256_cvttps_epi32(f), zp);
-      }
+      const __m256i r = requant_avx2<Kind>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + m * 16 + 8 * h)), hc, k);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + m * 16 + 8 * h), r);
     }
   }
+}
+
+// The same stage straight to 8-bit outputs: each row's 16 values narrowed with packs (they are in
+// the output's range, so nothing saturates) and its first `cols` bytes stored at dst[m].
+template <tile_requant Kind>
+NPUQ_TARGET_AVX2 void store_tile8_avx2_kind(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0,
+                                            std::int64_t cols, bool is_unsigned, unsigned char* const* dst) {
+  const avx2_stage_consts k(*t.st);
+  const avx2_half_consts h0(t, static_cast<std::size_t>(n0)), h1(t, static_cast<std::size_t>(n0 + 8));
+  for (int m = 0; m < rows; ++m) {
+    const __m256i r0 = requant_avx2<Kind>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + m * 16)), h0, k);
+    const __m256i r1 = requant_avx2<Kind>(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + m * 16 + 8)), h1, k);
+    // [r0 0-3, r1 0-3 | r0 4-7, r1 4-7] as int16, then in column order.
+    const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r0, r1), 0xD8);
+    const __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+    const __m128i bytes = is_unsigned ? _mm_packus_epi16(lo, hi) : _mm_packs_epi16(lo, hi);
+    if (cols >= 16) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst[m]), bytes);
+    } else {
+      alignas(16) unsigned char tmp[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bytes);
+      std::memcpy(dst[m], tmp, static_cast<std::size_t>(cols));
+    }
+  }
+}
+
+// store_tile8_avx2_kind for t's kind; false, nothing written, for raw sums and the kinds
+// apply_tile_avx2 leaves to the reference.
+inline bool store_tile8_avx2(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t cols,
+                             bool is_unsigned, unsigned char* const* dst) {
+  switch (t.kind) {
+    case tile_requant::q31_double: store_tile8_avx2_kind<tile_requant::q31_double>(t, c, rows, n0, cols, is_unsigned, dst); return true;
+    case tile_requant::q31_half_up: store_tile8_avx2_kind<tile_requant::q31_half_up>(t, c, rows, n0, cols, is_unsigned, dst); return true;
+    case tile_requant::fp32_half_even:
+      store_tile8_avx2_kind<tile_requant::fp32_half_even>(t, c, rows, n0, cols, is_unsigned, dst);
+      return true;
+    case tile_requant::raw:
+    case tile_requant::q31_single:
+    case tile_requant::reference: break;
+  }
+  return false;
 }
 
 inline void apply_tile_avx2(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t first_channel,
