@@ -100,6 +100,16 @@ struct pixel_offsets {
   }
 };
 
+// pixel_offsets of the consecutive m a driver walks, through a cursor (no division per row).
+struct pixel_offset_cursor {
+  pixel_offsets to;
+  pixel_cursor at{to.OH, to.OW};
+  std::int64_t operator()(std::int64_t m) {
+    at.seek(m);
+    return to.o0 + at.n * to.s0 + at.oy * to.s1 + at.ox * to.s2;
+  }
+};
+
 // Output pixels as the kernels' A rows, gathered a run of one output row at a time, one kernel
 // row (ky) at a time for the whole run. Two forms of row:
 //  - bytes for the x86 c4 kernels (a ^ shift in dot_a_t<W>, see dot_shift in gemm.hpp): padded
@@ -648,18 +658,15 @@ bool run_conv2d_group(int threads, const gemm_kernel_set<W>& kern, const conv2d_
   // Rows of int16 values, a block at a time; each output row's offset from a cursor (consecutive
   // rows: no division).
   const Layout& ol = p.out.layout();
-  const pixel_offsets out_at{g.OH, g.OW, ol.stride(0), ol.stride(1), ol.stride(2), p.out.offset() + oc0 * ol.stride(3)};
+  const pixel_offset_cursor out_at{{g.OH, g.OW, ol.stride(0), ol.stride(1), ol.stride(2), p.out.offset() + oc0 * ol.stride(3)}};
   run_c2_on(
       threads, kern, M, w, st, oc0, pixel_gather<std::int16_t, 0, I, W, O>(p, grp * cg, cg, false),
-      [&, at = pixel_cursor{g.OH, g.OW}](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) mutable {
-        at.seek(m);
-        store_row(p.out, out_at.o0 + at.n * out_at.s0 + at.oy * out_at.s1 + at.ox * out_at.s2 + n0 * ol.stride(3), ol.stride(3), cols, v);
+      [&, at = out_at](std::int64_t m, std::int64_t n0, std::int64_t cols, const std::int32_t* v) mutable {
+        store_row(p.out, at(m) + n0 * ol.stride(3), ol.stride(3), cols, v);
       },
       scratch,
-      byte_rows_if<O>(ol.stride(3) == 1, [&, at = pixel_cursor{g.OH, g.OW}](std::int64_t m) mutable {
-        at.seek(m);
-        return reinterpret_cast<unsigned char*>(p.out.data() + out_at.o0 + at.n * out_at.s0 + at.oy * out_at.s1 + at.ox * out_at.s2);
-      }));
+      byte_rows_if<O>(ol.stride(3) == 1,
+                      [&, at = out_at](std::int64_t m) mutable { return reinterpret_cast<unsigned char*>(p.out.data() + at(m)); }));
   return false;
 }
 

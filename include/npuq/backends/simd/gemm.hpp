@@ -96,8 +96,9 @@ using x86_stage_kernel = void (*)(std::int64_t, const dot_a_t<B>*, std::int64_t,
 // The output stage for a tile of sums.
 using tile_apply_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, std::int64_t,
                                std::int32_t*);
-// The stage of a tile straight to 8-bit rows (store_tile8_avx2): false where it does not apply.
-using tile_store8_fn = bool (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, bool, unsigned char* const*);
+// The stage of a tile straight to 8-bit rows for a stage's kind (store_tile8_avx2_for), null
+// where it does not apply.
+using tile_store8_for_fn = tile_store8_fn (*)(const tile_output_stage&);
 
 // The GEMM microkernels of one kernel family (level_table.hpp), by row count: `rows` (c2
 // format), `dot_rows` (NEON c4, c8) or `x86` (x86 c4: [rows - 1][panels - 1]), the format they
@@ -119,7 +120,7 @@ struct gemm_kernel_set {
   // the kernels keep configured between calls); null when the kernels keep no state.
   void (*x86_done)() = nullptr;
   tile_apply_fn apply = apply_tile_portable;
-  tile_store8_fn store8 = nullptr;  // AVX2: the c2 driver's stage and store for 8-bit rows in one pass
+  tile_store8_for_fn store8_for = nullptr;  // AVX2: the c2 driver's stage and store for 8-bit rows in one pass
   kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
   const char* suffix() const { return to_string(family); }
 };
@@ -162,7 +163,7 @@ gemm_kernel_set<B> gemm_kernels(isa level) {
   k.family = t.gemm;
   k.output = t.output_stage;
 #if defined(NPUQ_ARCH_X86_64)
-  if (t.output_stage == kernel_family::avx2 || t.output_stage == kernel_family::avx512_vnni) k.apply = apply_tile_avx2, k.store8 = store_tile8_avx2;
+  if (t.output_stage == kernel_family::avx2 || t.output_stage == kernel_family::avx512_vnni) k.apply = apply_tile_avx2, k.store8_for = store_tile8_avx2_for;
   switch (t.gemm) {
     case kernel_family::avx2:
       k.tile = "6x16c2", k.tile_rows = c2_avx2_rows;
@@ -364,7 +365,7 @@ struct c2_plan {
 // it stays in L1, instead of all of B streaming past every tile.
 // Where the caller's output rows are 8-bit values one column apart, byte_rows says so: row(m) is
 // output row m's column 0 of this product, and the driver stores each tile's rows straight from
-// the stage (gemm_kernel_set::store8) instead of through store().
+// the stage (gemm_kernel_set::store8_for, chosen once per product) instead of through store().
 template <class RowFn>
 struct byte_rows {
   RowFn row;
@@ -387,6 +388,10 @@ void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, cons
   const c2_plan<B> plan(threads, kern, M, w);
   const gemm_split& split = plan.split;
   constexpr bool block_fill = std::is_invocable<std::decay_t<FillFn>&, std::int64_t, std::int64_t, std::int16_t*, std::int64_t>::value;
+  tile_store8_fn store8 = nullptr;  // 8-bit rows straight from the stage, where the kind allows
+  if constexpr (!std::is_same<ByteRows, no_byte_rows>::value) {
+    if (rows8.on && kern.store8_for != nullptr) store8 = kern.store8_for(stage);
+  }
   scratch.reserve(split.parts, plan.part_bytes);
   detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
     std::decay_t<FillFn> fill = fill_row;  // per part: the functions may keep a cursor
@@ -427,10 +432,11 @@ void run_c2_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M, cons
             add_dot_compensation(c, rows, w.panel_compensation(p), buf.offset + t0, buf.v_sum + t0);
           }
           if constexpr (!std::is_same<ByteRows, no_byte_rows>::value) {
-            if (bytes.on && kern.store8 != nullptr) {
+            if (store8 != nullptr) {
               unsigned char* dst[gemm_kernel_set<B>::max_c2_rows];
               for (int m = 0; m < rows; ++m) dst[m] = bytes.row(m0 + t0 + m) + n0;
-              if (kern.store8(stage, c, rows, n0, cols, bytes.is_unsigned, dst)) continue;
+              store8(stage, c, rows, n0, cols, bytes.is_unsigned, dst);
+              continue;
             }
           }
           kern.apply(stage, c, rows, n0, first_channel, cols, out);

@@ -236,8 +236,12 @@ inline void apply_tile_portable(const tile_output_stage& t, const std::int32_t* 
     for (std::int64_t j = 0; j < cols; ++j) out[m * 16 + j] = t.apply_one(c[m * 16 + j], n0 + j, first_channel);
 }
 
-#if defined(NPUQ_ARCH_X86_64)
+// The stage of a tile of sums straight to 8-bit rows: rows x 16 sums c, columns [n0, n0 + cols) of
+// the stage, row m stored at dst[m] (is_unsigned: uint8_t outputs, else int8_t).
+using tile_store8_fn = void (*)(const tile_output_stage&, const std::int32_t*, int, std::int64_t, std::int64_t, bool,
+                                unsigned char* const*);
 
+#if defined(NPUQ_ARCH_X86_64)
 
 // floor(v / 2^s) for signed 64-bit lanes (AVX2 has no 64-bit arithmetic shift).
 NPUQ_TARGET_AVX2 inline __m256i sra_epi64_avx2(__m256i v, __m256i s) {
@@ -371,21 +375,18 @@ NPUQ_TARGET_AVX2 void store_tile8_avx2_kind(const tile_output_stage& t, const st
   }
 }
 
-// store_tile8_avx2_kind for t's kind; false, nothing written, for raw sums and the kinds
-// apply_tile_avx2 leaves to the reference.
-inline bool store_tile8_avx2(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t cols,
-                             bool is_unsigned, unsigned char* const* dst) {
+// store_tile8_avx2_kind for t's kind, chosen once per product; null for raw sums and the kinds
+// apply_tile_avx2 leaves to the reference (their tiles go through the int32 stage).
+inline tile_store8_fn store_tile8_avx2_for(const tile_output_stage& t) {
   switch (t.kind) {
-    case tile_requant::q31_double: store_tile8_avx2_kind<tile_requant::q31_double>(t, c, rows, n0, cols, is_unsigned, dst); return true;
-    case tile_requant::q31_half_up: store_tile8_avx2_kind<tile_requant::q31_half_up>(t, c, rows, n0, cols, is_unsigned, dst); return true;
-    case tile_requant::fp32_half_even:
-      store_tile8_avx2_kind<tile_requant::fp32_half_even>(t, c, rows, n0, cols, is_unsigned, dst);
-      return true;
+    case tile_requant::q31_double: return store_tile8_avx2_kind<tile_requant::q31_double>;
+    case tile_requant::q31_half_up: return store_tile8_avx2_kind<tile_requant::q31_half_up>;
+    case tile_requant::fp32_half_even: return store_tile8_avx2_kind<tile_requant::fp32_half_even>;
     case tile_requant::raw:
     case tile_requant::q31_single:
     case tile_requant::reference: break;
   }
-  return false;
+  return nullptr;
 }
 
 inline void apply_tile_avx2(const tile_output_stage& t, const std::int32_t* c, int rows, std::int64_t n0, std::int64_t first_channel,
