@@ -251,12 +251,23 @@ NPUQ_TARGET_AVX512_VNNI inline void dw512_store_half(O* out, int nch, __m512i v)
 struct dw512_tally {
   stage_tally* tally;
   __mmask16 keep[2] = {0, 0};
+  // The lanes of each accumulator that hold one of a block's first nch channels, for nch 0-32
+  // (the stage is set up per output row and block: a table, not a loop over the lanes).
+  struct lane_masks {
+    std::uint16_t keep[dw512_block + 1][2] = {};
+    constexpr lane_masks() {
+      for (int nch = 0; nch <= dw512_block; ++nch) {
+        const bool half = nch <= dw512_block / 2;
+        for (int h = 0; h < (half ? 1 : 2); ++h)
+          for (int l = 0; l < 16; ++l)
+            if (dw512_lane_channel(h, l, half) < nch) keep[nch][h] = static_cast<std::uint16_t>(keep[nch][h] | (1u << l));
+      }
+    }
+  };
   NPUQ_TARGET_AVX512_VNNI dw512_tally(stage_tally* t, int nch) : tally(t) {
+    static constexpr lane_masks masks{};
     if (t == nullptr) return;
-    const bool half = nch <= dw512_block / 2;
-    for (int h = 0; h < (half ? 1 : 2); ++h)
-      for (int l = 0; l < 16; ++l)
-        if (dw512_lane_channel(h, l, half) < nch) keep[h] = static_cast<__mmask16>(keep[h] | (1u << l));
+    keep[0] = masks.keep[nch][0], keep[1] = masks.keep[nch][1];
   }
   NPUQ_TARGET_AVX512_VNNI void count(int h, __m512i sums, __mmask16 below, __mmask16 above) const {
     const __m512i one = _mm512_set1_epi32(1);
