@@ -681,6 +681,12 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
       stage_kernels = kern.x86_stage[kind];
   }
 #endif
+  // Other 8-bit outputs with unit column stride (the AVX2 stage's levels, e.g. avx_vnni): each
+  // tile's rows stored straight from the stage, not through an int32 tile and a store per row.
+  tile_store8_fn store8 = nullptr;
+  if constexpr (sizeof(O) == 1 && std::is_integral<O>::value && !element_traits<O>::packed) {
+    if (!fused && col_stride == 1 && kern.store8_for != nullptr) store8 = kern.store8_for(st);
+  }
   scratch.reserve(split.parts, plan.part_bytes);
   detail::parallel_parts(threads, split.parts, [&](std::int64_t part) {
     std::decay_t<FillFn> fill_bytes = fill_rows;  // per part: the functions may keep a cursor
@@ -742,6 +748,12 @@ void run_x86_dot_on(int threads, const gemm_kernel_set<B>& kern, std::int64_t M,
           for (int q = 0; q < np; ++q) {
             std::int32_t* cq = c + q * rows * nr;
             const std::int64_t n0 = (p0 + q) * nr, cols = std::min<std::int64_t>(nr, N - n0);
+            if (store8 != nullptr) {
+              unsigned char* dst[max_mr];
+              for (int m = 0; m < rows; ++m) dst[m] = reinterpret_cast<unsigned char*>(out.data() + offs[m] + n0);
+              store8(st, cq, rows, n0, cols, std::is_unsigned<O>::value, dst);
+              continue;
+            }
             kern.apply(st, cq, rows, n0, first_channel, cols, values);
             for (int m = 0; m < rows; ++m) store_row(out, offs[m] + n0 * col_stride, col_stride, cols, values + m * nr);
           }
