@@ -429,12 +429,10 @@ void dw512_walk(const dw512_packed_weights& pw, const dw512_geometry& geo, const
               std::int64_t ts = 0, bs = 0;
               const I* tr = row_at(top, &ts);
               const I* br = row_at(top + dh, &bs);
-              // The next pair of this chain starts 2 * dh rows down (prefetched if both rows are real).
-              const std::int64_t ahead = ts != 0 && bs != 0 && top + 3 * dh < g.H ? 2 * dh * src.sh : 0;
               if (half)
-                dw512_pair_row<true>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad, ahead);
+                dw512_pair_row<true>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad);
               else
-                dw512_pair_row<false>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad, ahead);
+                dw512_pair_row<false>(dst, width, x_lo, x_hi, tr, ts, br, bs, nch, pad);
               tag = top;
             }
             rows[q] = dst;
