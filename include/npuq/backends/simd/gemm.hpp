@@ -120,7 +120,7 @@ struct gemm_kernel_set {
   // the kernels keep configured between calls); null when the kernels keep no state.
   void (*x86_done)() = nullptr;
   tile_apply_fn apply = apply_tile_portable;
-  tile_store8_for_fn store8_for = nullptr;  // AVX2: the c2 driver's stage and store for 8-bit rows in one pass
+  tile_store8_for_fn store8_for = nullptr;  // AVX2 stage: 8-bit rows in one pass (c2 driver; x86 c4 where not fused)
   kernel_family output = kernel_family::portable;  // avx512_vnni: the fused store_tile_avx512
   const char* suffix() const { return to_string(family); }
 };
